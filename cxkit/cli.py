@@ -1,0 +1,100 @@
+"""The thin command line: ``cxkit synth``, ``cxkit validate``, ``cxkit report``.
+
+Each command gathers options and calls the library by keyword. Exit codes: 0 all good,
+1 some report failed, 2 bad input or usage. Bad data never shows a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cxkit.errors import CxkitError, DataError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from cxkit import synth
+
+    synth.write_demo(
+        args.out,
+        customers=args.customers,
+        seed=args.seed,
+        start=args.start,
+        end=args.end,
+        fmt=args.format,
+    )
+    print(f"wrote demo data for {args.customers:,} customers to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from cxkit.data import load
+    from cxkit.validate import format_problems, validate
+
+    data = load(args.source)
+    problems = validate(data, as_of=args.as_of)
+    print(format_problems(problems, source=str(args.source)))
+    return EXIT_BAD_INPUT if any(p.severity == "error" for p in problems) else EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cxkit.report import run_from_cli
+
+    return run_from_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="cxkit",
+        description="Customer-experience analytics: demo data, validation and HTML reports.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate demo data with planted truth")
+    p.add_argument("--customers", type=int, default=20_000, help="number of customers")
+    p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    p.add_argument("--start", default="2023-01-01", help="first day of activity (ISO date)")
+    p.add_argument("--end", default="2024-12-31", help="last day of activity (ISO date)")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--out", default="data/demo", help="output folder")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("validate", help="check a dataset against the data contract")
+    p.add_argument("source", help="a folder of Parquet/CSV files or a connection URL")
+    p.add_argument("--as-of", default=None, help="the date the analysis stands at (ISO)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("report", help="run the notebooks into offline HTML reports")
+    p.add_argument("--config", default="reports.yml", help="the reports file")
+    p.add_argument("--data", default=None, help="override the data source")
+    p.add_argument("--as-of", default=None, help="override as_of (ISO date)")
+    p.add_argument("--out", default=None, help="override the output folder")
+    p.add_argument("--only", action="append", default=None, help="run only these reports")
+    p.add_argument("--jobs", type=int, default=None, help="notebooks run at once")
+    p.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cxkit`` command."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage message
+        return EXIT_BAD_INPUT if exc.code else EXIT_OK
+    try:
+        return int(args.func(args))
+    except (DataError, UsageError, CxkitError) as err:
+        print(f"cxkit {args.command}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

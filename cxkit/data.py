@@ -1,0 +1,636 @@
+"""The data contract, loading and the :class:`CXData` container.
+
+cxkit works on four tables — ``customers``, ``events``, ``orders`` and ``responses`` —
+held as ibis table expressions on one ibis connection (DuckDB by default). Row-level
+work stays in the engine; :meth:`CXData.to_pandas` brings a table to pandas with the
+same dtypes whatever the backend.
+
+Two versions of each table are kept:
+
+* ``raw``: the table as loaded, with the user's columns renamed to the canonical names;
+* ``table(name)``: the *typed* table, where every contract column has its contract type
+  (IDs as strings, timestamps as naive UTC, amounts as float64, scores as int64).
+  Values that cannot be converted become NULL here; :func:`cxkit.validate` compares the
+  two to report them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from cxkit.errors import DataError, NotAvailableError, UsageError
+
+__all__ = [
+    "SCHEMA",
+    "TABLES",
+    "CXData",
+    "Column",
+    "load",
+    "resolve_as_of",
+]
+
+TABLES: tuple[str, ...] = ("customers", "events", "orders", "responses")
+ID_COLUMNS = {"customer_id", "order_id", "response_id", "event_id"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the data contract."""
+
+    name: str
+    kind: str  # "string" | "timestamp" | "float" | "int"
+    required: bool = False
+    unique: bool = False
+
+
+SCHEMA: dict[str, tuple[Column, ...]] = {
+    "customers": (
+        Column("customer_id", "string", required=True, unique=True),
+        Column("signup_at", "timestamp"),
+        Column("region", "string"),
+        Column("acquisition_channel", "string"),
+        Column("plan", "string"),
+        Column("churned_at", "timestamp"),
+    ),
+    "events": (
+        Column("customer_id", "string", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("event", "string", required=True),
+        Column("channel", "string"),
+        Column("touchpoint", "string"),
+        Column("event_id", "string", unique=True),
+    ),
+    "orders": (
+        Column("order_id", "string", required=True, unique=True),
+        Column("customer_id", "string", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("amount", "float", required=True),
+        Column("channel", "string"),
+    ),
+    "responses": (
+        Column("response_id", "string", required=True, unique=True),
+        Column("customer_id", "string", required=True),
+        Column("ts", "timestamp", required=True),
+        Column("survey", "string", required=True),
+        Column("score", "int", required=True),
+        Column("channel", "string"),
+        Column("touchpoint", "string"),
+        Column("comment", "string"),
+    ),
+}
+
+#: Valid score ranges per survey (inclusive).
+SCORE_RANGES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+
+_TS_COLUMNS = {c.name for cols in SCHEMA.values() for c in cols if c.kind == "timestamp"}
+_PANDAS_STRING = pd.StringDtype()
+
+
+def _contract(table: str) -> dict[str, Column]:
+    return {c.name: c for c in SCHEMA[table]}
+
+
+# --------------------------------------------------------------------------------------
+# typing expressions (backend-neutral ibis)
+# --------------------------------------------------------------------------------------
+
+
+def _typed_column(col: ir.Column, kind: str) -> ir.Column:
+    """Convert one raw column to its contract type; unconvertible values become NULL."""
+    dtype = col.type()
+    if kind == "string":
+        return col if dtype.is_string() else col.cast("string")
+    if kind == "timestamp":
+        if dtype.is_timestamp():
+            if dtype.timezone is None:
+                return col
+            return col.cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+        if dtype.is_date():
+            return col.cast(dt.Timestamp())
+        if dtype.is_string():
+            # Through a zone-aware type so that an offset like "+02:00" is applied.
+            return col.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+        return col.try_cast(dt.Timestamp())
+    if kind == "float":
+        if dtype.is_floating():
+            return col.cast("float64")
+        if dtype.is_numeric():
+            return col.cast("float64")
+        return col.try_cast("float64")
+    if kind == "int":
+        if dtype.is_integer():
+            return col.cast("int64")
+        if dtype.is_floating():
+            # A fractional score is invalid: keep it NULL-able by rounding check in validate.
+            return col.cast("int64")
+        return col.try_cast("float64").cast("int64")
+    raise AssertionError(kind)
+
+
+def _typed_table(name: str, raw: ir.Table) -> ir.Table:
+    contract = _contract(name)
+    cols = []
+    for col_name in raw.columns:
+        if col_name in contract:
+            cols.append(_typed_column(raw[col_name], contract[col_name].kind).name(col_name))
+        else:
+            cols.append(raw[col_name])
+    return raw.select(cols)
+
+
+# --------------------------------------------------------------------------------------
+# CXData
+# --------------------------------------------------------------------------------------
+
+
+class CXData:
+    """The loaded data: one ibis connection and one table expression per present table.
+
+    Build it with :func:`load`. Methods that filter return a new ``CXData``; nothing is
+    changed in place.
+
+    Attributes
+    ----------
+    con
+        The ibis backend connection.
+    source
+        A short text naming where the data came from (shown in report headers).
+    raw
+        The tables as loaded, with columns renamed to canonical names.
+    """
+
+    def __init__(
+        self,
+        con: Any,
+        raw: Mapping[str, ir.Table],
+        *,
+        source: str = "",
+        as_of: pd.Timestamp | None = None,
+    ) -> None:
+        unknown = set(raw) - set(TABLES)
+        if unknown:
+            raise UsageError(f"unknown table(s) {sorted(unknown)}; valid tables: {list(TABLES)}")
+        self.con = con
+        self.raw: dict[str, ir.Table] = dict(raw)
+        self.source = source
+        self._as_of = as_of
+        self._typed: dict[str, ir.Table] = {k: _typed_table(k, v) for k, v in self.raw.items()}
+
+    # ---- what is there --------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the present tables, in contract order."""
+        return [t for t in TABLES if t in self.raw]
+
+    def has(self, table: str, *columns: str) -> bool:
+        """Whether ``table`` is present and has every one of ``columns``."""
+        return table in self.raw and all(c in self.raw[table].columns for c in columns)
+
+    def require(self, table: str, *columns: str, analysis: str | None = None) -> ir.Table:
+        """Return the typed table, or raise :class:`NotAvailableError` naming what is missing."""
+        if table not in self.raw:
+            raise NotAvailableError(f"the table '{table}'", analysis=analysis)
+        missing = [c for c in columns if c not in self.raw[table].columns]
+        if missing:
+            cols = ", ".join(f"'{c}'" for c in missing)
+            raise NotAvailableError(f"table '{table}' with column(s) {cols}", analysis=analysis)
+        return self._typed[table]
+
+    def table(self, name: str) -> ir.Table:
+        """The typed ibis table expression ``name`` (contract types, as_of filter applied)."""
+        if name not in self._typed:
+            raise NotAvailableError(f"the table '{name}'")
+        return self._typed[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.raw
+
+    def __repr__(self) -> str:
+        return f"CXData(source={self.source!r}, tables={self.names})"
+
+    # ---- pandas edge ------------------------------------------------------------------
+
+    def to_pandas(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Execute table ``name`` and return it with the contract's pandas dtypes.
+
+        IDs and other contract strings come back as pandas ``string``, timestamps as naive
+        ``datetime64[ns]``, amounts as ``float64`` and scores as nullable ``Int64``,
+        whatever the backend.
+        """
+        expr = self.table(name)
+        if columns is not None:
+            expr = expr.select(columns)
+        return normalize_frame(name, expr.to_pandas())
+
+    # ---- time -----------------------------------------------------------------------
+
+    def max_ts(self) -> pd.Timestamp | None:
+        """Latest timestamp over the activity tables (the default ``as_of``)."""
+        latest = None
+        for name in ("events", "orders", "responses"):
+            if self.has(name, "ts"):
+                value = self._typed[name].ts.max().to_pandas()
+                if value is not None and not pd.isna(value):
+                    value = pd.Timestamp(value)
+                    latest = value if latest is None else max(latest, value)
+        if latest is None and self.has("customers", "signup_at"):
+            value = self._typed["customers"].signup_at.max().to_pandas()
+            if value is not None and not pd.isna(value):
+                latest = pd.Timestamp(value)
+        return latest
+
+    def min_ts(self) -> pd.Timestamp | None:
+        """Earliest timestamp over the activity tables."""
+        earliest = None
+        for name in ("events", "orders", "responses"):
+            if self.has(name, "ts"):
+                value = self._typed[name].ts.min().to_pandas()
+                if value is not None and not pd.isna(value):
+                    value = pd.Timestamp(value)
+                    earliest = value if earliest is None else min(earliest, value)
+        return earliest
+
+    def upto(self, as_of: str | pd.Timestamp | None) -> CXData:
+        """A new ``CXData`` with nothing after ``as_of`` (inclusive of the whole day).
+
+        Activity rows (events, orders, responses) with ``ts > as_of`` are dropped, and
+        customers who signed up after ``as_of``. ``churned_at`` after ``as_of`` is set to
+        NULL: at ``as_of`` that churn had not happened yet.
+        """
+        cutoff = resolve_as_of(self, as_of)
+        end = _end_of(cutoff)
+        raw: dict[str, ir.Table] = {}
+        for name, tbl in self.raw.items():
+            if name in ("events", "orders", "responses") and "ts" in tbl.columns:
+                tbl = tbl.filter(_typed_column(tbl.ts, "timestamp") <= end)
+            elif name == "customers":
+                if "signup_at" in tbl.columns:
+                    signup = _typed_column(tbl.signup_at, "timestamp")
+                    tbl = tbl.filter(signup.isnull() | (signup <= end))
+                if "churned_at" in tbl.columns:
+                    churned = _typed_column(tbl.churned_at, "timestamp")
+                    tbl = tbl.mutate(
+                        churned_at=ibis.cases((churned <= end, churned), else_=ibis.null()).cast(
+                            dt.Timestamp()
+                        )
+                    )
+            raw[name] = tbl
+        return CXData(self.con, raw, source=self.source, as_of=cutoff)
+
+    @property
+    def as_of(self) -> pd.Timestamp | None:
+        """The ``as_of`` this data was cut at by :meth:`upto`, or ``None``."""
+        return self._as_of
+
+    # ---- identity ---------------------------------------------------------------------
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Identify the data cheaply: per table rows, columns, min/max ts and a hash.
+
+        The hash combines row counts, distinct customers and timestamp/amount sums, all
+        computed in the engine, so it changes when the data changes in any usual way.
+        """
+        out: dict[str, Any] = {"source": self.source, "tables": {}}
+        digest = hashlib.sha256()
+        for name in self.names:
+            t = self._typed[name]
+            aggs: dict[str, ir.Scalar] = {"rows": t.count()}
+            if "customer_id" in t.columns:
+                aggs["customers"] = t.customer_id.nunique()
+            if "ts" in t.columns:
+                aggs["min_ts"] = t.ts.min()
+                aggs["max_ts"] = t.ts.max()
+            if "amount" in t.columns:
+                aggs["amount_sum"] = t.amount.sum()
+            if "score" in t.columns:
+                aggs["score_sum"] = t.score.sum()
+            row = t.aggregate(**aggs).to_pandas().iloc[0].to_dict()
+            info = {k: _jsonable(v) for k, v in row.items()}
+            info["columns"] = list(t.columns)
+            out["tables"][name] = info
+            digest.update(json.dumps({name: info}, sort_keys=True, default=str).encode())
+        out["hash"] = digest.hexdigest()[:16]
+        return out
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return round(float(v), 6)
+    if v is pd.NaT:
+        return None
+    return v
+
+
+def _end_of(ts: pd.Timestamp) -> pd.Timestamp:
+    """A date-only ``as_of`` includes the whole day."""
+    if ts == ts.normalize():
+        return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return ts
+
+
+def resolve_as_of(data: CXData, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
+    """Resolve ``as_of``: a given date, the data's own cut, or its latest timestamp.
+
+    Raises
+    ------
+    UsageError
+        When ``as_of`` cannot be parsed, or when the data has no timestamps to default to.
+    """
+    if as_of is None or (isinstance(as_of, str) and as_of.strip().lower() in ("", "none")):
+        if data.as_of is not None:
+            return data.as_of
+        latest = data.max_ts()
+        if latest is None:
+            raise UsageError("as_of was not given and the data has no timestamps to default to")
+        return latest
+    try:
+        ts = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"as_of must be an ISO date like '2024-06-30', got {as_of!r}") from err
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def normalize_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Give a pandas frame of table ``name`` the contract's pandas dtypes."""
+    contract = _contract(name) if name in SCHEMA else {}
+    out = df.copy()
+    for col in out.columns:
+        spec = contract.get(col)
+        kind = spec.kind if spec else None
+        if kind is None and col.endswith("_id"):
+            kind = "string"
+        if kind == "string":
+            out[col] = out[col].astype(_PANDAS_STRING)
+        elif kind == "timestamp":
+            out[col] = _to_naive_ns(out[col])
+        elif kind == "float":
+            out[col] = out[col].astype("float64")
+        elif kind == "int":
+            out[col] = out[col].astype("Int64")
+    return out
+
+
+def _to_naive_ns(s: pd.Series) -> pd.Series:
+    s = pd.to_datetime(s, utc=False)
+    if getattr(s.dt, "tz", None) is not None:
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s.astype("datetime64[ns]")
+
+
+# --------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------
+
+
+def load(
+    source: Any,
+    mapping: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    tables: Mapping[str, str] | None = None,
+) -> CXData:
+    """Load customer data from a folder, a database URL, a live connection or DataFrames.
+
+    Parameters
+    ----------
+    source
+        One of:
+
+        * a folder (``str`` or ``Path``) holding ``customers``, ``events``, ``orders``,
+          ``responses`` as ``.parquet`` or ``.csv`` files (files named ``_*`` are ignored);
+        * an ibis connection URL such as ``"duckdb:///path/file.db"`` or
+          ``"postgresql://user@host/db"``;
+        * a live ibis backend connection;
+        * a Spark session (uses ibis's pyspark backend);
+        * a ``dict`` of table name to pandas DataFrame.
+    mapping
+        Renames a user's columns onto the contract, per table:
+        ``{"orders": {"order_ts": "ts"}}`` (user name -> canonical name).
+    tables
+        For database sources: contract table name -> the table's name in the database,
+        e.g. ``{"orders": "sales"}``. By default the contract names are looked up.
+
+    Returns
+    -------
+    CXData
+
+    Raises
+    ------
+    DataError
+        When the source does not exist, holds no usable table, or a mapping names a
+        column that is not there.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> orders = pd.DataFrame({"order_id": ["1"], "customer_id": ["007"],
+    ...                        "ts": ["2024-01-02"], "amount": [9.5]})
+    >>> data = load({"orders": orders})
+    >>> data.names
+    ['orders']
+    >>> data.to_pandas("orders").customer_id.iloc[0]
+    '007'
+    """
+    mapping = {k: dict(v) for k, v in (mapping or {}).items()}
+    bad = set(mapping) - set(TABLES)
+    if bad:
+        raise UsageError(f"mapping names unknown table(s) {sorted(bad)}; valid: {list(TABLES)}")
+    if isinstance(source, Mapping):
+        con, raw, label = _load_frames(source)
+    elif isinstance(source, str | Path) and "://" not in str(source):
+        con, raw, label = _load_folder(Path(source), mapping)
+    elif isinstance(source, str):
+        con = ibis.connect(source)
+        _set_utc(con)
+        raw, label = _load_connection(con, tables), _redact(source)
+    elif hasattr(source, "sparkContext"):
+        con = ibis.pyspark.connect(source)
+        raw, label = _load_connection(con, tables), "spark"
+    elif hasattr(source, "list_tables"):
+        con = source
+        raw, label = _load_connection(con, tables), f"{getattr(con, 'name', 'ibis')} connection"
+    else:
+        raise UsageError(
+            f"cannot load from {type(source).__name__}; give a folder path, a connection URL, "
+            "an ibis connection, a Spark session or a dict of DataFrames"
+        )
+    raw = {name: _apply_mapping(name, t, mapping.get(name, {})) for name, t in raw.items()}
+    if not raw:
+        raise DataError(
+            "no usable table found",
+            table=label,
+            fix=f"provide at least one of {', '.join(TABLES)} (as .parquet or .csv files)",
+        )
+    return CXData(con, raw, source=label)
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a connection URL."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url
+
+
+def _set_utc(con: Any) -> None:
+    name = getattr(con, "name", "")
+    try:
+        if name == "duckdb":
+            con.raw_sql("SET TimeZone = 'UTC'")
+        elif name == "postgres":
+            con.raw_sql("SET TIME ZONE 'UTC'")
+    except Exception:
+        pass
+
+
+def _new_duckdb() -> Any:
+    con = ibis.duckdb.connect()
+    _set_utc(con)
+    return con
+
+
+def _load_frames(frames: Mapping[str, Any]) -> tuple[Any, dict[str, ir.Table], str]:
+    bad = set(frames) - set(TABLES)
+    if bad:
+        raise UsageError(f"unknown table(s) {sorted(bad)}; valid tables: {list(TABLES)}")
+    con = _new_duckdb()
+    raw = {}
+    for name, df in frames.items():
+        if df is None:
+            continue
+        raw[name] = con.create_table(f"cx_{name}", pd.DataFrame(df), overwrite=True)
+    return con, raw, "in-memory DataFrames"
+
+
+def _find_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for name in TABLES:
+        for ext in (".parquet", ".csv", ".csv.gz"):
+            path = folder / f"{name}{ext}"
+            if path.exists():
+                found[name] = path
+                break
+        else:
+            part_dir = folder / name
+            if part_dir.is_dir() and any(part_dir.glob("*.parquet")):
+                found[name] = part_dir
+    return found
+
+
+def _load_folder(
+    folder: Path, mapping: Mapping[str, Mapping[str, str]]
+) -> tuple[Any, dict[str, ir.Table], str]:
+    if not folder.exists():
+        raise DataError(
+            "the data folder does not exist",
+            table=str(folder),
+            fix="check the path, or run 'cxkit synth --out DIR' to make demo data",
+        )
+    if not folder.is_dir():
+        raise DataError(
+            "expected a folder of table files",
+            table=str(folder),
+            fix="give the folder that holds customers/events/orders/responses files",
+        )
+    con = _new_duckdb()
+    raw: dict[str, ir.Table] = {}
+    for name, path in _find_files(folder).items():
+        if path.is_dir():
+            raw[name] = con.read_parquet(str(path / "*.parquet"), table_name=f"cx_{name}")
+        elif path.suffix == ".parquet":
+            raw[name] = con.read_parquet(str(path), table_name=f"cx_{name}")
+        else:
+            raw[name] = _read_csv(con, name, path, mapping.get(name, {}))
+    return con, raw, str(folder)
+
+
+def _read_csv(con: Any, name: str, path: Path, mapping: Mapping[str, str]) -> ir.Table:
+    """Read a CSV with contract columns as text (so "00042" stays "00042").
+
+    Conversion to contract types happens in the typed view, where bad values become
+    NULL and are reported by validation instead of failing the read.
+    """
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
+        header = next(csv.reader(fh), [])
+    if not header:
+        raise DataError("the CSV file is empty (no header line)", table=name, fix=f"check {path}")
+    contract = _contract(name)
+    inverse = {user: canon for user, canon in mapping.items()}
+    as_text = {
+        col: "VARCHAR"
+        for col in header
+        if inverse.get(col, col) in contract or inverse.get(col, col).endswith("_id")
+    }
+    try:
+        tbl = con.read_csv(str(path), table_name=f"cx_{name}_csv", types=as_text)
+        # Materialise once: re-parsing the CSV for every query would be slow.
+        return con.create_table(f"cx_{name}", tbl, overwrite=True)
+    except Exception as err:
+        raise DataError(
+            f"could not read the CSV file: {str(err).splitlines()[0]}",
+            table=name,
+            fix=f"check that {path.name} is a comma-separated file with a header line",
+        ) from err
+
+
+def _load_connection(con: Any, tables: Mapping[str, str] | None) -> dict[str, ir.Table]:
+    tables = dict(tables or {})
+    bad = set(tables) - set(TABLES)
+    if bad:
+        raise UsageError(f"tables names unknown table(s) {sorted(bad)}; valid: {list(TABLES)}")
+    existing = set(con.list_tables())
+    raw = {}
+    for name in TABLES:
+        db_name = tables.get(name, name)
+        if db_name in existing:
+            raw[name] = con.table(db_name)
+        elif name in tables:
+            raise DataError(
+                f"table '{db_name}' was named for {name} but does not exist",
+                table=name,
+                fix=f"existing tables: {sorted(existing)[:10]}",
+            )
+    return raw
+
+
+def _apply_mapping(name: str, tbl: ir.Table, rename: Mapping[str, str]) -> ir.Table:
+    if not rename:
+        return tbl
+    missing = [user for user in rename if user not in tbl.columns]
+    if missing:
+        raise DataError(
+            f"the mapping names column(s) {missing} that the table does not have",
+            table=name,
+            fix=f"the table's columns are {list(tbl.columns)}",
+        )
+    canon = set(rename.values())
+    clash = [c for c in tbl.columns if c in canon and c not in rename]
+    if clash:
+        # The table already has a column with the target name: drop it, the mapped one wins.
+        tbl = tbl.drop(*clash)
+    return tbl.rename({canonical: user for user, canonical in rename.items()})

@@ -1,0 +1,126 @@
+"""The one plotly template and small figure helpers.
+
+Every figure in cxkit goes through here: the same fonts, one colour-blind-safe palette
+(Okabe–Ito), titles that state the takeaway, labelled axes with units. Notebooks never
+set raw colours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+__all__ = [
+    "DIVERGING",
+    "PALETTE",
+    "SEQUENTIAL",
+    "TEMPLATE_NAME",
+    "bar_with_ci",
+    "figure",
+    "show",
+    "table",
+]
+
+#: Okabe–Ito, colour-blind safe; the first colour is the product's primary.
+PALETTE: list[str] = [
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # green
+    "#CC79A7",  # purple
+    "#56B4E9",  # sky
+    "#D55E00",  # vermillion
+    "#F0E442",  # yellow
+    "#000000",  # black
+]
+SEQUENTIAL: list[list[Any]] = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
+DIVERGING: list[list[Any]] = [[0.0, "#D55E00"], [0.5, "#f7f7f7"], [1.0, "#0072B2"]]
+GOOD, BAD, NEUTRAL = "#009E73", "#D55E00", "#999999"
+TEMPLATE_NAME = "cxkit"
+
+_FONT = "Inter, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+
+_template = go.layout.Template(
+    layout=go.Layout(
+        font={"family": _FONT, "size": 13, "color": "#1f2933"},
+        title={"font": {"size": 16}, "x": 0.0, "xanchor": "left"},
+        colorway=PALETTE,
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        xaxis={"showgrid": False, "linecolor": "#cbd2d9", "ticks": "outside", "automargin": True},
+        yaxis={"gridcolor": "#e4e7eb", "zeroline": False, "automargin": True},
+        legend={"orientation": "h", "y": -0.2, "x": 0},
+        hoverlabel={"font": {"family": _FONT}},
+        colorscale={"sequential": SEQUENTIAL, "diverging": DIVERGING},
+    )
+)
+pio.templates[TEMPLATE_NAME] = _template
+
+
+def figure(
+    title: str, *, x_title: str | None = None, y_title: str | None = None, height: int = 420
+) -> go.Figure:
+    """An empty figure with the cxkit template, a takeaway title and axis labels."""
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE_NAME, title=title, height=height)
+    if x_title is not None:
+        fig.update_xaxes(title=x_title)
+    if y_title is not None:
+        fig.update_yaxes(title=y_title)
+    return fig
+
+
+def bar_with_ci(
+    df: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    low: str,
+    high: str,
+    title: str,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    color: str | None = None,
+    text: str | None = None,
+    percent: bool = False,
+) -> go.Figure:
+    """Bars with error bars from interval columns (e.g. a rate and its Wilson interval)."""
+    fig = figure(title, x_title=x_title or x, y_title=y_title or y)
+    scale = 100.0 if percent else 1.0
+    fig.add_bar(
+        x=df[x].astype(str),
+        y=df[y] * scale,
+        error_y={
+            "type": "data",
+            "symmetric": False,
+            "array": (df[high] - df[y]) * scale,
+            "arrayminus": (df[y] - df[low]) * scale,
+            "color": "#52606d",
+        },
+        marker_color=color or PALETTE[0],
+        text=df[text] if text else None,
+        textposition="outside" if text else None,
+    )
+    return fig
+
+
+def table(df: pd.DataFrame, *, title: str | None = None, height: int | None = None) -> go.Figure:
+    """A plotly table with the template's look (for tables inside figures)."""
+    fig = go.Figure(
+        go.Table(
+            header={"values": list(df.columns), "fill_color": "#e4e7eb", "align": "left"},
+            cells={"values": [df[c] for c in df.columns], "align": "left"},
+        )
+    )
+    fig.update_layout(template=TEMPLATE_NAME, title=title, height=height)
+    return fig
+
+
+def show(fig: go.Figure) -> None:
+    """Display a figure in a notebook (the report exporter renders it offline)."""
+    from IPython.display import display
+
+    display(fig)
