@@ -1,0 +1,467 @@
+"""Validation of loaded data against the contract, as engine aggregates.
+
+:func:`validate` runs every rule and returns every problem (not just the first), each
+naming the table, the column, how many rows, up to five examples and how to fix it.
+The checks are ibis expressions — one aggregate per table plus a few anti-joins — so
+they run unchanged on DuckDB, Spark or a warehouse.
+
+Errors (the data cannot be analysed as it is): missing required columns, unparseable or
+null timestamps, non-numeric / negative / non-finite amounts, duplicate IDs, scores out
+of range, orphan ``customer_id``\\ s, empty tables, no usable table.
+Warnings: exact duplicate rows, activity after ``as_of``, customers with no activity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from cxkit.data import SCHEMA, SCORE_RANGES, TABLES, CXData, _end_of, _typed_column, resolve_as_of
+from cxkit.errors import Problem
+
+__all__ = ["format_problems", "has_errors", "validate"]
+
+_ACTIVITY = ("events", "orders", "responses")
+
+
+def validate(data: CXData, *, as_of: str | pd.Timestamp | None = None) -> list[Problem]:
+    """Check ``data`` against the data contract and return every problem found.
+
+    Parameters
+    ----------
+    data
+        Loaded data (:func:`cxkit.load`).
+    as_of
+        When given, activity after it is reported as a warning.
+
+    Returns
+    -------
+    list of Problem
+        Errors first, then warnings; empty when the data is clean.
+
+    Examples
+    --------
+    >>> import pandas as pd, cxkit
+    >>> orders = pd.DataFrame({"order_id": ["1", "1"], "customer_id": ["a", "b"],
+    ...                        "ts": ["2024-01-01", "2024-01-02"], "amount": [5.0, -1.0]})
+    >>> [p.rule for p in validate(cxkit.load({"orders": orders}))]
+    ['negative_amount', 'duplicate_id']
+    """
+    problems: list[Problem] = []
+    if not data.names:
+        problems.append(
+            Problem(
+                "error",
+                "no_usable_table",
+                data.source or "data",
+                None,
+                0,
+                "the dataset has no usable table",
+                fix=f"provide at least one of {', '.join(TABLES)}",
+            )
+        )
+        return problems
+    cutoff = None
+    if as_of is not None:
+        cutoff = _end_of(resolve_as_of(data, as_of))
+    for name in data.names:
+        problems.extend(_check_table(data, name, cutoff))
+    problems.extend(_check_orphans(data))
+    problems.extend(_check_inactive_customers(data))
+    order = {"error": 0, "warning": 1}
+    return sorted(problems, key=lambda p: order.get(p.severity, 2))
+
+
+def has_errors(problems: Iterable[Problem]) -> bool:
+    """True when any problem is an error."""
+    return any(p.severity == "error" for p in problems)
+
+
+def format_problems(problems: list[Problem], *, source: str = "") -> str:
+    """A plain-text report of ``problems`` for the command line."""
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity == "warning"]
+    head = f"Validation of {source}" if source else "Validation"
+    lines = [head]
+    if not problems:
+        lines.append("  OK: no problems found.")
+    for p in problems:
+        lines.append(f"  {p}")
+    lines.append(
+        f"{len(errors)} error{'s' if len(errors) != 1 else ''}, "
+        f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}."
+    )
+    if errors:
+        lines.append("Fix the errors above and run 'cxkit validate' again.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# per-table rules
+# --------------------------------------------------------------------------------------
+
+
+def _examples(expr: ir.Table, column: str, limit: int = 5) -> tuple[str, ...]:
+    try:
+        values = expr.select(column).limit(limit).to_pandas()[column].tolist()
+    except Exception:
+        return ()
+    return tuple(_show(v) for v in values)
+
+
+def _show(v: Any) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return "NULL"
+    text = str(v)
+    return repr(text[:40] + "…" if len(text) > 40 else text)
+
+
+def _id_col(name: str, raw: ir.Table) -> str | None:
+    for c in ("response_id", "order_id", "event_id", "customer_id"):
+        if c in raw.columns and (name != "customers" or c == "customer_id"):
+            if name in ("orders", "responses") and c == "customer_id":
+                continue
+            return c
+    return None
+
+
+def _check_table(data: CXData, name: str, cutoff: pd.Timestamp | None) -> list[Problem]:
+    raw = data.raw[name]
+    contract = {c.name: c for c in SCHEMA[name]}
+    out: list[Problem] = []
+
+    for col in (c.name for c in SCHEMA[name] if c.required and c.name not in raw.columns):
+        out.append(
+            Problem(
+                "error",
+                "missing_column",
+                name,
+                col,
+                0,
+                f"required column '{col}' is missing (columns present: {list(raw.columns)})",
+                fix=f"add '{col}', or map your column onto it with "
+                f"mapping={{'{name}': {{'your_column': '{col}'}}}}",
+            )
+        )
+
+    # One relation with both the raw and the converted value of every contract column,
+    # so that a single aggregate counts every row-level rule.
+    present = [c for c in contract if c in raw.columns]
+    chk = raw.mutate(**{f"__t_{c}": _typed_column(raw[c], contract[c].kind) for c in present})
+    rules: list[_Rule] = []
+    for col in present:
+        spec = contract[col]
+        r, t = chk[col], chk[f"__t_{col}"]
+        if spec.kind == "string" and col.endswith("_id"):
+            empty = t.isnull() | (t.strip() == "")
+            rules.append(
+                _Rule(
+                    "null_id",
+                    "error",
+                    col,
+                    empty,
+                    "ID is missing (NULL or empty)",
+                    "every row needs an ID; drop or repair these rows",
+                )
+            )
+        elif spec.kind == "timestamp":
+            rules.append(
+                _Rule(
+                    "unparseable_timestamp",
+                    "error",
+                    col,
+                    r.notnull() & t.isnull(),
+                    "timestamp cannot be parsed",
+                    "use ISO 8601 timestamps like 2024-03-31 or 2024-03-31T14:05:00Z",
+                )
+            )
+            if spec.required:
+                rules.append(
+                    _Rule(
+                        "null_timestamp",
+                        "error",
+                        col,
+                        r.isnull(),
+                        "timestamp is missing (NULL)",
+                        "every activity row needs a timestamp; drop or repair these rows",
+                    )
+                )
+        elif spec.kind == "float":
+            rules.append(
+                _Rule(
+                    "non_numeric_amount",
+                    "error",
+                    col,
+                    r.notnull() & t.isnull(),
+                    "amount is not a number",
+                    "amounts must be plain numbers like 19.99 (no currency symbols "
+                    "or thousands separators)",
+                )
+            )
+            rules.append(
+                _Rule(
+                    "null_amount",
+                    "error",
+                    col,
+                    r.isnull(),
+                    "amount is missing (NULL)",
+                    "give every order an amount (0 for free orders)",
+                )
+            )
+            rules.append(
+                _Rule(
+                    "non_finite_amount",
+                    "error",
+                    col,
+                    t.notnull() & (t.isinf() | t.isnan()),
+                    "amount is not finite (inf or NaN)",
+                    "replace infinite or NaN amounts",
+                )
+            )
+            rules.append(
+                _Rule(
+                    "negative_amount",
+                    "error",
+                    col,
+                    t < 0,
+                    "amount is negative",
+                    "refunds are not orders: remove them or net them into the order",
+                )
+            )
+        elif spec.kind == "int" and col == "score":
+            rules.append(
+                _Rule(
+                    "non_numeric_score",
+                    "error",
+                    col,
+                    r.notnull() & t.isnull(),
+                    "score is not a number",
+                    "scores must be whole numbers",
+                )
+            )
+            rules.append(
+                _Rule(
+                    "null_score",
+                    "error",
+                    col,
+                    r.isnull(),
+                    "score is missing (NULL)",
+                    "drop responses without a score",
+                )
+            )
+            if r.type().is_floating():
+                rules.append(
+                    _Rule(
+                        "fractional_score",
+                        "error",
+                        col,
+                        r.notnull() & (r != r.round()),
+                        "score is not a whole number",
+                        "scores must be whole numbers",
+                    )
+                )
+            if "survey" in raw.columns:
+                survey = chk["__t_survey"].lower()
+                rules.append(
+                    _Rule(
+                        "unknown_survey",
+                        "error",
+                        "survey",
+                        (survey.notnull() & ~survey.isin(list(SCORE_RANGES))),
+                        f"survey is not one of {sorted(SCORE_RANGES)}",
+                        "label each response nps, csat or ces",
+                    )
+                )
+                bad = ibis.literal(False)
+                for s, (lo, hi) in SCORE_RANGES.items():
+                    bad = bad | ((survey == s) & ((t < lo) | (t > hi)))
+                rules.append(
+                    _Rule(
+                        "score_out_of_range",
+                        "error",
+                        col,
+                        bad.fill_null(False),
+                        "score out of range for its survey (nps 0–10, csat 1–5, ces 1–7)",
+                        "check the survey label or rescale the scores",
+                        example=survey.concat(ibis.literal("="), r.cast("string")),
+                    )
+                )
+    if cutoff is not None and name in _ACTIVITY and "ts" in raw.columns:
+        rules.append(
+            _Rule(
+                "after_as_of",
+                "warning",
+                "ts",
+                (chk["__t_ts"] > cutoff).fill_null(False),
+                f"activity after as_of ({cutoff.date()}) is ignored by every analysis",
+                "set as_of later, or accept that these rows are not used",
+            )
+        )
+
+    aggs = {"n_rows": chk.count()}
+    aggs.update({f"r{i}": rule.cond.cast("int64").sum() for i, rule in enumerate(rules)})
+    try:
+        counts = chk.aggregate(**aggs).to_pandas().iloc[0].to_dict()
+    except Exception as err:
+        out.append(
+            Problem(
+                "error",
+                "unreadable",
+                name,
+                None,
+                0,
+                f"the table could not be checked: {str(err).splitlines()[0]}",
+                fix="check the column types of this table",
+            )
+        )
+        return out
+
+    n_rows = int(counts["n_rows"] or 0)
+    if n_rows == 0:
+        out.append(
+            Problem(
+                "error",
+                "empty_table",
+                name,
+                None,
+                0,
+                "the table has no rows",
+                fix="remove the empty file or fill it",
+            )
+        )
+        return out
+
+    for i, rule in enumerate(rules):
+        n = int(counts[f"r{i}"] or 0)
+        if n:
+            example = rule.example if rule.example is not None else chk[rule.column]
+            examples = _examples(chk.filter(rule.cond).select(__ex=example.cast("string")), "__ex")
+            out.append(
+                Problem(
+                    rule.severity, rule.name, name, rule.column, n, rule.message, examples, rule.fix
+                )
+            )
+
+    typed = data.table(name)
+    for col in present:
+        if not contract[col].unique:
+            continue
+        dup = (
+            typed.filter(typed[col].notnull())
+            .group_by(col)
+            .aggregate(n=lambda d: d.count())
+            .filter(lambda d: d.n > 1)
+        )
+        stats = dup.aggregate(ids=dup.count(), rows=dup.n.sum()).to_pandas().iloc[0]
+        if int(stats["ids"] or 0) > 0:
+            out.append(
+                Problem(
+                    "error",
+                    "duplicate_id",
+                    name,
+                    col,
+                    int(stats["rows"]),
+                    f"{int(stats['ids']):,} {col} value(s) occur more than once",
+                    _examples(dup.order_by(ibis.desc("n"), col), col),
+                    f"{col} must be unique: drop repeated rows or make the IDs unique",
+                )
+            )
+
+    n_distinct = int(raw.distinct().count().to_pandas())
+    if n_distinct < n_rows:
+        out.append(
+            Problem(
+                "warning",
+                "duplicate_rows",
+                name,
+                None,
+                n_rows - n_distinct,
+                "exact duplicate rows (every column equal)",
+                fix="drop the repeated rows unless they are real repeats",
+            )
+        )
+    return out
+
+
+class _Rule:
+    """A row-level rule: a boolean condition and how to report it."""
+
+    __slots__ = ("column", "cond", "example", "fix", "message", "name", "severity")
+
+    def __init__(
+        self,
+        name: str,
+        severity: str,
+        column: str,
+        cond: ir.BooleanValue,
+        message: str,
+        fix: str,
+        *,
+        example: ir.Value | None = None,
+    ) -> None:
+        self.name, self.severity, self.column = name, severity, column
+        self.cond, self.message, self.fix, self.example = cond, message, fix, example
+
+
+# --------------------------------------------------------------------------------------
+# cross-table rules
+# --------------------------------------------------------------------------------------
+
+
+def _check_orphans(data: CXData) -> list[Problem]:
+    if not data.has("customers", "customer_id"):
+        return []
+    customers = data.table("customers").select("customer_id").distinct()
+    out = []
+    for name in _ACTIVITY:
+        if not data.has(name, "customer_id"):
+            continue
+        act = data.table(name).filter(lambda t: t.customer_id.notnull())
+        orphans = act.anti_join(customers, "customer_id")
+        n = int(orphans.count().to_pandas())
+        if n:
+            ids = orphans.select("customer_id").distinct()
+            n_ids = int(ids.count().to_pandas())
+            out.append(
+                Problem(
+                    "error",
+                    "orphan_customer_id",
+                    name,
+                    "customer_id",
+                    n,
+                    f"{n_ids:,} customer_id value(s) are not in the customers table",
+                    _examples(ids.order_by("customer_id"), "customer_id"),
+                    "add these customers to the customers table, or drop their rows",
+                )
+            )
+    return out
+
+
+def _check_inactive_customers(data: CXData) -> list[Problem]:
+    if not data.has("customers", "customer_id"):
+        return []
+    active = [data.table(n).select("customer_id") for n in _ACTIVITY if data.has(n, "customer_id")]
+    if not active:
+        return []
+    seen = ibis.union(*active, distinct=True) if len(active) > 1 else active[0].distinct()
+    idle = data.table("customers").select("customer_id").distinct().anti_join(seen, "customer_id")
+    n = int(idle.count().to_pandas())
+    if not n:
+        return []
+    return [
+        Problem(
+            "warning",
+            "inactive_customers",
+            "customers",
+            "customer_id",
+            n,
+            "customers with no events, orders or responses",
+            _examples(idle.order_by("customer_id"), "customer_id"),
+            "fine if they signed up without doing anything; otherwise check the activity "
+            "tables' customer_id values",
+        )
+    ]
