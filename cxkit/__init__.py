@@ -17,6 +17,7 @@ from cxkit.errors import (
     UsageError,
 )
 from cxkit.findings import Finding
+from cxkit.validate import validate
 
 __version__ = "0.1.0"
 
@@ -34,4 +35,5 @@ __all__ = [
     "__version__",
     "load",
     "resolve_as_of",
+    "validate",
 ]
