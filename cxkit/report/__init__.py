@@ -1,0 +1,32 @@
+"""The report pipeline: ``reports.yml`` -> papermill runs -> offline HTML, index, manifest.
+
+>>> from cxkit.report import run_reports  # doctest: +SKIP
+>>> result = run_reports("reports.yml", only=["data_health"])  # doctest: +SKIP
+>>> result.exit_code  # doctest: +SKIP
+0
+
+Modules: :mod:`~cxkit.report.config` (reports file), :mod:`~cxkit.report.runner`
+(worker pool, timeouts, process-group kills), :mod:`~cxkit.report.export` (notebook to
+offline HTML), :mod:`~cxkit.report.publish` (atomic writes, index, manifest) and
+:mod:`~cxkit.report.pipeline` (the whole run).
+"""
+
+from __future__ import annotations
+
+from cxkit.report.config import ReportConfig, ReportSpec, load_config, notebook_parameters
+from cxkit.report.export import extract_headline, notebook_to_html, sanitize_html
+from cxkit.report.pipeline import ReportStatus, RunResult, run_from_cli, run_reports
+
+__all__ = [
+    "ReportConfig",
+    "ReportSpec",
+    "ReportStatus",
+    "RunResult",
+    "extract_headline",
+    "load_config",
+    "notebook_parameters",
+    "notebook_to_html",
+    "run_from_cli",
+    "run_reports",
+    "sanitize_html",
+]

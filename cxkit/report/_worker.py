@@ -1,0 +1,84 @@
+"""A report worker: imports papermill once, then executes notebooks sent on stdin.
+
+Protocol (one JSON object per line): the worker prints ``{"ready": true}`` once papermill
+is imported, then for every job line it answers with one result line. Everything else the
+worker or papermill prints goes to stderr (the run's worker log), never to the protocol
+pipe. The runner starts each worker in its own session (process group) and kills the
+whole group, and any kernel it started, when a job runs past its timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = next((s for s in str(text).strip().splitlines() if s.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Execute one notebook with papermill; never raises."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    marker_env = job["marker_env"]
+    os.environ[marker_env] = job["marker"]
+    started = time.monotonic()
+    result: dict[str, Any] = {"name": job["name"], "ok": False, "error": None}
+    try:
+        pm.execute_notebook(
+            job["input"],
+            job["output"],
+            parameters=job["parameters"],
+            kernel_name=job.get("kernel_name") or "python3",
+            execution_timeout=job["cell_timeout"],
+            cwd=job["cwd"],
+            progress_bar=False,
+            log_output=False,
+            start_timeout=120,
+        )
+        result["ok"] = True
+    except PapermillExecutionError as err:
+        result["error"] = f"{err.ename}: {_first_line(err.evalue)} (cell {err.exec_count})"
+    except BaseException as err:
+        name = type(err).__name__
+        if name == "CellTimeoutError" or "timed out" in str(err):
+            result["error"] = (
+                f"a cell ran longer than the cell timeout of {job['cell_timeout']:g} s "
+                f"({_first_line(str(err), 160)})"
+            )
+        else:
+            result["error"] = f"{name}: {_first_line(str(err))}"
+        if isinstance(err, KeyboardInterrupt):
+            raise
+    finally:
+        os.environ.pop(marker_env, None)
+        result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def main() -> int:
+    """Serve jobs from stdin until it closes."""
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)  # stray prints (papermill, warnings) go to the log, not the protocol
+    sys.stdout = sys.stderr
+    os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
+    import papermill  # noqa: F401  (import once: it costs seconds)
+
+    proto.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        result = run_job(job)
+        proto.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""``reports.yml``: parsing, command-line overrides and validation.
+
+A reports file looks like::
+
+    data: data/demo          # folder or connection URL
+    as_of: null              # ISO date or null (= latest timestamp in the data)
+    out: reports             # output folder
+    jobs: 2                  # notebooks run at once
+    cell_timeout: 300        # seconds per cell
+    timeout: 1200            # seconds per notebook (kernel start included)
+    reports:
+      - name: data_health
+        notebook: notebooks/00_data_health.ipynb
+        title: Data health
+        parameters: {}
+
+Relative paths in the file are relative to the file's folder; paths given on the command
+line are relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cxkit.errors import UsageError
+
+__all__ = [
+    "GLOBAL_PARAMETERS",
+    "ReportConfig",
+    "ReportSpec",
+    "load_config",
+    "notebook_parameters",
+    "parse_config",
+]
+
+TOP_KEYS = ("data", "as_of", "out", "jobs", "cell_timeout", "timeout", "reports")
+REPORT_KEYS = ("name", "notebook", "title", "parameters", "cell_timeout", "timeout")
+#: Parameters the runner passes to every notebook; each notebook must declare them.
+GLOBAL_PARAMETERS = ("data", "as_of")
+DEFAULT_CELL_TIMEOUT = 300.0
+DEFAULT_TIMEOUT = 1200.0
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_RESERVED = {"index", "manifest", "_runs"}
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """One report: which notebook, its title and its parameters."""
+
+    name: str
+    notebook: Path
+    title: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The whole run: data source, ``as_of``, output folder, jobs and the reports."""
+
+    data: str
+    as_of: str | None
+    out: Path
+    jobs: int
+    reports: tuple[ReportSpec, ...]
+    source_file: Path | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """Report names in file order."""
+        return [r.name for r in self.reports]
+
+
+def _keys_error(where: str, unknown: Iterable[str], valid: Sequence[str]) -> UsageError:
+    bad = ", ".join(repr(k) for k in sorted(unknown))
+    return UsageError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}")
+
+
+def _positive(value: Any, what: str, *, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{what} must be a positive number, got {value!r}")
+    if value <= 0 or (integer and int(value) != value):
+        kind = "a positive integer" if integer else "a positive number"
+        raise UsageError(f"{what} must be {kind}, got {value!r}")
+    return value
+
+
+def _as_of_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower() in ("", "none", "null"):
+        return None
+    import pandas as pd
+
+    try:
+        pd.Timestamp(text)
+    except (ValueError, TypeError) as err:
+        raise UsageError(
+            f"as_of must be an ISO date like '2024-06-30' or null, got {value!r}"
+        ) from err
+    return text
+
+
+def _resolve_data(value: Any, base: Path) -> str:
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise UsageError(f"data must be a folder path or a connection URL, got {value!r}")
+    text = str(value)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    return str((path if path.is_absolute() else base / path).resolve())
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    base: Path,
+    data: str | None = None,
+    as_of: str | None = None,
+    out: str | Path | None = None,
+    only: Sequence[str] | None = None,
+    jobs: int | None = None,
+    source_file: Path | None = None,
+) -> ReportConfig:
+    """Validate a parsed reports file and apply command-line overrides.
+
+    Parameters
+    ----------
+    raw
+        The mapping read from YAML.
+    base
+        Folder that relative paths in ``raw`` are relative to.
+    data, as_of, out, only, jobs
+        Overrides (relative paths are relative to the current directory).
+
+    Raises
+    ------
+    UsageError
+        For unknown keys (the message lists the valid ones), bad values, duplicate or
+        unknown report names, or a notebook file that does not exist.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> cfg = parse_config({"data": "/d", "reports": []}, base=Path("/w"))
+    >>> cfg.jobs, cfg.out.as_posix()
+    (2, '/w/reports')
+    """
+    if not isinstance(raw, Mapping):
+        raise UsageError(f"the reports file must be a mapping with keys {', '.join(TOP_KEYS)}")
+    unknown = set(raw) - set(TOP_KEYS)
+    if unknown:
+        raise _keys_error("reports file", unknown, TOP_KEYS)
+    cwd = Path.cwd()
+
+    data_value = _resolve_data(data, cwd) if data is not None else None
+    if data_value is None:
+        if raw.get("data") is None:
+            raise UsageError("no data source: set 'data' in the reports file or pass --data")
+        data_value = _resolve_data(raw["data"], base)
+
+    as_of_value = _as_of_text(as_of if as_of is not None else raw.get("as_of"))
+
+    if out is not None:
+        out_path = Path(out).expanduser()
+        out_path = out_path if out_path.is_absolute() else cwd / out_path
+    else:
+        out_path = Path(str(raw.get("out") or "reports")).expanduser()
+        out_path = out_path if out_path.is_absolute() else base / out_path
+
+    jobs_value = jobs if jobs is not None else raw.get("jobs", 2)
+    jobs_value = int(_positive(jobs_value, "jobs", integer=True))
+
+    cell_timeout = float(_positive(raw.get("cell_timeout", DEFAULT_CELL_TIMEOUT), "cell_timeout"))
+    timeout = float(_positive(raw.get("timeout", DEFAULT_TIMEOUT), "timeout"))
+
+    entries = raw.get("reports")
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise UsageError("'reports' must be a list of {name, notebook, title, parameters}")
+    specs: list[ReportSpec] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"reports[{i}]"
+        if not isinstance(entry, Mapping):
+            raise UsageError(f"{where} must be a mapping with keys {', '.join(REPORT_KEYS)}")
+        unknown = set(entry) - set(REPORT_KEYS)
+        if unknown:
+            raise _keys_error(where, unknown, REPORT_KEYS)
+        for key in ("name", "notebook"):
+            if not entry.get(key):
+                raise UsageError(f"{where}: '{key}' is required")
+        name = str(entry["name"])
+        if not _NAME.match(name) or name in _RESERVED:
+            raise UsageError(
+                f"{where}: name must be letters, digits, '_' or '-' (not index/manifest), "
+                f"got {name!r}"
+            )
+        if name in seen:
+            raise UsageError(f"{where}: duplicate report name {name!r}")
+        seen.add(name)
+        nb = Path(str(entry["notebook"])).expanduser()
+        nb = (nb if nb.is_absolute() else base / nb).resolve()
+        params = entry.get("parameters") or {}
+        if not isinstance(params, Mapping):
+            raise UsageError(f"{where}: 'parameters' must be a mapping, got {params!r}")
+        specs.append(
+            ReportSpec(
+                name=name,
+                notebook=nb,
+                title=str(entry.get("title") or name.replace("_", " ").capitalize()),
+                parameters=dict(params),
+                cell_timeout=float(
+                    _positive(entry.get("cell_timeout", cell_timeout), f"{where}.cell_timeout")
+                ),
+                timeout=float(_positive(entry.get("timeout", timeout), f"{where}.timeout")),
+            )
+        )
+
+    if only:
+        wanted = [n for item in only for n in str(item).split(",") if n.strip()]
+        wanted = [n.strip() for n in wanted]
+        missing = [n for n in wanted if n not in seen]
+        if missing:
+            raise UsageError(
+                f"--only names unknown report(s) {', '.join(map(repr, missing))}; "
+                f"valid: {', '.join(r.name for r in specs) or '(none)'}"
+            )
+        specs = [s for s in specs if s.name in wanted]
+    if not specs:
+        raise UsageError("no reports to run: the reports file lists none")
+    for s in specs:
+        if not s.notebook.is_file():
+            raise UsageError(f"report {s.name!r}: notebook {s.notebook} does not exist")
+
+    return ReportConfig(
+        data=data_value,
+        as_of=as_of_value,
+        out=out_path.resolve(),
+        jobs=jobs_value,
+        reports=tuple(specs),
+        source_file=source_file,
+    )
+
+
+def load_config(path: str | Path = "reports.yml", **overrides: Any) -> ReportConfig:
+    """Read and validate a reports file; keyword overrides as in :func:`parse_config`."""
+    import yaml
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UsageError(f"reports file {str(path)!r} not found (pass --config PATH)")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise UsageError(f"{path}: not valid YAML: {err}") from err
+    return parse_config(raw, base=p.resolve().parent, source_file=p.resolve(), **overrides)
+
+
+def notebook_parameters(notebook: str | Path) -> dict[str, str] | None:
+    """The names (and default source text) declared in a notebook's ``parameters`` cell.
+
+    Returns ``None`` when the notebook has no code cell tagged ``parameters``.
+    """
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and "parameters" in tags:
+            src = cell.get("source", "")
+            src = "".join(src) if isinstance(src, list) else src
+            try:
+                tree = ast.parse(src)
+            except SyntaxError as err:
+                raise UsageError(
+                    f"{notebook}: the parameters cell is not valid Python: {err}"
+                ) from err
+            names: dict[str, str] = {}
+            for node in tree.body:
+                targets: list[ast.expr] = []
+                if isinstance(node, ast.Assign):
+                    targets = list(node.targets)
+                elif isinstance(node, ast.AnnAssign):
+                    targets = [node.target]
+                for t in targets:
+                    for n in ast.walk(t):
+                        if isinstance(n, ast.Name):
+                            names[n.id] = ast.get_source_segment(src, node) or ""
+            return names
+    return None
+
+
+def check_parameters(spec: ReportSpec) -> str | None:
+    """Why ``spec`` cannot run with its parameters, or ``None`` when it can."""
+    declared = notebook_parameters(spec.notebook)
+    if declared is None:
+        return f"notebook {spec.notebook.name} has no code cell tagged 'parameters'"
+    wanted = list(GLOBAL_PARAMETERS) + [k for k in spec.parameters if k not in GLOBAL_PARAMETERS]
+    unknown = [k for k in wanted if k not in declared]
+    if unknown:
+        return (
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for notebook "
+            f"{spec.notebook.name}; it declares: {', '.join(declared) or '(none)'}"
+        )
+    return None

@@ -1,0 +1,336 @@
+"""Executed notebook -> one self-contained, offline HTML page.
+
+nbconvert's HTML export drops plotly figures silently and adds require.js and MathJax
+from a CDN, so the page is built here: markdown cells rendered, code cells reduced to
+their outputs (no code, no prompts), plotly JSON outputs turned into ``<div>`` plus one
+inlined ``plotly.min.js``, ``text/html`` outputs passed through an allowlist sanitizer
+(no scripts, no external references), stdout as preformatted text, errors shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from functools import cache
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "extract_headline",
+    "notebook_to_html",
+    "page",
+    "plotly_js",
+    "sanitize_html",
+    "theme_css",
+]
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_HEADLINE = re.compile(r'<p class="cx-headline">(.*?)</p>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+@cache
+def plotly_js() -> str:
+    """The plotly.js bundle shipped inside the plotly package (no network)."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return path.read_text(encoding="utf-8")
+
+
+@cache
+def theme_css() -> str:
+    """The product theme (``cxkit/report/theme.css``)."""
+    return resources.files("cxkit.report").joinpath("theme.css").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------
+# sanitizer
+# --------------------------------------------------------------------------------------
+
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd",
+    "del", "details", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3",
+    "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q",
+    "s", "samp", "small", "span", "strong", "style", "sub", "summary", "sup", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+_DROP_WITH_CONTENT = {
+    "script", "iframe", "object", "embed", "noscript", "template", "svg", "math", "head",
+    "title", "textarea", "select", "audio", "video", "canvas", "frameset", "frame",
+}  # fmt: skip
+_VOID = {"br", "col", "hr", "img", "wbr"}
+_ALLOWED_ATTRS = {
+    "class", "id", "style", "title", "colspan", "rowspan", "scope", "align", "valign",
+    "alt", "width", "height", "href", "src", "open", "start", "reversed",
+}  # fmt: skip
+_BAD_CSS = re.compile(r"url\s*\(|@import|expression\s*\(|javascript:|behavior\s*:", re.I)
+
+
+class _Sanitizer(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.drop_depth = 0
+        self.drop_tag: str | None = None
+        self.in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs, self_closing=False)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs, self_closing=True)
+
+    def _start(self, tag: str, attrs: list[tuple[str, str | None]], *, self_closing: bool) -> None:
+        if self.drop_depth:
+            if tag == self.drop_tag and not self_closing:
+                self.drop_depth += 1
+            return
+        if tag in _DROP_WITH_CONTENT:
+            if not self_closing:
+                self.drop_depth, self.drop_tag = 1, tag
+            return
+        if tag not in _ALLOWED_TAGS:
+            return
+        kept = []
+        for name, value in attrs:
+            name = name.lower()
+            value = value or ""
+            if name not in _ALLOWED_ATTRS:
+                continue
+            if name == "style" and _BAD_CSS.search(value):
+                continue
+            if name == "href" and not value.startswith("#"):
+                continue  # links out are network references
+            if name == "src" and not (tag == "img" and value.startswith("data:image/")):
+                continue
+            kept.append(f' {name}="{html.escape(value, quote=True)}"')
+        if tag == "img" and not any(k.startswith(" src=") for k in kept):
+            return
+        self.out.append(f"<{tag}{''.join(kept)}>")
+        if tag == "style":
+            self.in_style = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.drop_depth:
+            if tag == self.drop_tag:
+                self.drop_depth -= 1
+                if not self.drop_depth:
+                    self.drop_tag = None
+            return
+        if tag in _ALLOWED_TAGS and tag not in _VOID:
+            self.out.append(f"</{tag}>")
+        if tag == "style":
+            self.in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self.drop_depth:
+            return
+        if self.in_style:
+            css = _BAD_CSS.sub("/* removed */(", data).replace("<", "")
+            self.out.append(css)
+        else:
+            self.out.append(html.escape(data, quote=False))
+
+
+def sanitize_html(text: str) -> str:
+    """Keep the formatting of an HTML output; drop scripts, handlers and external refs.
+
+    >>> sanitize_html('<p onclick="x()">a<script>alert(1)</script> &lt;b&gt;</p>')
+    '<p>a &lt;b&gt;</p>'
+    """
+    s = _Sanitizer()
+    s.feed(text)
+    s.close()
+    return "".join(s.out)
+
+
+# --------------------------------------------------------------------------------------
+# cells
+# --------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _script_json(obj: Any) -> str:
+    """JSON safe to place inside a <script> element (no '</script>' can close it)."""
+    text = json.dumps(obj, separators=(",", ":"), default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _plotly_div(bundle: Mapping[str, Any], fig_id: str) -> str:
+    fig = dict(bundle)
+    layout = dict(fig.get("layout") or {})
+    height = layout.get("height") or 450
+    layout.pop("width", None)
+    layout["autosize"] = True
+    config = {"responsive": True, "displaylogo": False, **(fig.get("config") or {})}
+    args = ", ".join(_script_json(x) for x in (fig.get("data") or [], layout, config))
+    return (
+        f'<div id="{fig_id}" class="cx-figure" style="height:{int(height)}px"></div>\n'
+        f'<script>Plotly.newPlot("{fig_id}", {args});</script>'
+    )
+
+
+def _markdown(text: str) -> str:
+    import mistune
+
+    return sanitize_html(mistune.html(text))
+
+
+def _output_html(out: Mapping[str, Any], counter: itertools.count) -> str | None:
+    kind = out.get("output_type")
+    if kind == "stream":
+        if out.get("name") != "stdout":
+            return None  # stderr (warnings, logs) is for the run folder, not stakeholders
+        text = _ANSI.sub("", _text(out.get("text", "")))
+        return (
+            f'<pre class="cx-stdout">{html.escape(text.rstrip())}</pre>' if text.strip() else None
+        )
+    if kind == "error":
+        msg = f"{out.get('ename', 'Error')}: {_ANSI.sub('', str(out.get('evalue', '')))}"
+        return f'<div class="cx-error">{html.escape(msg)}</div>'
+    if kind not in ("display_data", "execute_result"):
+        return None
+    data = out.get("data", {})
+    if PLOTLY_MIME in data:
+        return _plotly_div(data[PLOTLY_MIME], f"cx-fig-{next(counter)}")
+    if "application/vnd.jupyter.widget-view+json" in data and "text/html" not in data:
+        return None
+    if "text/html" in data:
+        return sanitize_html(_text(data["text/html"]))
+    for mime in ("image/png", "image/jpeg"):
+        if mime in data:
+            b64 = _text(data[mime]).replace("\n", "")
+            base64.b64decode(b64[:64] + "=" * (-len(b64[:64]) % 4))  # sanity
+            return f'<img alt="figure" src="data:{mime};base64,{b64}">'
+    if "text/markdown" in data:
+        return _markdown(_text(data["text/markdown"]))
+    if "text/plain" in data:
+        return f'<pre class="cx-stdout">{html.escape(_text(data["text/plain"]))}</pre>'
+    return None
+
+
+def _skip(cell: Mapping[str, Any]) -> bool:
+    tags = set(cell.get("metadata", {}).get("tags", []))
+    return bool(tags & {"parameters", "injected-parameters", "remove-cell", "remove-output"})
+
+
+def _body(nb: Mapping[str, Any]) -> str:
+    counter = itertools.count(1)
+    parts: list[str] = []
+    first_md = True
+    for cell in nb.get("cells", []):
+        if _skip(cell):
+            continue
+        if cell.get("cell_type") == "markdown":
+            src = _text(cell.get("source", ""))
+            if first_md:
+                # the page header already shows the title
+                src = re.sub(r"\A\s*#\s[^\n]*\n?", "", src)
+                first_md = False
+            if src.strip():
+                parts.append(_markdown(src))
+        elif cell.get("cell_type") == "code":
+            for out in cell.get("outputs", []):
+                rendered = _output_html(out, counter)
+                if rendered:
+                    parts.append(f'<div class="cx-output">{rendered}</div>')
+    return "\n".join(parts)
+
+
+def count_figures(nb: Mapping[str, Any]) -> int:
+    """How many plotly figures the executed notebook shows."""
+    return sum(
+        1
+        for cell in nb.get("cells", [])
+        if cell.get("cell_type") == "code" and not _skip(cell)
+        for out in cell.get("outputs", [])
+        if PLOTLY_MIME in out.get("data", {})
+    )
+
+
+def extract_headline(nb: Mapping[str, Any]) -> str | None:
+    """The text of the first ``<p class="cx-headline">`` output (see cxkit.findings.headline)."""
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            text = _text(out.get("data", {}).get("text/html", ""))
+            m = _HEADLINE.search(text)
+            if m:
+                return html.unescape(_TAG.sub("", m.group(1))).strip()
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# page
+# --------------------------------------------------------------------------------------
+
+
+def page(
+    *,
+    title: str,
+    body: str,
+    meta: Mapping[str, str],
+    footer: str,
+    with_plotly: bool,
+    home: str | None = "index.html",
+) -> str:
+    """A complete HTML page with the shared header and footer; no network references."""
+    meta_items = "".join(
+        f"<li><b>{html.escape(k)}</b> {html.escape(v)}</li>" for k, v in meta.items() if v
+    )
+    brand = "cxkit report"
+    if home:
+        brand = f'<a href="{html.escape(home)}">cxkit reports</a>'
+    plotly = f"<script>{plotly_js()}</script>\n" if with_plotly else ""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n"
+        f"<style>\n{theme_css()}</style>\n"
+        f"{plotly}"
+        "</head>\n<body>\n"
+        f'<header class="cx-header"><div class="cx-wrap"><span class="cx-brand">{brand}</span>'
+        f"<h1>{html.escape(title)}</h1>"
+        f'<ul class="cx-meta">{meta_items}</ul></div></header>\n'
+        f'<main class="cx-wrap">\n{body}\n</main>\n'
+        f'<footer class="cx-footer"><div class="cx-wrap">{footer}</div></footer>\n'
+        "</body>\n</html>\n"
+    )
+
+
+def notebook_to_html(
+    nb: Mapping[str, Any], *, title: str, meta: Mapping[str, str], footer: str = ""
+) -> str:
+    """Render an executed notebook (a dict or nbformat node) as one offline HTML page.
+
+    Parameters
+    ----------
+    nb
+        The executed notebook.
+    title
+        Shown in the header and the browser tab.
+    meta
+        Header facts shown as "label value" (e.g. ``{"As of": "2024-12-31"}``).
+    footer
+        HTML for the footer (escaped by the caller).
+    """
+    body = _body(nb)
+    sections = f'<section class="cx-section">\n{body}\n</section>'
+    return page(
+        title=title,
+        body=sections,
+        meta=meta,
+        footer=footer,
+        with_plotly=count_figures(nb) > 0,
+    )

@@ -1,0 +1,319 @@
+"""``cxkit report``: validate, run every notebook, export, publish, index, manifest."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import platform
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+from cxkit.errors import CxkitError, DataError, UsageError
+from cxkit.report.config import ReportConfig, ReportSpec, check_parameters, load_config
+from cxkit.report.export import extract_headline, notebook_to_html
+from cxkit.report.publish import (
+    atomic_write,
+    format_time,
+    index_html,
+    read_manifest,
+    write_manifest,
+)
+from cxkit.report.runner import Job, JobResult, run_jobs
+
+__all__ = ["ReportStatus", "RunResult", "run_from_cli", "run_reports"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+KEEP_RUNS = 10
+_VERSIONED = (
+    "cxkit", "pandas", "numpy", "ibis-framework", "duckdb", "sqlglot", "pyarrow", "scipy",
+    "scikit-learn", "plotly", "papermill", "nbformat", "nbclient", "ipykernel",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReportStatus:
+    """How one report ended in this run."""
+
+    name: str
+    ok: bool
+    error: str | None
+    seconds: float
+    html: Path | None
+    headline: str | None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run_reports` did."""
+
+    run_id: str
+    exit_code: int
+    out: Path
+    run_dir: Path
+    reports: dict[str, ReportStatus] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every report succeeded."""
+        return self.exit_code == EXIT_OK
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the reports that failed."""
+        return [n for n, r in self.reports.items() if not r.ok]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+
+
+def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], int]:
+    """Load the data, validate it (errors -> DataError) and return data facts."""
+    from cxkit.data import load, resolve_as_of
+
+    data = load(cfg.data)
+    n_warnings = 0
+    try:
+        from cxkit.validate import format_problems, validate
+    except ImportError:  # validation lands with the foundation; run without it until then
+        validate = None
+    if validate is not None:
+        problems = validate(data, as_of=cfg.as_of)
+        errors = [p for p in problems if p.severity == "error"]
+        n_warnings = len(problems) - len(errors)
+        if errors:
+            raise DataError(
+                f"the data failed validation with {len(errors)} error(s); nothing was run or "
+                f"published:\n{format_problems(problems, source=data.source)}",
+                fix=f"fix the data (cxkit validate {cfg.data} lists every problem)",
+            )
+    as_of = resolve_as_of(data, cfg.as_of)
+    return data, as_of.isoformat(sep=" "), data.fingerprint(), n_warnings
+
+
+def _prune_runs(runs: Path, keep: int = KEEP_RUNS) -> None:
+    dirs = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name)
+    for old in dirs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _export(
+    spec: ReportSpec, executed: Path, meta: dict[str, str], run_id: str
+) -> tuple[str, str | None]:
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    footer = html.escape(
+        f"cxkit {meta.get('cxkit', '')} · report '{spec.name}' from {spec.notebook.name} · "
+        f"run {run_id} · works offline: no code, no network"
+    )
+    shown = {k: v for k, v in meta.items() if k != "cxkit"}
+    return notebook_to_html(nb, title=spec.title, meta=shown, footer=footer), extract_headline(nb)
+
+
+def run_reports(
+    config_path: str | Path = "reports.yml",
+    *,
+    data: str | None = None,
+    as_of: str | None = None,
+    out: str | Path | None = None,
+    only: list[str] | None = None,
+    jobs: int | None = None,
+    stream: TextIO | None = None,
+) -> RunResult:
+    """Run the reports of a reports file and publish them.
+
+    Parameters
+    ----------
+    config_path
+        The reports file (``reports.yml``).
+    data, as_of, out, only, jobs
+        Overrides of the file's settings (``only``: report names to run).
+    stream
+        Where progress lines go (default: stdout).
+
+    Returns
+    -------
+    RunResult
+        ``exit_code`` 0 when every report succeeded, 1 when any failed.
+
+    Raises
+    ------
+    UsageError
+        Bad reports file or options (nothing is run or published).
+    DataError
+        The data cannot be loaded or fails validation (nothing is run or published).
+    """
+    stream = stream or sys.stdout
+    t_start = time.time()
+
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    cfg = load_config(config_path, data=data, as_of=as_of, out=out, only=only, jobs=jobs)
+    preflight = {spec.name: check_parameters(spec) for spec in cfg.reports}
+    loaded, as_of_resolved, fingerprint, n_warnings = _load_and_validate(cfg)
+    source = getattr(loaded, "source", cfg.data)
+    del loaded
+
+    run_id = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    runs = cfg.out / "_runs"
+    run_dir = runs / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    versions = _versions()
+    total = len(cfg.reports)
+    pos = {spec.name: i for i, spec in enumerate(cfg.reports, 1)}
+    say(
+        f"cxkit report: run {run_id}: {total} report(s) on {cfg.data} as of {as_of_resolved} "
+        f"({n_warnings} validation warning(s)), {cfg.jobs} job(s)"
+    )
+
+    job_list: list[Job] = []
+    for spec in cfg.reports:
+        params = {"data": cfg.data, "as_of": cfg.as_of, **spec.parameters}
+        if preflight[spec.name] is None:
+            job_list.append(
+                Job(
+                    name=spec.name,
+                    input=spec.notebook,
+                    output=run_dir / f"{spec.name}.ipynb",
+                    parameters=params,
+                    cell_timeout=spec.cell_timeout,
+                    timeout=spec.timeout,
+                    marker=f"{run_id}/{spec.name}",
+                )
+            )
+        else:
+            say(
+                f"[{pos[spec.name]}/{total}] {spec.name}: FAILED before running: {preflight[spec.name]}"
+            )
+
+    def on_start(job: Job) -> None:
+        say(f"[{pos[job.name]}/{total}] {job.name}: started ({job.input.name})")
+
+    def on_finish(job: Job, res: JobResult) -> None:
+        state = "executed" if res.ok else f"FAILED: {res.error}"
+        say(f"[{pos[job.name]}/{total}] {job.name}: {state} in {res.seconds:.1f} s")
+
+    results = run_jobs(
+        job_list, workers=cfg.jobs, log_dir=run_dir, on_start=on_start, on_finish=on_finish
+    )
+
+    previous = read_manifest(cfg.out)
+    prev_reports: dict[str, Any] = dict(previous.get("reports", {}))
+    meta = {
+        "As of": as_of_resolved[:10] if as_of_resolved.endswith("00:00:00") else as_of_resolved,
+        "Data": f"{cfg.data}",
+        "Run": format_time(t_start),
+        "cxkit": versions.get("cxkit", ""),
+    }
+    statuses: dict[str, ReportStatus] = {}
+    entries: dict[str, Any] = {}
+    for spec in cfg.reports:
+        res = results.get(spec.name)
+        error = preflight[spec.name] or (res.error if res and not res.ok else None)
+        seconds = res.seconds if res else 0.0
+        headline = None
+        html_path: Path | None = None
+        if error is None and res is not None:
+            try:
+                page_html, headline = _export(spec, run_dir / f"{spec.name}.ipynb", meta, run_id)
+                html_path = atomic_write(cfg.out / f"{spec.name}.html", page_html)
+            except Exception as err:  # an export bug must not take the other reports down
+                error = f"export failed: {type(err).__name__}: {err}"
+        ok = error is None
+        prev = prev_reports.get(spec.name, {})
+        last_good = prev.get("last_good")
+        finished = res.finished_at if res else time.time()
+        if ok:
+            last_good = {"run_id": run_id, "finished_at": _iso(finished), "headline": headline}
+            say(f"[{pos[spec.name]}/{total}] {spec.name}: OK -> {html_path}")
+        elif res is not None and res.ok:
+            say(f"[{pos[spec.name]}/{total}] {spec.name}: FAILED: {error}")
+        entries[spec.name] = {
+            "title": spec.title,
+            "notebook": str(spec.notebook),
+            "parameters": {"data": cfg.data, "as_of": cfg.as_of, **spec.parameters},
+            "status": "OK" if ok else "FAILED",
+            "error": error,
+            "headline": headline if ok else (last_good or {}).get("headline"),
+            "started_at": _iso(res.started_at) if res else None,
+            "finished_at": _iso(finished),
+            "seconds": seconds,
+            "cell_timeout": spec.cell_timeout,
+            "timeout": spec.timeout,
+            "executed_notebook": str(Path("_runs") / run_id / f"{spec.name}.ipynb")
+            if res
+            else None,
+            "html": f"{spec.name}.html" if (ok or last_good) else None,
+            "run_id": run_id,
+            "last_good": last_good,
+        }
+        statuses[spec.name] = ReportStatus(spec.name, ok, error, seconds, html_path, headline)
+
+    # reports not run this time (--only) keep their previous entries
+    merged = {**{k: v for k, v in prev_reports.items() if k not in entries}, **entries}
+    t_end = time.time()
+    manifest = {
+        "run_id": run_id,
+        "started_at": _iso(t_start),
+        "finished_at": _iso(t_end),
+        "seconds": round(t_end - t_start, 3),
+        "config": str(cfg.source_file) if cfg.source_file else None,
+        "data": cfg.data,
+        "data_source": source,
+        "as_of": cfg.as_of,
+        "as_of_resolved": as_of_resolved,
+        "jobs": cfg.jobs,
+        "only": only,
+        "fingerprint": fingerprint,
+        "versions": versions,
+        "validation_warnings": n_warnings,
+        "reports": merged,
+    }
+    atomic_write(cfg.out / "index.html", index_html(manifest, cfg.names))
+    write_manifest(cfg.out, manifest)
+    atomic_write(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    _prune_runs(runs)
+
+    n_failed = sum(1 for s in statuses.values() if not s.ok)
+    code = EXIT_FAILED if n_failed else EXIT_OK
+    say(
+        f"cxkit report: {total - n_failed} OK, {n_failed} FAILED in {t_end - t_start:.1f} s; "
+        f"index: {cfg.out / 'index.html'}"
+    )
+    return RunResult(run_id=run_id, exit_code=code, out=cfg.out, run_dir=run_dir, reports=statuses)
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    """``cxkit report``: run with the parsed options and return the exit code."""
+    try:
+        result = run_reports(
+            getattr(args, "config", None) or "reports.yml",
+            data=getattr(args, "data", None),
+            as_of=getattr(args, "as_of", None),
+            out=getattr(args, "out", None),
+            only=getattr(args, "only", None),
+            jobs=getattr(args, "jobs", None),
+        )
+    except (UsageError, DataError, CxkitError) as err:
+        print(f"cxkit report: {err}", file=sys.stderr)
+        print("cxkit report: nothing was run or published", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return result.exit_code

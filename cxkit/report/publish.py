@@ -1,0 +1,147 @@
+"""Atomic publishing, ``index.html`` and ``manifest.json``."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cxkit.report.export import page
+
+__all__ = ["atomic_write", "format_time", "index_html", "read_manifest", "write_manifest"]
+
+
+def atomic_write(path: str | Path, content: str | bytes, *, mode: int = 0o644) -> Path:
+    """Write ``content`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    A reader sees the old file or the new one, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return path
+
+
+def format_time(ts: float | str | None) -> str:
+    """``2026-11-24 06:01 UTC`` from epoch seconds or an ISO string."""
+    if ts is None or ts == "":
+        return ""
+    if isinstance(ts, str):
+        try:
+            dt = datetime.fromisoformat(ts)
+        except ValueError:
+            return ts
+    else:
+        dt = datetime.fromtimestamp(ts, tz=UTC)
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """The previous run's manifest, or an empty one if missing or unreadable."""
+    try:
+        data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_manifest(out: Path, manifest: Mapping[str, Any]) -> Path:
+    """Write ``manifest.json`` atomically."""
+    text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
+    return atomic_write(out / "manifest.json", text)
+
+
+def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
+    """The report index: every report with its headline, status and link."""
+    reports: Mapping[str, Any] = manifest.get("reports", {})
+    names = [n for n in order if n in reports] + [n for n in reports if n not in order]
+    rows = []
+    for name in names:
+        r = reports[name]
+        last_good = r.get("last_good") or {}
+        title = html.escape(r.get("title") or name)
+        link = f'<a href="{html.escape(name)}.html">{title}</a>' if last_good else title
+        headline = r.get("headline") or last_good.get("headline") or ""
+        if r.get("status") == "OK":
+            status = '<span class="cx-status cx-status-ok">OK</span>'
+            detail = ""
+        else:
+            status = '<span class="cx-status cx-status-failed">FAILED</span>'
+            when = (
+                f"last good run: {format_time(last_good.get('finished_at'))}"
+                if last_good
+                else "no good run yet"
+            )
+            detail = (
+                f'<div class="cx-fail-detail">{html.escape(r.get("error") or "failed")}'
+                f"<br>{html.escape(when)}</div>"
+            )
+        ran = format_time(r.get("finished_at"))
+        secs = r.get("seconds")
+        ran_text = f"{ran} ({secs:.1f} s)" if isinstance(secs, int | float) and ran else ran
+        rows.append(
+            "<tr>"
+            f"<td>{link}</td>"
+            f'<td><span class="cx-index-headline">{html.escape(headline)}</span>{detail}</td>'
+            f'<td class="cx-index-status" data-report="{html.escape(name)}">{status}</td>'
+            f"<td>{html.escape(ran_text)}</td>"
+            "</tr>"
+        )
+    n_failed = sum(1 for n in names if reports[n].get("status") != "OK")
+    summary = (
+        f"All {len(names)} reports are up to date."
+        if not n_failed
+        else f"{n_failed} of {len(names)} reports FAILED in the last run; "
+        "their last good version is still shown."
+    )
+    body = (
+        '<section class="cx-section">'
+        f'<p class="cx-headline">{html.escape(summary)}</p>'
+        '<div class="cx-output"><table class="cx-index"><thead><tr><th>Report</th>'
+        "<th>Headline</th><th>Status</th><th>Last run</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div></section>"
+    )
+    meta = {
+        "As of": str(manifest.get("as_of_resolved") or ""),
+        "Data": str(manifest.get("data") or ""),
+        "Run": format_time(manifest.get("finished_at")),
+    }
+    footer = html.escape(
+        f"cxkit {manifest.get('versions', {}).get('cxkit', '')} · run {manifest.get('run_id', '')}"
+        " · manifest.json records parameters, data fingerprint and versions"
+    )
+    return page(
+        title="Customer experience reports",
+        body=body,
+        meta=meta,
+        footer=footer,
+        with_plotly=False,
+        home=None,
+    )

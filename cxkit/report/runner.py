@@ -1,0 +1,270 @@
+"""Run notebooks with papermill in a small pool of worker processes.
+
+Each worker is a ``python -m cxkit.report._worker`` subprocess started in its own session
+(``start_new_session=True``), so it and everything it starts can be killed as a group.
+Jupyter starts every kernel in a session of its own as well, so a kill collects the
+worker's whole process tree (and every process carrying the job's marker in its
+environment) and kills each process group found, never our own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Job", "JobResult", "kill_tree", "leftover_processes", "run_jobs"]
+
+_READY_TIMEOUT = 120.0
+#: Environment variable carrying the job marker into the worker and its kernel.
+MARKER_ENV = "CXKIT_REPORT_JOB"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook execution."""
+
+    name: str
+    input: Path
+    output: Path
+    parameters: dict[str, Any]
+    cell_timeout: float
+    timeout: float
+    marker: str
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input": str(self.input),
+            "output": str(self.output),
+            "parameters": self.parameters,
+            "cell_timeout": self.cell_timeout,
+            "cwd": str(self.input.parent),
+            "marker": self.marker,
+            "marker_env": MARKER_ENV,
+        }
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended."""
+
+    name: str
+    ok: bool
+    error: str | None
+    seconds: float
+    started_at: float
+    finished_at: float
+
+
+def leftover_processes(marker: str) -> list[Any]:
+    """Live processes whose environment carries ``marker`` (kernels of that job)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == os.getpid():
+            continue
+        try:
+            if proc.environ().get(MARKER_ENV) == marker:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def kill_tree(pid: int | None, marker: str | None = None) -> None:
+    """Kill process ``pid``, all its descendants, their process groups and any marked process."""
+    import psutil
+
+    procs: list[psutil.Process] = []
+    if pid is not None:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
+    if marker:
+        seen = {p.pid for p in procs}
+        procs += [p for p in leftover_processes(marker) if p.pid not in seen]
+    connection_files: list[str] = []
+    own_group = os.getpgrp()
+    groups: set[int] = set()
+    for p in procs:
+        try:
+            cmd = p.cmdline()
+            if "-f" in cmd:
+                i = cmd.index("-f")
+                if i + 1 < len(cmd) and cmd[i + 1].endswith(".json"):
+                    connection_files.append(cmd[i + 1])
+            groups.add(os.getpgid(p.pid))
+        except (psutil.Error, OSError):
+            continue
+    for g in groups - {own_group, 0, 1}:
+        with contextlib.suppress(OSError):
+            os.killpg(g, signal.SIGKILL)
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            p.kill()
+    psutil.wait_procs(procs, timeout=5)
+    for f in connection_files:  # a killed kernel cannot remove its own connection file
+        with contextlib.suppress(OSError):
+            os.unlink(f)
+
+
+class _Worker:
+    """One worker subprocess, restarted after a kill."""
+
+    def __init__(self, index: int, log_dir: Path) -> None:
+        self.index = index
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[str] | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
+        env["PYTHONUNBUFFERED"] = "1"
+        log = open(self.log_dir / f"worker-{self.index}.log", "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cxkit.report._worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,
+                env=env,
+            )
+        finally:
+            log.close()
+        self.ready = False
+
+    def _readline(self, deadline: float) -> str | None:
+        """A line from the worker, or None on timeout; '' when the worker died."""
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 1.0))
+            if ready:
+                return self.proc.stdout.readline()
+
+    def kill(self, marker: str | None = None) -> None:
+        if self.proc is not None:
+            kill_tree(self.proc.pid, marker)
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=5)
+        self.proc = None
+        self.ready = False
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+        self.proc = None
+
+    def run(self, job: Job) -> dict[str, Any]:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        assert self.proc is not None and self.proc.stdin is not None
+        if not self.ready:
+            line = self._readline(time.monotonic() + _READY_TIMEOUT)
+            if not line:
+                self.kill()
+                return {"ok": False, "error": "the report worker did not start (see worker log)"}
+            self.ready = True
+        try:
+            self.proc.stdin.write(json.dumps(job.payload()) + "\n")
+            self.proc.stdin.flush()
+        except OSError as err:
+            self.kill(job.marker)
+            return {"ok": False, "error": f"the report worker died: {err}"}
+        line = self._readline(time.monotonic() + job.timeout)
+        if line is None:
+            self.kill(job.marker)
+            return {
+                "ok": False,
+                "error": f"timed out: the notebook ran longer than the job timeout of "
+                f"{job.timeout:g} s; its kernel was stopped",
+            }
+        if not line:
+            code = self.proc.poll()
+            self.kill(job.marker)
+            return {"ok": False, "error": f"the report worker died (exit code {code})"}
+        result = json.loads(line)
+        # A kernel that outlived its job (should not happen) must not outlive the run.
+        if leftover_processes(job.marker):
+            kill_tree(None, job.marker)
+        return result
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    *,
+    workers: int,
+    log_dir: Path,
+    on_start: Callable[[Job], None] | None = None,
+    on_finish: Callable[[Job, JobResult], None] | None = None,
+) -> dict[str, JobResult]:
+    """Run ``jobs`` on at most ``workers`` worker processes; results by job name."""
+    results: dict[str, JobResult] = {}
+    if not jobs:
+        return results
+    n = max(1, min(workers, len(jobs)))
+    pool: queue.Queue[_Worker] = queue.Queue()
+    all_workers = [_Worker(i, log_dir) for i in range(n)]
+    for w in all_workers:
+        w.start()  # start now: each imports papermill in parallel while we queue jobs
+        pool.put(w)
+    lock = threading.Lock()
+
+    def one(job: Job) -> None:
+        worker = pool.get()
+        try:
+            started = time.time()
+            if on_start:
+                with lock:
+                    on_start(job)
+            t0 = time.monotonic()
+            raw = worker.run(job)
+            res = JobResult(
+                name=job.name,
+                ok=bool(raw.get("ok")),
+                error=raw.get("error"),
+                seconds=round(time.monotonic() - t0, 3),
+                started_at=started,
+                finished_at=time.time(),
+            )
+            with lock:
+                results[job.name] = res
+                if on_finish:
+                    on_finish(job, res)
+        finally:
+            pool.put(worker)
+
+    try:
+        with ThreadPoolExecutor(max_workers=n) as ex:
+            for f in [ex.submit(one, j) for j in jobs]:
+                f.result()
+    finally:
+        for w in all_workers:
+            w.close()
+    return results
