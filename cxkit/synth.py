@@ -1,0 +1,1260 @@
+"""Demo data with planted truth: a multi-channel CX dataset whose answers are known.
+
+:func:`write_demo` writes the contract's four tables (``customers``, ``events``, ``orders``,
+``responses``) plus ``_truth.parquet`` (one row per customer: persona, true purchase rate,
+dropout probability and time, mean spend, advocacy) and ``_truth.json`` (the global
+parameters: persona shares and behaviour, stage conversions, the CSAT pain point, the
+comment themes). Every analysis in cxkit can be checked against that truth.
+
+What is planted
+---------------
+* Five personas with shares 0.30 / 0.15 / 0.20 / 0.20 / 0.15 and clearly different
+  channel mixes, order frequency, spend and support contacts (:data:`PERSONAS`).
+* A funnel: awareness (first event) -> consideration (``p_consider``) -> first order
+  (``p_purchase``) -> repeat orders by the BG/NBD process (per customer
+  ``lambda ~ Gamma(r, alpha)`` per day, ``p ~ Beta(a, b)``, dropout only after a repeat
+  order) -> advocacy (``p_advocate``; advocates refer or review, and only they give NPS
+  9-10).
+* Order values by Gamma-Gamma: ``nu ~ Gamma(q, gamma)``, amount ``~ Gamma(p, nu)``.
+* A pain point: ``support_heavy`` customers rate chat support about 2.2 / 5 in CSAT
+  (about 4 everywhere else).
+* Comment themes tied to detractors ("delivery delays", "rude or slow support",
+  "app crashes", "price too high") and promoters ("fast delivery", "helpful staff",
+  "easy to use app").
+
+Generation is vectorised and chunked: customers are drawn ``chunk_size`` at a time, each
+chunk with its own generator ``np.random.default_rng([seed, chunk_index])`` and appended
+as one Parquet row group, so a million customers fit in a few GB. Same seed and
+arguments, same bytes.
+
+Examples
+--------
+>>> demo = generate(200, seed=1)
+>>> sorted(demo.tables)
+['customers', 'events', 'orders', 'responses']
+>>> len(demo.customers)
+200
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from cxkit.errors import UsageError
+
+__all__ = [
+    "CHANNELS",
+    "PERSONAS",
+    "PERSONA_NAMES",
+    "THEMES",
+    "Demo",
+    "generate",
+    "iter_chunks",
+    "truth_info",
+    "write_demo",
+]
+
+TABLE_NAMES: tuple[str, ...] = ("customers", "events", "orders", "responses")
+
+# --------------------------------------------------------------------------------------
+# planted parameters
+# --------------------------------------------------------------------------------------
+
+#: Every event/order/response channel, in code order.
+CHANNELS: tuple[str, ...] = ("web", "app", "store", "email", "phone", "social", "chat")
+_CH = {c: i for i, c in enumerate(CHANNELS)}
+
+SESSION_CHANNELS = ("web", "app", "store", "email", "social")
+ORDER_CHANNELS = ("web", "app", "store", "phone")
+CONSIDER_CHANNELS = ("web", "app", "store")
+SUPPORT_CHANNELS = ("phone", "chat", "email")
+REGIONS = ("north", "south", "east", "west")
+ACQUISITION = ("search", "social", "referral", "email", "store", "partner")
+PLANS = ("basic", "plus", "premium")
+SUPPORT_TOPICS = ("delivery", "billing", "returns", "onboarding", "product")
+_PRESALE_TOPICS = (0.0, 0.3, 0.0, 0.4, 0.3)  # before a first order: no delivery/returns
+
+#: Per-persona parameters. Rates are per DAY. Gamma distributions use (shape, rate).
+PERSONAS: dict[str, dict[str, Any]] = {
+    "bargain_hunters": {
+        "share": 0.30,
+        "session_mix": (0.66, 0.10, 0.04, 0.15, 0.05),
+        "order_mix": (0.82, 0.13, 0.05, 0.00),
+        "consider_mix": (0.85, 0.12, 0.03),
+        "support_mix": (0.30, 0.40, 0.30),
+        "session_rate_per_day": 0.030,
+        "support_rate_per_day": 0.004,
+        "min_support": 0,
+        "p_consider": 0.75,
+        "p_purchase": 0.55,
+        "p_advocate": 0.15,
+        "bgnbd": {"r": 2.0, "alpha": 60.0, "a": 1.0, "b": 12.0},
+        "gamma_gamma": {"p": 6.0, "q": 5.0, "gamma": 16.0},
+        "region_mix": (0.25, 0.35, 0.20, 0.20),
+        "acquisition_mix": (0.45, 0.15, 0.10, 0.15, 0.05, 0.10),
+        "plan_mix": (0.70, 0.25, 0.05),
+        "nps_detractor_base": 0.35,
+        "csat_mean": 4.0,
+        "csat_mean_chat": 4.0,
+        "ces_mean": 5.3,
+        "ces_mean_chat": 5.2,
+    },
+    "loyal_app_fans": {
+        "share": 0.15,
+        "session_mix": (0.08, 0.80, 0.02, 0.08, 0.02),
+        "order_mix": (0.10, 0.86, 0.04, 0.00),
+        "consider_mix": (0.12, 0.86, 0.02),
+        "support_mix": (0.20, 0.50, 0.30),
+        "session_rate_per_day": 0.040,
+        "support_rate_per_day": 0.003,
+        "min_support": 0,
+        "p_consider": 0.90,
+        "p_purchase": 0.80,
+        "p_advocate": 0.45,
+        "bgnbd": {"r": 3.0, "alpha": 45.0, "a": 1.0, "b": 30.0},
+        "gamma_gamma": {"p": 6.0, "q": 5.0, "gamma": 60.0},
+        "region_mix": (0.30, 0.20, 0.30, 0.20),
+        "acquisition_mix": (0.25, 0.10, 0.35, 0.15, 0.05, 0.10),
+        "plan_mix": (0.20, 0.40, 0.40),
+        "nps_detractor_base": 0.25,
+        "csat_mean": 4.3,
+        "csat_mean_chat": 4.0,
+        "ces_mean": 5.6,
+        "ces_mean_chat": 5.3,
+    },
+    "store_regulars": {
+        "share": 0.20,
+        "session_mix": (0.10, 0.04, 0.72, 0.10, 0.04),
+        "order_mix": (0.08, 0.02, 0.70, 0.20),
+        "consider_mix": (0.15, 0.05, 0.80),
+        "support_mix": (0.75, 0.05, 0.20),
+        "session_rate_per_day": 0.025,
+        "support_rate_per_day": 0.008,
+        "min_support": 0,
+        "p_consider": 0.70,
+        "p_purchase": 0.65,
+        "p_advocate": 0.20,
+        "bgnbd": {"r": 2.0, "alpha": 90.0, "a": 1.0, "b": 16.0},
+        "gamma_gamma": {"p": 6.0, "q": 5.0, "gamma": 36.0},
+        "region_mix": (0.40, 0.20, 0.20, 0.20),
+        "acquisition_mix": (0.15, 0.05, 0.15, 0.10, 0.45, 0.10),
+        "plan_mix": (0.40, 0.40, 0.20),
+        "nps_detractor_base": 0.30,
+        "csat_mean": 4.2,
+        "csat_mean_chat": 4.0,
+        "ces_mean": 5.4,
+        "ces_mean_chat": 5.2,
+    },
+    "social_browsers": {
+        "share": 0.20,
+        "session_mix": (0.14, 0.06, 0.02, 0.04, 0.74),
+        "order_mix": (0.60, 0.32, 0.08, 0.00),
+        "consider_mix": (0.60, 0.37, 0.03),
+        "support_mix": (0.20, 0.50, 0.30),
+        "session_rate_per_day": 0.080,
+        "support_rate_per_day": 0.002,
+        "min_support": 0,
+        "p_consider": 0.55,
+        "p_purchase": 0.20,
+        "p_advocate": 0.10,
+        "bgnbd": {"r": 1.5, "alpha": 90.0, "a": 2.0, "b": 6.0},
+        "gamma_gamma": {"p": 6.0, "q": 5.0, "gamma": 20.0},
+        "region_mix": (0.20, 0.25, 0.25, 0.30),
+        "acquisition_mix": (0.10, 0.65, 0.05, 0.05, 0.05, 0.10),
+        "plan_mix": (0.60, 0.30, 0.10),
+        "nps_detractor_base": 0.50,
+        "csat_mean": 3.9,
+        "csat_mean_chat": 4.0,
+        "ces_mean": 5.1,
+        "ces_mean_chat": 5.1,
+    },
+    "support_heavy": {
+        "share": 0.15,
+        "session_mix": (0.40, 0.22, 0.10, 0.20, 0.08),
+        "order_mix": (0.45, 0.20, 0.10, 0.25),
+        "consider_mix": (0.60, 0.28, 0.12),
+        "support_mix": (0.30, 0.42, 0.28),
+        "session_rate_per_day": 0.030,
+        "support_rate_per_day": 0.040,
+        "min_support": 3,
+        "p_consider": 0.75,
+        "p_purchase": 0.60,
+        "p_advocate": 0.05,
+        "bgnbd": {"r": 2.0, "alpha": 70.0, "a": 1.0, "b": 9.0},
+        "gamma_gamma": {"p": 6.0, "q": 5.0, "gamma": 32.0},
+        "region_mix": (0.25, 0.25, 0.25, 0.25),
+        "acquisition_mix": (0.35, 0.10, 0.10, 0.20, 0.10, 0.15),
+        "plan_mix": (0.35, 0.40, 0.25),
+        "nps_detractor_base": 0.55,
+        "csat_mean": 4.1,
+        "csat_mean_chat": 2.2,
+        "ces_mean": 5.2,
+        "ces_mean_chat": 3.0,
+    },
+}
+PERSONA_NAMES: tuple[str, ...] = tuple(PERSONAS)
+_P = [PERSONAS[n] for n in PERSONA_NAMES]
+
+#: Global behaviour (all personas).
+_GLOBAL: dict[str, Any] = {
+    "signup_growth": 0.6,  # density of first activity rises linearly by this factor
+    "signup_margin_days": 90,  # first activity in [start, end - 90 days]
+    "consider_delay_days": 30.0,
+    "purchase_delay_days": 30.0,
+    "min_sessions": 4,
+    "nonbuyer_tail_days": 120.0,  # mean engagement after the last funnel step (non-buyers)
+    "dropout_tail_days": 10.0,  # mean engagement after dropout (buyers)
+    "p_add_to_cart": 0.7,  # per online order (never before store/phone orders)
+    "extra_consideration_events": 1.5,  # Poisson mean beyond the first
+    "extra_advocacy_events": 0.5,  # Poisson mean beyond the first
+    "p_csat_after_support": 0.06,
+    "p_ces_after_support": 0.03,
+    "p_csat_after_order": 0.04,
+    "p_nps": 0.40,
+    "p_second_nps": 0.15,
+    "nps_detractor_bad_chat_boost": 0.25,
+    "nps_detractor_max": 0.90,
+    "p_comment": {"detractor": 0.55, "passive": 0.30, "promoter": 0.40},
+    "p_second_theme": 0.25,
+}
+
+# ---- comment themes ------------------------------------------------------------------
+
+#: Theme -> (kind, keywords, phrasings). Phrasings are whole sentences.
+THEMES: dict[str, dict[str, Any]] = {
+    "delivery delays": {
+        "kind": "detractor",
+        "keywords": ["late", "delayed", "delivery", "waiting", "shipping", "arrived", "tracking"],
+        "phrasings": [
+            "My delivery arrived a week late.",
+            "The parcel was delayed again and nobody told me.",
+            "Still waiting for my delivery, tracking has not moved in days.",
+            "Shipping took far too long, the order arrived late.",
+            "Delivery was delayed twice and the tracking was useless.",
+            "I waited ten days for shipping that was promised in two.",
+            "Late delivery again, the parcel arrived after I needed it.",
+            "The delivery date kept slipping and my order was delayed.",
+        ],
+    },
+    "rude or slow support": {
+        "kind": "detractor",
+        "keywords": ["support", "agent", "rude", "slow", "wait", "chat", "hold", "unhelpful"],
+        "phrasings": [
+            "The support agent was rude and did not solve anything.",
+            "Support chat was slow, I waited forty minutes for an answer.",
+            "I was on hold forever and the agent was unhelpful.",
+            "Rude support staff, they closed my chat without an answer.",
+            "Slow support, three chats and still no resolution.",
+            "The chat agent kept copying scripts and was rude.",
+            "Support is painfully slow and the agents are unhelpful.",
+            "Waited an hour in the chat queue, then the agent was rude.",
+        ],
+    },
+    "app crashes": {
+        "kind": "detractor",
+        "keywords": ["app", "crash", "crashes", "freezes", "bug", "login", "update"],
+        "phrasings": [
+            "The app crashes every time I open my basket.",
+            "App keeps freezing at checkout, very buggy.",
+            "Since the last update the app crashes on login.",
+            "The app froze and crashed twice while I was paying.",
+            "Buggy app, it crashes whenever I search.",
+            "The app crashes constantly after the update.",
+        ],
+    },
+    "price too high": {
+        "kind": "detractor",
+        "keywords": ["price", "expensive", "prices", "overpriced", "cost", "cheaper"],
+        "phrasings": [
+            "Prices are too high compared with other shops.",
+            "Far too expensive, I found it cheaper elsewhere.",
+            "Overpriced for what you get.",
+            "The prices went up again, too expensive now.",
+            "Shipping cost plus the price makes it far too expensive.",
+            "Everything is overpriced, competitors are much cheaper.",
+            "The price is too high for the quality.",
+        ],
+    },
+    "fast delivery": {
+        "kind": "promoter",
+        "keywords": ["fast", "quick", "delivery", "next", "day", "arrived", "early"],
+        "phrasings": [
+            "Super fast delivery, it arrived the next day.",
+            "Quick delivery and well packed.",
+            "My order arrived early, great fast delivery.",
+            "Delivery was really quick, next day as promised.",
+            "Fast shipping, arrived a day early.",
+            "Impressed by how quick the delivery was.",
+        ],
+    },
+    "helpful staff": {
+        "kind": "promoter",
+        "keywords": ["helpful", "staff", "friendly", "knowledgeable", "kind", "team"],
+        "phrasings": [
+            "The staff were friendly and really helpful.",
+            "Helpful staff who knew the products well.",
+            "Very kind and knowledgeable team in the store.",
+            "Friendly staff, they sorted everything out quickly.",
+            "The team was helpful and friendly from start to finish.",
+            "Knowledgeable and helpful staff, thank you.",
+        ],
+    },
+    "easy to use app": {
+        "kind": "promoter",
+        "keywords": ["easy", "app", "simple", "intuitive", "use", "smooth"],
+        "phrasings": [
+            "The app is easy to use and checkout is smooth.",
+            "Simple, intuitive app, ordering takes a minute.",
+            "Love the app, so easy to use.",
+            "Smooth and easy app experience.",
+            "Intuitive app, easy to find what I need.",
+            "The app makes reordering simple and easy.",
+        ],
+    },
+}
+THEME_NAMES: tuple[str, ...] = tuple(THEMES)
+_DETRACTOR_THEMES = [t for t in THEME_NAMES if THEMES[t]["kind"] == "detractor"]
+_PROMOTER_THEMES = [t for t in THEME_NAMES if THEMES[t]["kind"] == "promoter"]
+
+#: Planted theme shares by sentiment class (each row sums to 1), in THEME_NAMES order.
+THEME_SHARES: dict[str, tuple[float, ...]] = {
+    "detractor": (0.30, 0.30, 0.20, 0.20, 0.0, 0.0, 0.0),
+    "passive": (0.10, 0.10, 0.10, 0.20, 0.20, 0.15, 0.15),
+    "promoter": (0.0, 0.0, 0.0, 0.0, 0.40, 0.30, 0.30),
+}
+_COMMENT_OPENERS = ("", "", "", "Honestly, ", "Overall: ", "To be fair, ", "Well, ")
+_COMMENT_JOINERS = (" Also, ", " And ", " ", " Plus: ")
+
+EVENT_TYPES: tuple[str, ...] = (
+    "ad_impression",
+    "social_view",
+    "email_open",
+    "site_visit",
+    "app_open",
+    "store_visit",
+    "product_view",
+    "pricing_view",
+    "add_to_cart",
+    "support_contact",
+    "review",
+    "referral",
+)
+_EV = {e: i for i, e in enumerate(EVENT_TYPES)}
+_EVENT_TOUCHPOINT = {
+    "ad_impression": "marketing",
+    "social_view": "marketing",
+    "email_open": "marketing",
+    "site_visit": "browse",
+    "app_open": "browse",
+    "store_visit": "browse",
+    "product_view": "browse",
+    "pricing_view": "browse",
+    "add_to_cart": "checkout",
+    "review": "advocacy",
+    "referral": "advocacy",
+}
+TOUCHPOINTS: tuple[str, ...] = (
+    "marketing",
+    "browse",
+    "checkout",
+    "advocacy",
+    *SUPPORT_TOPICS,
+    "relationship",
+)
+_TP = {t: i for i, t in enumerate(TOUCHPOINTS)}
+
+_US_PER_DAY = 86_400_000_000
+
+
+# --------------------------------------------------------------------------------------
+# small vectorised helpers
+# --------------------------------------------------------------------------------------
+
+
+def _cum(rows: Any) -> np.ndarray:
+    m = np.asarray(rows, dtype=float)
+    m = m / m.sum(axis=1, keepdims=True)
+    c = np.cumsum(m, axis=1)
+    c[:, -1] = 1.0
+    return c
+
+
+def _pick(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Categorical draw per element: category index from row ``rows[i]`` of ``cum``."""
+    n_rows, k = cum.shape
+    flat = (cum + np.arange(n_rows)[:, None]).ravel()
+    u = rng.random(len(rows))
+    idx = np.searchsorted(flat, rows + u, side="right") - rows * k
+    return np.minimum(idx, k - 1)
+
+
+def _score_pmf(mean: float, lo: int, hi: int, sd: float) -> np.ndarray:
+    """Probabilities of lo..hi for a rounded, clipped normal whose mean is ``mean``."""
+    values = np.arange(lo, hi + 1)
+
+    def pmf(mu: float) -> np.ndarray:
+        edges = [(v + 0.5 - mu) / sd for v in values[:-1]]
+        cdf = np.array([0.0] + [0.5 * (1 + math.erf(e / math.sqrt(2))) for e in edges] + [1.0])
+        return np.diff(cdf)
+
+    a, b = lo - 5.0, hi + 5.0
+    for _ in range(80):
+        mid = (a + b) / 2
+        if float(pmf(mid) @ values) < mean:
+            a = mid
+        else:
+            b = mid
+    return pmf((a + b) / 2)
+
+
+def _days_to_us(t: np.ndarray, start_us: int) -> np.ndarray:
+    return start_us + np.floor(t * _US_PER_DAY).astype(np.int64)
+
+
+def _ids(prefix: str, first: int, n: int, width: int) -> pa.Array:
+    nums = pa.array(np.arange(first, first + n, dtype=np.int64)).cast(pa.string())
+    padded = pc.utf8_lpad(nums, width=width, padding="0")
+    return pc.binary_join_element_wise(pa.scalar(prefix), padded, "")
+
+
+def _labels(names: tuple[str, ...], codes: np.ndarray) -> pa.Array:
+    return pa.array(names, type=pa.string()).take(pa.array(codes.astype(np.int32)))
+
+
+def _ts(t: np.ndarray, start_us: int) -> pa.Array:
+    return pa.array(_days_to_us(t, start_us), type=pa.timestamp("us"))
+
+
+def _ts_nullable(t: np.ndarray, start_us: int) -> pa.Array:
+    mask = np.isnan(t)
+    us = _days_to_us(np.where(mask, 0.0, t), start_us)
+    return pa.array(us, type=pa.timestamp("us"), mask=mask)
+
+
+def _float_nullable(x: np.ndarray) -> pa.Array:
+    return pa.array(x, type=pa.float64(), mask=np.isnan(x))
+
+
+# --------------------------------------------------------------------------------------
+# the chunk generator
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tables:
+    """Precomputed lookup tables shared by every chunk."""
+
+    session_cum: np.ndarray = field(default_factory=lambda: _cum([p["session_mix"] for p in _P]))
+    order_cum: np.ndarray = field(default_factory=lambda: _cum([p["order_mix"] for p in _P]))
+    consider_cum: np.ndarray = field(default_factory=lambda: _cum([p["consider_mix"] for p in _P]))
+    support_cum: np.ndarray = field(default_factory=lambda: _cum([p["support_mix"] for p in _P]))
+    region_cum: np.ndarray = field(default_factory=lambda: _cum([p["region_mix"] for p in _P]))
+    acq_cum: np.ndarray = field(default_factory=lambda: _cum([p["acquisition_mix"] for p in _P]))
+    plan_cum: np.ndarray = field(default_factory=lambda: _cum([p["plan_mix"] for p in _P]))
+    topic_cum: np.ndarray = field(
+        default_factory=lambda: _cum([(0.35, 0.20, 0.15, 0.10, 0.20), _PRESALE_TOPICS])
+    )
+    theme_cum: np.ndarray = field(
+        default_factory=lambda: _cum(
+            [THEME_SHARES[k] for k in ("detractor", "passive", "promoter")]
+        )
+    )
+    csat_cum: np.ndarray = field(init=False)
+    ces_cum: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        # rows: persona * 7 + channel
+        csat, ces = [], []
+        for p in _P:
+            for ch in CHANNELS:
+                chat = ch == "chat"
+                csat.append(_score_pmf(p["csat_mean_chat" if chat else "csat_mean"], 1, 5, 0.9))
+                ces.append(_score_pmf(p["ces_mean_chat" if chat else "ces_mean"], 1, 7, 1.2))
+        self.csat_cum = _cum(csat)
+        self.ces_cum = _cum(ces)
+
+
+def _param(name: str) -> np.ndarray:
+    return np.array([p[name] for p in _P], dtype=float)
+
+
+def _nested(group: str, name: str) -> np.ndarray:
+    return np.array([p[group][name] for p in _P], dtype=float)
+
+
+@dataclass
+class _Clock:
+    start: pd.Timestamp
+    end: pd.Timestamp
+    start_us: int
+    horizon_days: float  # T: from start 00:00 to the end of the `end` day
+
+
+def _clock(start: str | pd.Timestamp, end: str | pd.Timestamp) -> _Clock:
+    try:
+        s = pd.Timestamp(start).normalize()
+        e = pd.Timestamp(end).normalize()
+    except (ValueError, TypeError) as err:
+        raise UsageError(
+            f"start and end must be ISO dates like '2023-01-01', got {start!r}, {end!r}"
+        ) from err
+    horizon = float((e - s).days + 1)
+    if horizon < _GLOBAL["signup_margin_days"] + 60:
+        raise UsageError(
+            f"end must be at least 150 days after start (got {start!r} to {end!r}): "
+            "customers are acquired until 90 days before the end"
+        )
+    start_us = int(s.value // 1000)
+    return _Clock(s, e, start_us, horizon)
+
+
+@dataclass
+class Chunk:
+    """One chunk of customers as pyarrow tables (plus per-persona sums for the truth)."""
+
+    index: int
+    customers: pa.Table
+    events: pa.Table
+    orders: pa.Table
+    responses: pa.Table
+    truth: pa.Table
+    sums: dict[str, np.ndarray]
+
+
+def _id_width(n: int, default: int) -> int:
+    return max(default, len(str(max(n, 1))))
+
+
+def _chunk(
+    rng: np.random.Generator,
+    lut: _Tables,
+    clock: _Clock,
+    index: int,
+    first_customer: int,
+    n: int,
+    n_total: int,
+    offsets: dict[str, int],
+) -> Chunk:
+    g = _GLOBAL
+    T = clock.horizon_days
+    eps = 1e-7  # keep everything strictly inside [start, end]
+    cust = np.arange(n)
+
+    # ---- customers: persona, attributes, first activity -------------------------------
+    shares = _param("share")
+    persona = _pick(rng, _cum([shares]), np.zeros(n, dtype=np.int64))
+    region = _pick(rng, lut.region_cum, persona)
+    acq = _pick(rng, lut.acq_cum, persona)
+    plan = _pick(rng, lut.plan_cum, persona)
+    growth = g["signup_growth"]
+    u = rng.random(n)
+    x = (-1 + np.sqrt(1 + 2 * growth * u * (1 + growth / 2))) / growth  # linear density
+    window = T - g["signup_margin_days"]
+    aware = x * window
+
+    # ---- funnel -----------------------------------------------------------------------
+    considered = rng.random(n) < _param("p_consider")[persona]
+    consider_at = np.where(considered, aware + rng.random(n) * g["consider_delay_days"], np.nan)
+    purchased = considered & (rng.random(n) < _param("p_purchase")[persona])
+    first_order = np.where(
+        purchased, consider_at + rng.random(n) * g["purchase_delay_days"], np.nan
+    )
+
+    # ---- BG/NBD latent traits and repeat orders ----------------------------------------
+    lam = rng.gamma(_nested("bgnbd", "r")[persona], 1.0 / _nested("bgnbd", "alpha")[persona])
+    p_drop = rng.beta(_nested("bgnbd", "a")[persona], _nested("bgnbd", "b")[persona])
+    nu = rng.gamma(
+        _nested("gamma_gamma", "q")[persona], 1.0 / _nested("gamma_gamma", "gamma")[persona]
+    )
+    gg_p = _nested("gamma_gamma", "p")[persona]
+    buyers = np.flatnonzero(purchased)
+    t0 = first_order[buyers]
+    tau = T - eps - t0
+    m = rng.poisson(lam[buyers] * tau)  # purchase opportunities until the end
+    k = rng.geometric(p_drop[buyers])  # the repeat order after which the customer drops out
+    n_rep = np.minimum(m, k)
+    owner_all = np.repeat(np.arange(len(buyers)), m)
+    u_all = rng.random(int(m.sum()))
+    u_all = np.sort(owner_all + u_all) - owner_all  # sorted within each buyer
+    starts = np.concatenate(([0], np.cumsum(m)[:-1])).astype(np.int64)
+    rank = np.arange(len(u_all)) - np.repeat(starts, m)
+    keep = rank < np.repeat(k, m)
+    rep_owner = owner_all[keep]
+    rep_t = t0[rep_owner] + u_all[keep] * tau[rep_owner]
+    drops = k <= m
+    dropout = np.full(n, np.nan)
+    dropout[buyers[drops]] = t0[drops] + u_all[starts[drops] + k[drops] - 1] * tau[drops]
+
+    # orders: first + repeats, sorted by customer then time
+    ord_cust = np.concatenate([buyers, buyers[rep_owner]])
+    ord_t = np.concatenate([t0, rep_t])
+    o = np.lexsort((ord_t, ord_cust))
+    ord_cust, ord_t = ord_cust[o], ord_t[o]
+    n_orders = len(ord_cust)
+    ord_ch = _pick(rng, lut.order_cum, persona[ord_cust])
+    ord_ch_code = np.array([_CH[c] for c in ORDER_CHANNELS])[ord_ch]
+    amount = rng.gamma(gg_p[ord_cust], 1.0 / nu[ord_cust])
+    amount = np.maximum(np.round(amount, 2), 0.01)
+
+    # ---- activity window ---------------------------------------------------------------
+    act_end = np.full(n, T - eps)
+    nonbuyer_last = np.where(considered, consider_at, aware)
+    tail_nb = nonbuyer_last + g["purchase_delay_days"] + rng.exponential(g["nonbuyer_tail_days"], n)
+    act_end = np.where(~purchased, np.minimum(tail_nb, T - eps), act_end)
+    has_drop = ~np.isnan(dropout)
+    tail_b = dropout + rng.exponential(g["dropout_tail_days"], n)
+    act_end = np.where(has_drop, np.minimum(tail_b, T - eps), act_end)
+    span = act_end - aware
+
+    ev_cust: list[np.ndarray] = []
+    ev_t: list[np.ndarray] = []
+    ev_type: list[np.ndarray] = []
+    ev_ch: list[np.ndarray] = []
+    ev_tp: list[np.ndarray] = []
+
+    def add(c: np.ndarray, t: np.ndarray, typ: np.ndarray, ch: np.ndarray, tp: np.ndarray) -> None:
+        ev_cust.append(c)
+        ev_t.append(t)
+        ev_type.append(typ)
+        ev_ch.append(ch)
+        ev_tp.append(tp)
+
+    session_ch_code = np.array([_CH[c] for c in SESSION_CHANNELS])
+    # session event type by channel (social splits into social_view / ad_impression)
+    sess_type = np.array(
+        [_EV["site_visit"], _EV["app_open"], _EV["store_visit"], _EV["email_open"], -1]
+    )
+    type_tp = np.array([_TP.get(_EVENT_TOUCHPOINT.get(e, "marketing"), 0) for e in EVENT_TYPES])
+
+    def session_types(ch_idx: np.ndarray) -> np.ndarray:
+        typ = sess_type[ch_idx]
+        social = typ < 0
+        coin = rng.random(len(typ)) < 0.5
+        typ[social] = np.where(coin[social], _EV["social_view"], _EV["ad_impression"])
+        return typ
+
+    # awareness: the first event, at `aware`
+    a_ch = _pick(rng, lut.session_cum, persona)
+    a_type = session_types(a_ch)
+    add(cust, aware, a_type, session_ch_code[a_ch], type_tp[a_type])
+
+    # sessions over the activity window
+    n_sess = g["min_sessions"] + rng.poisson(_param("session_rate_per_day")[persona] * span)
+    sc = np.repeat(cust, n_sess)
+    st = aware[sc] + rng.random(len(sc)) * span[sc]
+    s_ch = _pick(rng, lut.session_cum, persona[sc])
+    s_type = session_types(s_ch)
+    add(sc, st, s_type, session_ch_code[s_ch], type_tp[s_type])
+
+    # consideration events
+    cons = np.flatnonzero(considered)
+    n_cons = 1 + rng.poisson(g["extra_consideration_events"], len(cons))
+    cc = np.repeat(cons, n_cons)
+    first_of = np.concatenate(([True], cc[1:] != cc[:-1])) if len(cc) else np.zeros(0, bool)
+    limit = np.where(purchased, first_order - consider_at, g["purchase_delay_days"])
+    ct = consider_at[cc] + np.where(first_of, 0.0, rng.random(len(cc)) * limit[cc])
+    ctype = np.array([_EV["product_view"], _EV["pricing_view"], _EV["add_to_cart"]])[
+        _pick(rng, _cum([(0.5, 0.25, 0.25)]), np.zeros(len(cc), dtype=np.int64))
+    ]
+    ctype[first_of] = _EV["product_view"]
+    c_ch = np.array([_CH[c] for c in CONSIDER_CHANNELS])[_pick(rng, lut.consider_cum, persona[cc])]
+    add(cc, ct, ctype, c_ch, type_tp[ctype])
+
+    # each order is preceded by a product view (and for online orders, often an add to cart)
+    floor_t = consider_at[ord_cust]
+    pv_t = np.maximum(ord_t - rng.random(n_orders) * 3.0, floor_t)
+    add(
+        ord_cust,
+        pv_t,
+        np.full(n_orders, _EV["product_view"]),
+        ord_ch_code,
+        np.full(n_orders, _TP["browse"]),
+    )
+    online = (ord_ch_code == _CH["web"]) | (ord_ch_code == _CH["app"])
+    cart = online & (rng.random(n_orders) < g["p_add_to_cart"])
+    ci = np.flatnonzero(cart)
+    cart_t = pv_t[ci] + rng.random(len(ci)) * (ord_t[ci] - pv_t[ci])
+    add(
+        ord_cust[ci],
+        cart_t,
+        np.full(len(ci), _EV["add_to_cart"]),
+        ord_ch_code[ci],
+        np.full(len(ci), _TP["checkout"]),
+    )
+
+    # support contacts over the activity window
+    n_sup = _param("min_support").astype(np.int64)[persona] + rng.poisson(
+        _param("support_rate_per_day")[persona] * span
+    )
+    supc = np.repeat(cust, n_sup)
+    sup_t = aware[supc] + rng.random(len(supc)) * span[supc]
+    sup_ch = np.array([_CH[c] for c in SUPPORT_CHANNELS])[
+        _pick(rng, lut.support_cum, persona[supc])
+    ]
+    presale = ~(sup_t > first_order[supc])  # NaN (never bought) counts as pre-sale
+    sup_topic = _pick(rng, lut.topic_cum, presale.astype(np.int64))
+    sup_tp = np.array([_TP[t] for t in SUPPORT_TOPICS])[sup_topic]
+    add(supc, sup_t, np.full(len(supc), _EV["support_contact"]), sup_ch, sup_tp)
+
+    # advocacy: every advocate refers or reviews at least once after the first order
+    advocate = purchased & (rng.random(n) < _param("p_advocate")[persona])
+    adv = np.flatnonzero(advocate)
+    n_adv = 1 + rng.poisson(g["extra_advocacy_events"], len(adv))
+    avc = np.repeat(adv, n_adv)
+    av_t = first_order[avc] + (0.01 + 0.98 * rng.random(len(avc))) * (
+        act_end[avc] - first_order[avc]
+    )
+    av_type = np.where(rng.random(len(avc)) < 0.5, _EV["review"], _EV["referral"])
+    av_ch = np.where(
+        av_type == _EV["review"],
+        np.array([_CH[c] for c in ORDER_CHANNELS])[_pick(rng, lut.order_cum, persona[avc])],
+        _CH["email"],
+    )
+    av_ch = np.where(av_ch == _CH["phone"], _CH["web"], av_ch)
+    add(avc, av_t, av_type, av_ch, np.full(len(avc), _TP["advocacy"]))
+
+    e_cust = np.concatenate(ev_cust)
+    e_t = np.concatenate(ev_t)
+    eo = np.lexsort((e_t, e_cust))
+    e_cust, e_t = e_cust[eo], e_t[eo]
+    e_type = np.concatenate(ev_type)[eo]
+    e_ch = np.concatenate(ev_ch)[eo]
+    e_tp = np.concatenate(ev_tp)[eo]
+
+    # ---- responses -----------------------------------------------------------------------
+    # CSAT and CES after support contacts, CSAT after orders, NPS from buyers
+    r_parts: list[tuple[np.ndarray, ...]] = []  # (cust, t, survey, score, channel, touchpoint)
+
+    csat_s = np.flatnonzero(rng.random(len(supc)) < g["p_csat_after_support"])
+    rc = supc[csat_s]
+    rch = sup_ch[csat_s]
+    rs = 1 + _pick(rng, lut.csat_cum, persona[rc] * len(CHANNELS) + rch)
+    r_parts.append((rc, sup_t[csat_s] + rng.random(len(rc)) * 2.0, 1, rs, rch, sup_tp[csat_s]))
+    bad_chat = np.zeros(n, dtype=bool)
+    bad_chat[rc[(rch == _CH["chat"]) & (rs <= 2)]] = True
+
+    ces_s = np.flatnonzero(rng.random(len(supc)) < g["p_ces_after_support"])
+    rc = supc[ces_s]
+    rch = sup_ch[ces_s]
+    rs = 1 + _pick(rng, lut.ces_cum, persona[rc] * len(CHANNELS) + rch)
+    r_parts.append((rc, sup_t[ces_s] + rng.random(len(rc)) * 2.0, 2, rs, rch, sup_tp[ces_s]))
+
+    csat_o = np.flatnonzero(rng.random(n_orders) < g["p_csat_after_order"])
+    rc = ord_cust[csat_o]
+    rch = ord_ch_code[csat_o]
+    delivery = rng.random(len(rc)) < 0.6
+    rt = ord_t[csat_o] + np.where(
+        delivery, 2.0 + rng.random(len(rc)) * 5.0, rng.random(len(rc)) * 0.1
+    )
+    rtp = np.where(delivery, _TP["delivery"], _TP["checkout"])
+    rs = 1 + _pick(rng, lut.csat_cum, persona[rc] * len(CHANNELS) + rch)
+    r_parts.append((rc, rt, 1, rs, rch, rtp))
+
+    n_nps = (purchased & (rng.random(n) < g["p_nps"])).astype(np.int64)
+    n_nps += (n_nps > 0) & (rng.random(n) < g["p_second_nps"])
+    nc = np.repeat(cust, n_nps)
+    nt = first_order[nc] + (0.01 + 0.98 * rng.random(len(nc))) * (act_end[nc] - first_order[nc])
+    det_p = np.minimum(
+        _param("nps_detractor_base")[persona[nc]]
+        + g["nps_detractor_bad_chat_boost"] * bad_chat[nc],
+        g["nps_detractor_max"],
+    )
+    is_det = rng.random(len(nc)) < det_p
+    det_score = _pick(rng, _cum([(1, 1, 2, 2, 3, 4, 5)]), np.zeros(len(nc), dtype=np.int64))
+    pas_score = 7 + (rng.random(len(nc)) < 0.55)
+    pro_score = 9 + (rng.random(len(nc)) < 0.55)
+    nscore = np.where(advocate[nc], pro_score, np.where(is_det, det_score, pas_score))
+    nch = np.where(rng.random(len(nc)) < 0.7, _CH["email"], _CH["app"])
+    r_parts.append((nc, nt, 0, nscore, nch, np.full(len(nc), _TP["relationship"])))
+
+    r_cust = np.concatenate([p[0] for p in r_parts])
+    r_t = np.concatenate([p[1] for p in r_parts])
+    r_survey = np.concatenate([np.full(len(p[0]), p[2]) for p in r_parts])
+    r_score = np.concatenate([p[3] for p in r_parts]).astype(np.int64)
+    r_ch = np.concatenate([p[4] for p in r_parts])
+    r_tp = np.concatenate([p[5] for p in r_parts])
+    inside = r_t < T - eps
+    ro = np.lexsort((r_t[inside], r_cust[inside]))
+    r_cust, r_t, r_survey, r_score, r_ch, r_tp = (
+        a[inside][ro] for a in (r_cust, r_t, r_survey, r_score, r_ch, r_tp)
+    )
+    comments = _comments(rng, r_survey, r_score)
+
+    # ---- assemble -------------------------------------------------------------------------
+    cw = _id_width(n_total, 7)
+    cust_ids = _ids("C", first_customer + 1, n, cw)
+    start_us = clock.start_us
+    customers = pa.table(
+        {
+            "customer_id": cust_ids,
+            "signup_at": _ts(aware, start_us),
+            "region": _labels(REGIONS, region),
+            "acquisition_channel": _labels(ACQUISITION, acq),
+            "plan": _labels(PLANS, plan),
+        }
+    )
+    ev_ids = _ids("E", offsets["events"] + 1, len(e_cust), 10)
+    events = pa.table(
+        {
+            "event_id": ev_ids,
+            "customer_id": cust_ids.take(pa.array(e_cust)),
+            "ts": _ts(e_t, start_us),
+            "event": _labels(EVENT_TYPES, e_type),
+            "channel": _labels(CHANNELS, e_ch),
+            "touchpoint": _labels(TOUCHPOINTS, e_tp),
+        }
+    )
+    orders = pa.table(
+        {
+            "order_id": _ids("O", offsets["orders"] + 1, n_orders, 9),
+            "customer_id": cust_ids.take(pa.array(ord_cust)),
+            "ts": _ts(ord_t, start_us),
+            "amount": pa.array(amount, type=pa.float64()),
+            "channel": _labels(CHANNELS, ord_ch_code),
+        }
+    )
+    responses = pa.table(
+        {
+            "response_id": _ids("R", offsets["responses"] + 1, len(r_cust), 9),
+            "customer_id": cust_ids.take(pa.array(r_cust)),
+            "ts": _ts(r_t, start_us),
+            "survey": _labels(("nps", "csat", "ces"), r_survey),
+            "score": pa.array(r_score, type=pa.int64()),
+            "channel": _labels(CHANNELS, r_ch),
+            "touchpoint": _labels(TOUCHPOINTS, r_tp),
+            "comment": comments,
+        }
+    )
+
+    nan = np.nan
+    lam_b = np.where(purchased, lam, nan)
+    p_b = np.where(purchased, p_drop, nan)
+    exposure = T - first_order  # days from first order to the end (NaN if no order)
+    p_ret = 1.0 - np.exp(-lam_b * exposure)
+    truth = pa.table(
+        {
+            "customer_id": cust_ids,
+            "persona": _labels(PERSONA_NAMES, persona),
+            "persona_id": pa.array(persona.astype(np.int64)),
+            "aware_at": _ts(aware, start_us),
+            "considered": pa.array(considered),
+            "considered_at": _ts_nullable(consider_at, start_us),
+            "purchased": pa.array(purchased),
+            "first_order_at": _ts_nullable(first_order, start_us),
+            "lambda_per_day": _float_nullable(lam_b),
+            "p_dropout": _float_nullable(p_b),
+            "dropout_at": _ts_nullable(dropout, start_us),
+            "alive_at_end": pa.array(purchased & np.isnan(dropout)),
+            "mean_spend": _float_nullable(np.where(purchased, gg_p / nu, nan)),
+            "advocate": pa.array(advocate),
+            "p_retention": _float_nullable(p_ret),
+            "expected_repeat_orders": _float_nullable(
+                (1.0 - np.exp(-lam_b * p_b * exposure)) / p_b
+            ),
+            "activity_end_at": _ts(act_end, start_us),
+        }
+    )
+
+    # per-persona sums for the global truth
+    def by_persona(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(persona, weights=weights, minlength=len(_P))
+
+    sums = {
+        "customers": by_persona(np.ones(n)),
+        "considered": by_persona(considered.astype(float)),
+        "purchased": by_persona(purchased.astype(float)),
+        "advocates": by_persona(advocate.astype(float)),
+        "p_retention": by_persona(np.nan_to_num(p_ret)),
+        "retained": by_persona(
+            np.isin(cust, buyers[n_rep > 0]).astype(float) if len(buyers) else np.zeros(n)
+        ),
+    }
+    offsets["events"] += len(e_cust)
+    offsets["orders"] += n_orders
+    offsets["responses"] += len(r_cust)
+    return Chunk(index, customers, events, orders, responses, truth, sums)
+
+
+def _comments(rng: np.random.Generator, survey: np.ndarray, score: np.ndarray) -> pa.Array:
+    """Free text for ~40% of responses, built from the planted themes."""
+    n = len(survey)
+    # sentiment class: 0 detractor, 1 passive, 2 promoter
+    det_hi = np.array([6, 2, 3])[survey]  # nps, csat, ces
+    pro_lo = np.array([9, 5, 6])[survey]
+    cls = np.where(score <= det_hi, 0, np.where(score >= pro_lo, 2, 1))
+    p_c = np.array([_GLOBAL["p_comment"][k] for k in ("detractor", "passive", "promoter")])
+    has = rng.random(n) < p_c[cls]
+    lut_cum = _cum([THEME_SHARES[k] for k in ("detractor", "passive", "promoter")])
+    idx = np.flatnonzero(has)
+    t1 = _pick(rng, lut_cum, cls[idx])
+    t2 = _pick(rng, lut_cum, cls[idx])
+    two = (rng.random(len(idx)) < _GLOBAL["p_second_theme"]) & (t2 != t1)
+
+    phrases: list[str] = []
+    first_phrase = []
+    n_phr = []
+    for name in THEME_NAMES:
+        first_phrase.append(len(phrases))
+        n_phr.append(len(THEMES[name]["phrasings"]))
+        phrases.extend(THEMES[name]["phrasings"])
+    first_phrase_a = np.array(first_phrase)
+    n_phr_a = np.array(n_phr)
+    p1 = first_phrase_a[t1] + (rng.random(len(idx)) * n_phr_a[t1]).astype(np.int64)
+    p2 = first_phrase_a[t2] + (rng.random(len(idx)) * n_phr_a[t2]).astype(np.int64)
+    opener = rng.integers(0, len(_COMMENT_OPENERS), len(idx))
+    joiner = rng.integers(0, len(_COMMENT_JOINERS), len(idx))
+    phrase_arr = pa.array(phrases, type=pa.string())
+    s1 = phrase_arr.take(pa.array(p1))
+    # a lower-cased first letter after an opener reads naturally ("Honestly, the app ...")
+    opened = pa.array(_COMMENT_OPENERS).take(pa.array(opener))
+    has_opener = pc.not_equal(opened, "")
+    lowered = pc.binary_join_element_wise(
+        pc.utf8_lower(pc.utf8_slice_codeunits(s1, 0, 1)), pc.utf8_slice_codeunits(s1, 1), ""
+    )
+    lowered = pc.if_else(pc.starts_with(s1, "I "), s1, lowered)
+    first = pc.binary_join_element_wise(opened, pc.if_else(has_opener, lowered, s1), "")
+    second = pc.binary_join_element_wise(
+        pa.array(_COMMENT_JOINERS).take(pa.array(joiner)), phrase_arr.take(pa.array(p2)), ""
+    )
+    text = pc.if_else(pa.array(two), pc.binary_join_element_wise(first, second, ""), first)
+    # scatter into a full-length nullable column
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[idx] = np.arange(len(idx))
+    return text.take(pa.array(pos, mask=pos < 0))
+
+
+# --------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------
+
+
+def iter_chunks(
+    customers: int = 20_000,
+    *,
+    seed: int = 42,
+    start: str | pd.Timestamp = "2023-01-01",
+    end: str | pd.Timestamp = "2024-12-31",
+    chunk_size: int = 100_000,
+) -> Iterator[Chunk]:
+    """Yield the demo data chunk by chunk (pyarrow tables), ``chunk_size`` customers each.
+
+    Chunk ``i`` uses ``np.random.default_rng([seed, i])``, so the output depends on
+    ``seed``, the dates, ``customers`` and ``chunk_size`` only.
+    """
+    if customers < 1:
+        raise UsageError(f"customers must be a positive number, got {customers!r}")
+    if chunk_size < 1:
+        raise UsageError(f"chunk_size must be a positive number, got {chunk_size!r}")
+    clock = _clock(start, end)
+    lut = _Tables()
+    offsets = {"events": 0, "orders": 0, "responses": 0}
+    for i, first in enumerate(range(0, customers, chunk_size)):
+        n = min(chunk_size, customers - first)
+        rng = np.random.default_rng([seed, i])
+        yield _chunk(rng, lut, clock, i, first, n, customers, offsets)
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The generated demo data in memory (pandas), with its planted truth.
+
+    Attributes
+    ----------
+    customers, events, orders, responses
+        The contract's four tables.
+    truth
+        One row per customer (see ``_truth.parquet``).
+    info
+        The global truth (see ``_truth.json``).
+    """
+
+    customers: pd.DataFrame
+    events: pd.DataFrame
+    orders: pd.DataFrame
+    responses: pd.DataFrame
+    truth: pd.DataFrame
+    info: dict[str, Any]
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The four contract tables by name (ready for :func:`cxkit.load`)."""
+        return {name: getattr(self, name) for name in TABLE_NAMES}
+
+
+def generate(
+    customers: int = 20_000,
+    *,
+    seed: int = 42,
+    start: str | pd.Timestamp = "2023-01-01",
+    end: str | pd.Timestamp = "2024-12-31",
+    chunk_size: int = 100_000,
+) -> Demo:
+    """Generate the demo data in memory.
+
+    Parameters
+    ----------
+    customers
+        Number of customers.
+    seed
+        Random seed; same seed and arguments give the same data.
+    start, end
+        First and last day of activity (ISO dates; ``end`` is inclusive).
+    chunk_size
+        Customers generated at a time (each chunk has its own random generator).
+
+    Returns
+    -------
+    Demo
+        The four tables, the per-customer truth and the global truth.
+
+    Examples
+    --------
+    >>> demo = generate(300, seed=3)
+    >>> demo.info["customers"], demo.truth.persona.nunique()
+    (300, 5)
+    """
+    parts: dict[str, list[pa.Table]] = {k: [] for k in (*TABLE_NAMES, "truth")}
+    sums: dict[str, np.ndarray] = {}
+    for chunk in iter_chunks(customers, seed=seed, start=start, end=end, chunk_size=chunk_size):
+        for k in parts:
+            parts[k].append(getattr(chunk, k))
+        _add_sums(sums, chunk.sums)
+    frames = {k: pa.concat_tables(v).to_pandas() for k, v in parts.items()}
+    info = truth_info(customers=customers, seed=seed, start=start, end=end, sums=sums)
+    return Demo(**frames, info=info)
+
+
+def _add_sums(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + v
+
+
+def truth_info(
+    *,
+    customers: int,
+    seed: int,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    sums: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """The global truth written to ``_truth.json``.
+
+    ``stage_conversion`` holds, per persona and overall, the planted (expected) rate of
+    each stage step; with ``sums`` from generated chunks it also holds the realised counts.
+    """
+    clock = _clock(start, end)
+    shares = _param("share")
+    pc_, pp, pa_ = _param("p_consider"), _param("p_purchase"), _param("p_advocate")
+    personas: dict[str, Any] = {}
+    for name, p in PERSONAS.items():
+        entry = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in p.items()
+            if not k.endswith("mix")
+        }
+        entry["channel_mix"] = {
+            "sessions": dict(zip(SESSION_CHANNELS, p["session_mix"], strict=True)),
+            "orders": dict(zip(ORDER_CHANNELS, p["order_mix"], strict=True)),
+            "consideration": dict(zip(CONSIDER_CHANNELS, p["consider_mix"], strict=True)),
+            "support": dict(zip(SUPPORT_CHANNELS, p["support_mix"], strict=True)),
+        }
+        entry["region_mix"] = dict(zip(REGIONS, p["region_mix"], strict=True))
+        entry["acquisition_mix"] = dict(zip(ACQUISITION, p["acquisition_mix"], strict=True))
+        entry["plan_mix"] = dict(zip(PLANS, p["plan_mix"], strict=True))
+        bg, gg = p["bgnbd"], p["gamma_gamma"]
+        entry["mean_lambda_per_day"] = bg["r"] / bg["alpha"]
+        entry["mean_p_dropout"] = bg["a"] / (bg["a"] + bg["b"])
+        entry["mean_spend_expected"] = gg["p"] * gg["gamma"] / (gg["q"] - 1)
+        personas[name] = entry
+
+    stage: dict[str, Any] = {}
+    for i, name in enumerate(PERSONA_NAMES):
+        stage[name] = {
+            "awareness_to_consideration": pc_[i],
+            "consideration_to_purchase": pp[i],
+            "purchase_to_retention": None,
+            "purchase_to_advocacy": pa_[i],
+        }
+    w_c = shares * pc_
+    w_p = w_c * pp
+    stage["overall"] = {
+        "awareness_to_consideration": float(w_c.sum()),
+        "consideration_to_purchase": float(w_p.sum() / w_c.sum()),
+        "purchase_to_retention": None,
+        "purchase_to_advocacy": float((w_p * pa_).sum() / w_p.sum()),
+    }
+    realised: dict[str, Any] = {}
+    if sums:
+        names = [*PERSONA_NAMES, "overall"]
+        for i, name in enumerate(names):
+            sl = slice(None) if name == "overall" else slice(i, i + 1)
+            s = {k: float(np.sum(v[sl])) for k, v in sums.items()}
+            if s["purchased"] > 0:
+                stage[name]["purchase_to_retention"] = s["p_retention"] / s["purchased"]
+            realised[name] = {
+                "customers": int(s["customers"]),
+                "considered": int(s["considered"]),
+                "purchased": int(s["purchased"]),
+                "retained": int(s["retained"]),
+                "advocates": int(s["advocates"]),
+            }
+    lut = _Tables()
+    csat_planted = {}
+    for i, name in enumerate(PERSONA_NAMES):
+        row = {}
+        for j, ch in enumerate(CHANNELS):
+            pmf = np.diff(np.concatenate(([0.0], lut.csat_cum[i * len(CHANNELS) + j])))
+            row[ch] = round(float(pmf @ np.arange(1, 6)), 4)
+        csat_planted[name] = row
+    return {
+        "seed": seed,
+        "customers": customers,
+        "start": clock.start.date().isoformat(),
+        "end": clock.end.date().isoformat(),
+        "time_unit": "day",
+        "personas": personas,
+        "persona_shares": dict(zip(PERSONA_NAMES, shares.tolist(), strict=True)),
+        "global": {k: v for k, v in _GLOBAL.items()},
+        "stage_conversion": stage,
+        "stage_counts_realised": realised,
+        "pain_point": {
+            "persona": "support_heavy",
+            "channel": "chat",
+            "survey": "csat",
+            "csat_mean_planted": PERSONAS["support_heavy"]["csat_mean_chat"],
+            "csat_mean_other_channels": PERSONAS["support_heavy"]["csat_mean"],
+            "csat_mean_chat_other_personas": 4.0,
+            "ces_mean_planted": PERSONAS["support_heavy"]["ces_mean_chat"],
+            "nps_effect": "a CSAT <= 2 on chat raises the customer's detractor probability "
+            f"by {_GLOBAL['nps_detractor_bad_chat_boost']}",
+        },
+        "csat_mean_planted": csat_planted,
+        "themes": {
+            name: {"kind": t["kind"], "keywords": t["keywords"], "n_phrasings": len(t["phrasings"])}
+            for name, t in THEMES.items()
+        },
+        "theme_shares": {
+            cls: dict(zip(THEME_NAMES, shares_, strict=True))
+            for cls, shares_ in THEME_SHARES.items()
+        },
+        "sentiment_classes": {
+            "nps": {"detractor": "0-6", "passive": "7-8", "promoter": "9-10"},
+            "csat": {"detractor": "1-2", "passive": "3", "promoter": "4-5"},
+            "ces": {"detractor": "1-3", "passive": "4-5", "promoter": "6-7"},
+        },
+        "comment_probability": _GLOBAL["p_comment"],
+        "truth_columns": {
+            "lambda_per_day": "BG/NBD purchase rate per day (buyers only)",
+            "p_dropout": "BG/NBD dropout probability after each repeat order (buyers only)",
+            "dropout_at": "time of the repeat order after which the customer dropped out",
+            "p_retention": "1 - exp(-lambda * days from first order to the end)",
+            "expected_repeat_orders": "(1 - exp(-lambda * p * exposure_days)) / p",
+            "mean_spend": "Gamma-Gamma p / nu",
+            "activity_end_at": "events stop here (dropout + a short tail, or the end)",
+        },
+    }
+
+
+def write_demo(
+    out: str | os.PathLike[str],
+    *,
+    customers: int = 20_000,
+    seed: int = 42,
+    start: str = "2023-01-01",
+    end: str = "2024-12-31",
+    fmt: str = "parquet",
+    chunk_size: int = 100_000,
+) -> Path:
+    """Write the demo data set to the folder ``out`` (created if needed).
+
+    Writes ``customers``, ``events``, ``orders`` and ``responses`` (``.parquet`` or
+    ``.csv``), plus ``_truth.parquet`` and ``_truth.json``. Each file is written to a
+    temporary name and renamed when complete, so a reader never sees half a file.
+
+    Parameters
+    ----------
+    out
+        Output folder.
+    customers, seed, start, end, chunk_size
+        As for :func:`generate`.
+    fmt
+        ``"parquet"`` or ``"csv"`` for the four tables (the truth stays Parquet/JSON).
+
+    Returns
+    -------
+    Path
+        The output folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = write_demo(tempfile.mkdtemp(), customers=100, seed=1)
+    >>> sorted(p.name for p in folder.iterdir())[:3]
+    ['_truth.json', '_truth.parquet', 'customers.parquet']
+    """
+    if fmt not in ("parquet", "csv"):
+        raise UsageError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [*TABLE_NAMES, "truth"]
+    final = {k: folder / f"{k}.{fmt}" for k in TABLE_NAMES}
+    final["truth"] = folder / "_truth.parquet"
+    tmp = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in final.items()}
+    writers: dict[str, Any] = {}
+    sums: dict[str, np.ndarray] = {}
+    try:
+        for chunk in iter_chunks(customers, seed=seed, start=start, end=end, chunk_size=chunk_size):
+            for k in names:
+                table = getattr(chunk, k)
+                if k not in writers:
+                    if fmt == "csv" and k != "truth":
+                        writers[k] = pacsv.CSVWriter(str(tmp[k]), table.schema)
+                    else:
+                        writers[k] = pq.ParquetWriter(str(tmp[k]), table.schema, compression="zstd")
+                writers[k].write_table(table)
+            _add_sums(sums, chunk.sums)
+        for w in writers.values():
+            w.close()
+        writers.clear()
+        info = truth_info(customers=customers, seed=seed, start=start, end=end, sums=sums)
+        json_tmp = folder / f"._truth.json.tmp-{os.getpid()}"
+        json_tmp.write_text(json.dumps(info, indent=2, default=_json_default) + "\n")
+        for k in names:
+            os.replace(tmp[k], final[k])
+        os.replace(json_tmp, folder / "_truth.json")
+        # the other format's tables from an earlier run would shadow or confuse: remove them
+        other = "csv" if fmt == "parquet" else "parquet"
+        for k in TABLE_NAMES:
+            stale = folder / f"{k}.{other}"
+            if stale.is_file():
+                stale.unlink()
+    finally:
+        for w in writers.values():
+            w.close()
+        for p in tmp.values():
+            if p.exists():
+                p.unlink()
+    return folder
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(type(v).__name__)
