@@ -1,0 +1,418 @@
+"""Tests of cxkit.lifecycle: hand-worked event logs pin the funnel semantics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cxkit
+from cxkit import lifecycle as lc
+from cxkit.errors import NotAvailableError, UsageError
+
+T0 = pd.Timestamp("2024-01-01")
+
+
+def _ev(rows: list[tuple[str, str, float]], channel: list[str] | None = None) -> pd.DataFrame:
+    """rows of (customer, event, day offset)."""
+    df = pd.DataFrame(rows, columns=["customer_id", "event", "day"])
+    df["ts"] = (T0 + pd.to_timedelta(df.pop("day"), unit="D")).dt.round("us")
+    if channel is not None:
+        df["channel"] = channel
+    return df
+
+
+def _counts(ev: pd.DataFrame, steps: list, **kw) -> list[int]:
+    return lc.funnel(ev, steps, **kw).n_customers.tolist()
+
+
+# ---- hand-worked semantics ------------------------------------------------------------
+
+
+def test_basic_counts_rates_and_ci():
+    ev = _ev(
+        [
+            ("a", "visit", 0), ("a", "view", 1), ("a", "buy", 2),
+            ("b", "visit", 0), ("b", "view", 3),
+            ("c", "visit", 0),
+            ("d", "view", 0), ("d", "buy", 1),  # never entered
+        ]
+    )  # fmt: skip
+    f = lc.funnel(ev, ["visit", "view", "buy"])
+    assert f.n_customers.tolist() == [3, 2, 1]
+    assert f.rate_from_start.tolist() == pytest.approx([1, 2 / 3, 1 / 3])
+    assert f.rate_from_previous.tolist() == pytest.approx([1, 2 / 3, 1 / 2])
+    lo, hi = cxkit.stats.wilson_ci(1, 3)
+    assert (f.ci_low[2], f.ci_high[2]) == pytest.approx((lo, hi))
+    lo, hi = cxkit.stats.wilson_ci(1, 2)
+    assert (f.ci_low_from_previous[2], f.ci_high_from_previous[2]) == pytest.approx((lo, hi))
+    # times: view after visit 1 and 3 days -> median 2 days; buy 1 day after view
+    assert f.median_time_from_previous_days[1] == pytest.approx(2.0)
+    assert f.median_time_from_previous_hours[1] == pytest.approx(48.0)
+    assert f.median_time_from_previous_days[2] == pytest.approx(1.0)
+    assert f.median_time_from_start_days[2] == pytest.approx(2.0)
+    assert np.isnan(f.median_time_from_previous_days[0])
+    assert f.small_n.all()
+
+
+def test_ties_do_not_advance():
+    # view at the same instant as visit does not count: strictly after.
+    ev = _ev([("a", "visit", 0), ("a", "view", 0), ("b", "visit", 0), ("b", "view", 0.001)])
+    assert _counts(ev, ["visit", "view"]) == [2, 1]
+
+
+def test_repeated_steps_need_a_later_occurrence():
+    ev = _ev(
+        [
+            ("a", "view", 0), ("a", "view", 1), ("a", "view", 2),
+            ("b", "view", 0),
+            ("c", "view", 0), ("c", "view", 0),  # same instant: not a second view
+        ]
+    )  # fmt: skip
+    assert _counts(ev, ["view", "view", "view"]) == [3, 1, 1]
+
+
+def test_unsorted_input_gives_same_result():
+    ev = _ev([("a", "visit", 0), ("a", "view", 1), ("a", "buy", 2), ("b", "visit", 5)])
+    shuffled = ev.sample(frac=1, random_state=3).reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        lc.funnel(ev, ["visit", "view", "buy"]), lc.funnel(shuffled, ["visit", "view", "buy"])
+    )
+
+
+def test_window_edge_is_inclusive():
+    ev = _ev(
+        [
+            ("a", "visit", 0), ("a", "buy", 7),  # exactly 7 days: counts
+            ("b", "visit", 0), ("b", "buy", 7 + 1 / 86400),  # one second more: not
+        ]
+    )  # fmt: skip
+    assert _counts(ev, ["visit", "buy"], window="7D") == [2, 1]
+    assert _counts(ev, ["visit", "buy"], window=7) == [2, 1]
+    assert _counts(ev, ["visit", "buy"]) == [2, 2]
+
+
+def test_window_measured_from_step_one_not_previous_step():
+    ev = _ev([("a", "visit", 0), ("a", "view", 5), ("a", "buy", 9)])
+    assert _counts(ev, ["visit", "view", "buy"], window=7) == [1, 1, 0]
+
+
+def test_entry_first_vs_any():
+    # a: first visit at 0 too early for the window, a later visit at 10 converts at 12.
+    ev = _ev([("a", "visit", 0), ("a", "visit", 10), ("a", "buy", 12), ("b", "visit", 0)])
+    assert _counts(ev, ["visit", "buy"], window=7, entry="first") == [2, 0]
+    f = lc.funnel(ev, ["visit", "buy"], window=7, entry="any")
+    assert f.n_customers.tolist() == [2, 1]
+    # times come from the start that converts (day 10), not from the first visit
+    assert f.median_time_from_start_days[1] == pytest.approx(2.0)
+    # without a window, entry any == entry first
+    for entry in ("any", "first"):
+        g = lc.funnel(ev, ["visit", "buy"], entry=entry)
+        assert g.n_customers.tolist() == [2, 1]
+        assert g.median_time_from_start_days[1] == pytest.approx(12.0)
+
+
+def test_entry_any_takes_earliest_converting_start_per_step():
+    # starts at 0 and 4; view at 5, buy at 10; window 7: step 2 via start 0 (5 days),
+    # step 3 only via start 4 (6 days).
+    ev = _ev([("a", "visit", 0), ("a", "visit", 4), ("a", "view", 5), ("a", "buy", 10)])
+    f = lc.funnel(ev, ["visit", "view", "buy"], window=7, entry="any")
+    assert f.n_customers.tolist() == [1, 1, 1]
+    assert f.median_time_from_start_days.tolist()[1:] == pytest.approx([5.0, 6.0])
+    assert _counts(ev, ["visit", "view", "buy"], window=7, entry="first") == [1, 1, 0]
+
+
+def test_earliest_match_is_used_for_next_step():
+    # two views; the buy is between them; the earliest view (day 1) must be matched.
+    ev = _ev([("a", "visit", 0), ("a", "view", 1), ("a", "buy", 2), ("a", "view", 3)])
+    assert _counts(ev, ["visit", "view", "buy"]) == [1, 1, 1]
+
+
+def test_step_as_list_of_events():
+    ev = _ev([("a", "visit", 0), ("a", "cart", 1), ("b", "visit", 0), ("b", "view", 1)])
+    f = lc.funnel(ev, ["visit", ["view", "cart"]])
+    assert f.n_customers.tolist() == [2, 2]
+    assert f.step_name.tolist() == ["visit", "view | cart"]
+
+
+def test_empty_funnel_and_missing_steps():
+    ev = _ev([("a", "visit", 0)])
+    f = lc.funnel(ev, ["nothing", "visit"])
+    assert f.n_customers.tolist() == [0, 0]
+    assert f.rate_from_start.isna().all()
+    g = lc.funnel(ev, ["visit", "nothing", "visit"])
+    assert g.n_customers.tolist() == [1, 0, 0]
+    assert g.rate_from_previous.tolist()[1] == 0
+    assert np.isnan(g.rate_from_previous.tolist()[2])
+
+
+def test_by_entry_channel_and_empty_groups():
+    ev = _ev(
+        [("a", "visit", 0), ("a", "visit", 1), ("a", "buy", 2), ("b", "visit", 0), ("c", "x", 0)],
+        channel=["web", "app", "web", "app", "store"],
+    )
+    f = lc.funnel(ev, ["visit", "buy"], by="entry_channel")
+    assert f.columns[0] == "entry_channel"
+    assert f.entry_channel.tolist() == ["app", "app", "web", "web"]  # no 'store' group
+    assert f.n_customers.tolist() == [1, 0, 1, 1]
+    assert f.rate_from_start.tolist() == [1.0, 0.0, 1.0, 1.0]
+
+
+def test_by_customer_attribute_and_group_tests():
+    rng = np.random.default_rng(0)
+    rows, cust = [], []
+    for i in range(400):
+        cid = f"c{i:03d}"
+        grp = "A" if i < 200 else "B"
+        cust.append((cid, grp))
+        rows.append((cid, "visit", 0.0))
+        if rng.random() < (0.6 if grp == "A" else 0.3):
+            rows.append((cid, "buy", 1.0))
+    data = cxkit.load(
+        {
+            "events": _ev(rows),
+            "customers": pd.DataFrame(cust, columns=["customer_id", "acquisition_channel"]),
+        }
+    )
+    f = lc.funnel(data, ["visit", "buy"], by="acquisition_channel")
+    assert f.acquisition_channel.tolist() == ["A", "A", "B", "B"]
+    t = lc.group_tests(f)
+    assert t.acquisition_channel.tolist() == ["A", "B"]
+    assert t.significant.all() and (t.p_holm < 1e-6).all()
+    assert t["diff"][0] == pytest.approx(-t["diff"][1])
+    with pytest.raises(NotAvailableError, match="persona"):
+        lc.funnel(data, ["visit", "buy"], by="persona")
+    with pytest.raises(UsageError, match="group_tests needs a funnel computed with by"):
+        lc.group_tests(lc.funnel(data, ["visit", "buy"]))
+
+
+def test_by_dataframe_mapping():
+    ev = _ev([("a", "visit", 0), ("a", "buy", 1), ("b", "visit", 0)])
+    personas = pd.DataFrame({"customer_id": ["a", "b"], "persona": ["p1", "p2"]})
+    f = lc.funnel(ev, ["visit", "buy"], by=personas)
+    assert f.persona.tolist() == ["p1", "p1", "p2", "p2"]
+    assert f.n_customers.tolist() == [1, 1, 1, 0]
+
+
+def test_as_of_cuts_later_events():
+    ev = _ev([("a", "visit", 0), ("a", "buy", 3)])
+    assert _counts(ev, ["visit", "buy"], as_of="2024-01-02") == [1, 0]
+    assert _counts(ev, ["visit", "buy"], as_of="2024-01-04") == [1, 1]
+
+
+def test_bad_options():
+    ev = _ev([("a", "visit", 0)])
+    with pytest.raises(UsageError, match="entry must be 'any' or 'first', got 'last'"):
+        lc.funnel(ev, ["visit"], entry="last")
+    with pytest.raises(UsageError, match="window must be positive"):
+        lc.funnel(ev, ["visit"], window=0)
+    with pytest.raises(UsageError, match="steps must be a non-empty list"):
+        lc.funnel(ev, "visit")
+    with pytest.raises(NotAvailableError, match="orders"):
+        lc.funnel(ev, ["visit", "purchase"])
+
+
+# ---- property test against a brute-force reference ----------------------------------
+
+
+def _reference(ev: pd.DataFrame, steps: list[str], window: float | None, entry: str) -> list[int]:
+    """Plain-Python funnel: per start, follow earliest strictly-later occurrences."""
+    counts = [0] * len(steps)
+    win = None if window is None else pd.Timedelta(days=window)
+    for _, g in ev.groupby("customer_id"):
+        occ = [sorted(g.ts[g.event == s]) for s in steps]
+        if not occ[0]:
+            continue
+        starts = occ[0][:1] if entry == "first" else occ[0]
+        best = 0
+        for s in starts:
+            reached, prev = 1, s
+            for k in range(1, len(steps)):
+                nxt = [t for t in occ[k] if t > prev and (win is None or t - s <= win)]
+                if not nxt:
+                    break
+                prev = nxt[0]
+                reached = k + 1
+            best = max(best, reached)
+        for k in range(best):
+            counts[k] += 1
+    return counts
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.sampled_from(["x", "y", "z"]),
+            st.integers(0, 12),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    steps=st.lists(st.sampled_from(["x", "y", "z"]), min_size=1, max_size=4),
+    window=st.sampled_from([None, 2, 5]),
+    entry=st.sampled_from(["any", "first"]),
+)
+def test_property_matches_reference_and_invariants(rows, steps, window, entry):
+    ev = _ev([(c, e, float(d)) for c, e, d in rows])
+    f = lc.funnel(ev, steps, window=window, entry=entry)
+    n = f.n_customers.to_numpy()
+    assert list(n) == _reference(ev, steps, window, entry)
+    assert (np.diff(n) <= 0).all()
+    for col in ("rate_from_start", "rate_from_previous", "ci_low", "ci_high"):
+        v = f[col].dropna()
+        assert ((v >= 0) & (v <= 1)).all()
+
+
+# ---- stages, cohorts, states, journeys ------------------------------------------------
+
+
+def _mini_data() -> cxkit.CXData:
+    ev = _ev(
+        [
+            ("a", "ad_impression", 0), ("a", "product_view", 2), ("a", "review", 40),
+            ("b", "site_visit", 5), ("b", "product_view", 6),
+            ("c", "email_open", 10),
+            ("d", "site_visit", 35),
+        ]
+    )  # fmt: skip
+    ev["touchpoint"] = ["marketing", "browse", "support", "browse", "browse", "marketing", "browse"]
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3", "o4"],
+            "customer_id": ["a", "a", "b", "d"],
+            "ts": [T0 + pd.Timedelta(days=d) for d in (3, 33, 7.2, 35.5)],
+            "amount": [10.0, 20.0, 5.0, 7.0],
+        }
+    )
+    resp = pd.DataFrame(
+        {
+            "response_id": ["r1", "r2"],
+            "customer_id": ["b", "d"],
+            "ts": [T0 + pd.Timedelta(days=8), T0 + pd.Timedelta(days=36)],
+            "survey": ["nps", "nps"],
+            "score": [9, 6],
+        }
+    )
+    cust = pd.DataFrame({"customer_id": list("abcd"), "acquisition_channel": list("xxyy")})
+    return cxkit.load({"events": ev, "orders": orders, "responses": resp, "customers": cust})
+
+
+def test_stages_monotone_and_current_stage():
+    s = lc.stages(_mini_data(), as_of="2024-03-01").set_index("customer_id")
+    assert s.current_stage.to_dict() == {
+        "a": "advocacy", "b": "advocacy", "c": "awareness", "d": "purchase"
+    }  # fmt: skip
+    # b: NPS 9 on day 8 but no repeat order -> retention filled at the advocacy time
+    assert s.loc["b", "retention_at"] == T0 + pd.Timedelta(days=8)
+    # d: purchase without consideration -> consideration reached at the purchase time
+    assert s.loc["d", "consideration_at"] == T0 + pd.Timedelta(days=35.5)
+    assert s.loc["a", "retention_at"] == T0 + pd.Timedelta(days=33)
+    raw = lc.stages(_mini_data(), monotone=False).set_index("customer_id")
+    assert pd.isna(raw.loc["b", "retention_at"]) and pd.isna(raw.loc["d", "consideration_at"])
+    early = lc.stages(_mini_data(), as_of="2024-01-06").set_index("customer_id")
+    assert early.current_stage.to_dict() == {"a": "purchase", "b": "awareness"}
+
+
+def test_stage_map_yaml_and_errors(tmp_path: Path):
+    p = tmp_path / "stages.yml"
+    p.write_text("stages:\n  seen: {events: any}\n  bought: {orders: any}\n")
+    s = lc.stages(_mini_data(), p)
+    assert list(s.columns) == ["customer_id", "seen_at", "bought_at", "current_stage"]
+    with pytest.raises(UsageError, match="unknown rule key"):
+        lc.load_stage_map({"x": {"event": ["a"]}})
+    with pytest.raises(UsageError, match="orders must be"):
+        lc.load_stage_map({"x": {"orders": "second"}})
+
+
+def test_stage_funnel_and_conversion():
+    data = _mini_data()
+    f = lc.stage_funnel(data)
+    assert f.n_customers.tolist() == [4, 3, 3, 2, 2]
+    c = lc.stage_conversion(data).set_index(["from_stage", "to_stage"])
+    assert c.loc[("purchase", "retention"), ["n_from", "n_to"]].tolist() == [3, 1]
+    assert c.loc[("purchase", "advocacy"), ["n_from", "n_to"]].tolist() == [3, 2]
+    assert c.loc[("awareness", "consideration"), ["n_from", "n_to"]].tolist() == [4, 2]
+    # stages as funnel steps: purchase = any order strictly after consideration
+    g = lc.funnel(data, ["consideration", "purchase", "retention"])
+    assert g.n_customers.tolist() == [2, 2, 1]
+    counts = lc.current_stage_counts(data)
+    assert counts.n_customers.sum() == 4
+
+
+def test_cohort_retention_nan_for_unobservable():
+    ev = _ev([("a", "v", 0), ("a", "v", 31), ("b", "v", 40), ("c", "v", 45), ("c", "v", 75)])
+    r = lc.cohort_retention(ev, period="M", as_of="2024-03-31")
+    assert r.index.tolist() == ["2024-01", "2024-02", "all (size-weighted)"]
+    assert r.customers.tolist() == [1, 2, 3]
+    assert r.loc["2024-01", 1] == 1.0 and r.loc["2024-01", 2] == 0.0
+    assert r.loc["2024-02", 1] == 0.5
+    assert np.isnan(r.loc["2024-02", 2])  # March... is observable? no: Feb + 2 = April
+    assert r.loc["all (size-weighted)", 1] == pytest.approx(2 / 3)
+    assert r.loc["all (size-weighted)", 2] == pytest.approx(0.0)
+    # as_of mid-March: March is incomplete -> not observable at all
+    r2 = lc.cohort_retention(ev, period="M", as_of="2024-03-20")
+    assert np.isnan(r2.loc["2024-02", 1])
+    with pytest.raises(UsageError, match="period must be one of"):
+        lc.cohort_retention(ev, period="fortnight")
+
+
+def test_cohort_retention_orders_only():
+    data = _mini_data()
+    r = lc.cohort_retention(data, activity="orders", as_of="2024-02-29")
+    assert r.loc["2024-01", "customers"] == 2  # a and b ordered in January
+    assert r.loc["2024-01", 1] == 0.5  # a ordered again in February
+
+
+def test_lifecycle_states():
+    ev = _ev(
+        [("a", "v", 0), ("a", "v", 31), ("a", "v", 70), ("b", "v", 5), ("b", "v", 65)]
+    )  # a: Jan, Feb, Mar; b: Jan, Mar
+    s = lc.lifecycle_states(ev, period="M", as_of="2024-03-31").set_index("period")
+    assert s.loc["2024-01", ["new", "returning", "resurrecting", "dormant"]].tolist() == [
+        2, 0, 0, 0
+    ]  # fmt: skip
+    assert s.loc["2024-02", ["new", "returning", "resurrecting", "dormant"]].tolist() == [
+        0, 1, 0, 1
+    ]  # fmt: skip
+    assert s.loc["2024-03", ["new", "returning", "resurrecting", "dormant"]].tolist() == [
+        0, 1, 1, 0
+    ]  # fmt: skip
+
+
+def test_journeys():
+    data = _mini_data()
+    p = lc.journey_paths(data, kind="touchpoint", max_steps=3)
+    top = dict(zip(p.path, p.customers, strict=True))
+    assert top["marketing > browse > support"] == 1
+    assert top["browse"] == 2  # b (browse, browse collapsed) and d
+    assert p.customers.sum() == 4
+    s = lc.journey_sankey(data, kind="touchpoint", max_steps=3, top=2)
+    assert "(end)" in set(s.target)
+    assert set(s.source) <= {"0. marketing", "0. browse", "1. browse", "1. other", "2. other"}
+    assert "0. browse" in set(s.source) and "1. other" not in set(s.target) - {"1. other"}
+    sp = lc.journey_paths(data, kind="stage", max_steps=5)
+    assert sp.customers.sum() == 4
+
+
+def test_findings_on_mini_data():
+    fs = lc.findings(_mini_data())
+    metrics = {f.metric for f in fs}
+    assert {"overall_conversion", "time_to_purchase"} <= metrics
+    assert "biggest_dropoff" not in metrics  # every step rests on < 30 customers
+    assert all(f.small_n for f in fs if f.metric == "overall_conversion")
+    assert all(isinstance(f, cxkit.Finding) for f in fs)
+
+
+# ---- demo data: planted truth ---------------------------------------------------------
+
+
+def _truth_rates(demo: Path) -> dict:
+    truth = json.loads((demo / "_truth.json").read_text())
+    return truth["stage_conversion"]
