@@ -562,7 +562,7 @@ def _chunk(
     growth = g["signup_growth"]
     u = rng.random(n)
     x = (-1 + np.sqrt(1 + 2 * growth * u * (1 + growth / 2))) / growth  # linear density
-    window = T - g["signup_margin_days"]
+    window = T - 1.0 - g["signup_margin_days"]  # up to end - 90 days (end 00:00)
     aware = x * window
 
     # ---- funnel -----------------------------------------------------------------------

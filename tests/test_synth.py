@@ -6,12 +6,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import cxkit
 from cxkit import synth
 from cxkit.errors import UsageError
+from cxkit.stats import wilson_ci
 
 TABLES = ("customers", "events", "orders", "responses")
 
@@ -109,3 +111,295 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
 def test_demo_validates_cleanly(demo_data: cxkit.CXData) -> None:
     problems = cxkit.validate(demo_data)
     assert [p for p in problems if p.severity == "error"] == []
+
+
+# ---- the contract and the funnel's hard rules ---------------------------------------------
+
+
+def test_timestamps_within_start_and_end(demo: dict[str, pd.DataFrame]) -> None:
+    lo, hi = pd.Timestamp("2023-01-01"), pd.Timestamp("2025-01-01")
+    for name in ("events", "orders", "responses"):
+        ts = demo[name].ts
+        assert ts.min() >= lo and ts.max() < hi, name
+    signup = demo["customers"].signup_at
+    assert signup.min() >= lo
+    assert signup.max() <= pd.Timestamp("2024-12-31") - pd.Timedelta(days=90)
+
+
+def test_every_customer_has_events_and_the_first_is_awareness(
+    demo: dict[str, pd.DataFrame],
+) -> None:
+    events, customers = demo["events"], demo["customers"]
+    first = events.groupby("customer_id").ts.min()
+    assert set(first.index) == set(customers.customer_id)
+    signup = customers.set_index("customer_id").signup_at
+    pd.testing.assert_series_equal(first.sort_index(), signup.sort_index(), check_names=False)
+    first_rows = events.loc[events.groupby("customer_id").ts.idxmin()]
+    assert set(first_rows.event) <= {
+        "ad_impression",
+        "social_view",
+        "email_open",
+        "site_visit",
+        "app_open",
+        "store_visit",
+    }
+
+
+def test_ids_unique_and_columns_filled(demo: dict[str, pd.DataFrame]) -> None:
+    assert demo["events"].event_id.is_unique
+    assert demo["orders"].order_id.is_unique
+    assert demo["responses"].response_id.is_unique
+    for name, cols in {
+        "events": ["channel", "touchpoint", "event"],
+        "orders": ["channel", "amount"],
+        "responses": ["channel", "touchpoint", "survey", "score"],
+        "customers": ["region", "acquisition_channel", "plan", "signup_at"],
+    }.items():
+        assert demo[name][cols].notna().all().all(), name
+    assert (demo["orders"].amount > 0).all()
+    assert np.allclose(demo["orders"].amount, demo["orders"].amount.round(2))
+    assert set(demo["events"].channel) == set(synth.CHANNELS)
+
+
+def test_score_ranges_and_comment_share(demo: dict[str, pd.DataFrame]) -> None:
+    r = demo["responses"]
+    for survey, (lo, hi) in {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}.items():
+        s = r.score[r.survey == survey]
+        assert s.between(lo, hi).all() and len(s) > 100, survey
+    assert 0.3 < r.comment.notna().mean() < 0.5
+
+
+def test_non_considerers_never_consider_or_order(demo: dict[str, pd.DataFrame]) -> None:
+    truth, events, orders = demo["truth"], demo["events"], demo["orders"]
+    never = set(truth.customer_id[~truth.considered])
+    consideration = events[events.event.isin(["product_view", "add_to_cart", "pricing_view"])]
+    assert never.isdisjoint(consideration.customer_id)
+    assert never.isdisjoint(orders.customer_id)
+    buyers = set(truth.customer_id[truth.purchased])
+    assert set(orders.customer_id) == buyers
+
+
+def test_first_consideration_and_first_order_match_truth(demo: dict[str, pd.DataFrame]) -> None:
+    truth = demo["truth"].set_index("customer_id")
+    ev = demo["events"]
+    cons = ev[ev.event.isin(["product_view", "add_to_cart", "pricing_view"])]
+    first_cons = cons.groupby("customer_id").ts.min()
+    pd.testing.assert_series_equal(
+        first_cons.sort_index(),
+        truth.considered_at.dropna().sort_index(),
+        check_names=False,
+    )
+    first_order = demo["orders"].groupby("customer_id").ts.min()
+    pd.testing.assert_series_equal(
+        first_order.sort_index(),
+        truth.first_order_at.dropna().sort_index(),
+        check_names=False,
+    )
+    delay = (truth.considered_at - truth.aware_at).dt.total_seconds() / 86400
+    assert delay.dropna().between(0, 30).all()
+    delay = (truth.first_order_at - truth.considered_at).dt.total_seconds() / 86400
+    assert delay.dropna().between(0, 30).all()
+
+
+def test_no_orders_after_dropout_and_no_events_after_activity_end(
+    demo: dict[str, pd.DataFrame],
+) -> None:
+    truth = demo["truth"].set_index("customer_id")
+    orders = demo["orders"].join(truth[["dropout_at", "activity_end_at"]], on="customer_id")
+    assert not (orders.ts > orders.dropout_at).any()
+    # the dropout happens at a repeat order: that order exists
+    last = orders.groupby("customer_id").ts.max()
+    dropped = truth.dropout_at.dropna()
+    pd.testing.assert_series_equal(last[dropped.index], dropped, check_names=False)
+    events = demo["events"].join(truth.activity_end_at, on="customer_id")
+    assert not (events.ts > events.activity_end_at).any()
+    assert truth.alive_at_end.sum() == (truth.purchased & truth.dropout_at.isna()).sum()
+
+
+def test_advocates_refer_or_review_and_only_they_give_9_or_10(
+    demo: dict[str, pd.DataFrame],
+) -> None:
+    truth = demo["truth"].set_index("customer_id")
+    ev = demo["events"]
+    adv_events = ev[ev.event.isin(["referral", "review"])].join(
+        truth.first_order_at, on="customer_id"
+    )
+    assert (adv_events.ts > adv_events.first_order_at).all()
+    assert set(adv_events.customer_id) == set(truth.index[truth.advocate])
+    r = demo["responses"]
+    nps = r[r.survey == "nps"].join(truth[["advocate", "first_order_at"]], on="customer_id")
+    assert (nps.ts > nps.first_order_at).all()
+    assert nps.score[nps.advocate].between(9, 10).all()
+    assert nps.score[~nps.advocate].between(0, 8).all()
+
+
+# ---- the planted truth is in the data ----------------------------------------------------
+
+
+def _within(successes: int, n: int, expected: float, level: float = 0.999) -> bool:
+    lo, hi = wilson_ci(successes, n, level=level)
+    return bool(lo <= expected <= hi)
+
+
+def test_persona_shares_within_binomial_error(demo: dict[str, pd.DataFrame], info: dict) -> None:
+    counts = demo["truth"].persona.value_counts()
+    n = len(demo["truth"])
+    for name, share in info["persona_shares"].items():
+        assert _within(int(counts[name]), n, share), (name, counts[name] / n, share)
+
+
+def test_stage_conversions_within_wilson_intervals(
+    demo: dict[str, pd.DataFrame], info: dict
+) -> None:
+    truth = demo["truth"]
+    planted = info["stage_conversion"]
+    for name, t in [*truth.groupby("persona"), ("overall", truth)]:
+        p = planted[name]
+        assert _within(int(t.considered.sum()), len(t), p["awareness_to_consideration"]), name
+        considered = t[t.considered]
+        assert _within(
+            int(considered.purchased.sum()), len(considered), p["consideration_to_purchase"]
+        ), name
+        buyers = t[t.purchased]
+        assert _within(int(buyers.advocate.sum()), len(buyers), p["purchase_to_advocacy"]), name
+    # the stored realised counts agree with the per-customer truth
+    counts = info["stage_counts_realised"]["overall"]
+    assert counts["purchased"] == int(truth.purchased.sum())
+    assert counts["advocates"] == int(truth.advocate.sum())
+
+
+def test_retention_matches_planted_expectation(demo: dict[str, pd.DataFrame], info: dict) -> None:
+    truth = demo["truth"].set_index("customer_id")
+    orders = demo["orders"]
+    days = orders.ts.dt.normalize()
+    first_day = days.groupby(orders.customer_id).transform("min")
+    retained = set(orders.customer_id[days > first_day])
+    buyers = truth[truth.purchased]
+    observed = buyers.index.isin(list(retained)).sum()
+    expected = buyers.p_retention.sum()
+    sd = np.sqrt((buyers.p_retention * (1 - buyers.p_retention)).sum())
+    # a second order on the same day as the first is rare and not counted as retention
+    assert abs(observed - expected) < 4 * sd + 0.02 * len(buyers)
+    stored = info["stage_conversion"]["overall"]["purchase_to_retention"]
+    assert stored == pytest.approx(buyers.p_retention.mean())
+
+
+def test_repeat_orders_consistent_with_planted_rates(demo: dict[str, pd.DataFrame]) -> None:
+    truth = demo["truth"].set_index("customer_id")
+    buyers = truth[truth.purchased].copy()
+    n_orders = demo["orders"].groupby("customer_id").size()
+    buyers["repeat"] = n_orders.reindex(buyers.index).to_numpy() - 1
+    # E[X(t) | lambda, p] = (1 - exp(-lambda p t)) / p under BG/NBD
+    exposure = (pd.Timestamp("2025-01-01") - buyers.first_order_at).dt.total_seconds() / 86400
+    expected = (1 - np.exp(-buyers.lambda_per_day * buyers.p_dropout * exposure)) / (
+        buyers.p_dropout
+    )
+    np.testing.assert_allclose(expected, buyers.expected_repeat_orders, rtol=1e-6)
+    for name, b in buyers.assign(expected=expected).groupby("persona"):
+        diff = b.repeat - b.expected
+        se = diff.std(ddof=1) / np.sqrt(len(diff))
+        assert abs(diff.mean()) < 4 * se, (name, b.repeat.mean(), b.expected.mean())
+    # and the personas really differ: loyal app fans buy far more often than social browsers
+    rate = buyers.assign(repeat_per_year=buyers.repeat / exposure * 365).groupby("persona")
+    means = rate.repeat_per_year.mean()
+    assert means["loyal_app_fans"] > 2 * means["social_browsers"]
+
+
+def test_mean_spend_consistent_with_gamma_gamma(demo: dict[str, pd.DataFrame]) -> None:
+    truth = demo["truth"].set_index("customer_id")
+    orders = demo["orders"].join(truth[["mean_spend", "persona"]], on="customer_id")
+    by = orders.groupby("persona")
+    ratio = by.amount.mean() / by.mean_spend.mean()
+    assert ratio.between(0.9, 1.1).all(), ratio
+    spend = by.amount.mean()
+    assert spend["loyal_app_fans"] > 2 * spend["bargain_hunters"]
+
+
+def test_pain_point_visible_in_raw_csat(demo: dict[str, pd.DataFrame], info: dict) -> None:
+    r = demo["responses"].join(demo["truth"].set_index("customer_id").persona, on="customer_id")
+    csat = r[r.survey == "csat"]
+    pain = (csat.persona == "support_heavy") & (csat.channel == "chat")
+    assert pain.sum() >= 30
+    m = csat.score[pain].mean()
+    se = csat.score[pain].std() / np.sqrt(pain.sum())
+    assert abs(m - info["pain_point"]["csat_mean_planted"]) < 4 * se + 0.05
+    others_chat = csat.score[(csat.persona != "support_heavy") & (csat.channel == "chat")]
+    own_other = csat.score[(csat.persona == "support_heavy") & (csat.channel != "chat")]
+    assert others_chat.mean() > m + 1.2
+    assert own_other.mean() > m + 1.2
+    assert csat.score[~pain].mean() > 3.8
+    # the pain point is the worst persona x channel cell with enough responses
+    cells = csat.groupby(["persona", "channel"]).score.agg(["mean", "size"])
+    cells = cells[cells["size"] >= 30]
+    assert cells["mean"].idxmin() == ("support_heavy", "chat")
+
+
+def test_detractor_themes_more_frequent_among_detractors(
+    demo: dict[str, pd.DataFrame], info: dict
+) -> None:
+    r = demo["responses"]
+    nps = r[(r.survey == "nps") & r.comment.notna()]
+    phrase_theme = {
+        phrase.rstrip("."): name for name, t in synth.THEMES.items() for phrase in t["phrasings"]
+    }
+
+    def kinds(text: str) -> set[str]:
+        low = text.lower()
+        return {
+            synth.THEMES[theme]["kind"]
+            for phrase, theme in phrase_theme.items()
+            if phrase[1:].lower() in low
+        }
+
+    found = nps.comment.map(kinds)
+    assert (found.map(len) > 0).all()
+    detractor = nps.score <= 6
+    promoter = nps.score >= 9
+    has_det = found.map(lambda k: "detractor" in k)
+    assert has_det[detractor].mean() > 0.95
+    assert has_det[promoter].mean() == 0
+    assert has_det[detractor].mean() > has_det[~detractor].mean() + 0.3
+    assert info["theme_shares"]["detractor"]["delivery delays"] > 0
+    assert set(info["themes"]) == set(synth.THEMES)
+
+
+def test_detractors_concentrated_where_planted(demo: dict[str, pd.DataFrame]) -> None:
+    r = demo["responses"].join(demo["truth"].set_index("customer_id").persona, on="customer_id")
+    nps = r[r.survey == "nps"]
+    det = (nps.score <= 6).groupby(nps.persona).mean()
+    assert det["support_heavy"] > det["loyal_app_fans"] + 0.15
+
+
+def test_social_browsers_have_many_awareness_events(demo: dict[str, pd.DataFrame]) -> None:
+    ev = demo["events"].join(demo["truth"].set_index("customer_id").persona, on="customer_id")
+    aware = ev.event.isin(["ad_impression", "social_view"]).groupby(ev.customer_id).sum()
+    persona = demo["truth"].set_index("customer_id").persona
+    per = aware.groupby(persona[aware.index]).mean()
+    assert per.idxmax() == "social_browsers"
+    support = (ev.event == "support_contact").groupby(ev.customer_id).sum()
+    assert support.groupby(persona[support.index]).mean().idxmax() == "support_heavy"
+
+
+def test_volumes_per_customer_are_realistic(demo: dict[str, pd.DataFrame]) -> None:
+    n = len(demo["customers"])
+    assert 15 < len(demo["events"]) / n < 30
+    assert 2.5 < len(demo["orders"]) / n < 6
+    assert 0.35 < len(demo["responses"]) / n < 0.7
+
+
+def test_generate_matches_write_demo(demo: dict[str, pd.DataFrame]) -> None:
+    again = synth.generate(2_000, seed=7)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(again, name), demo[name], check_dtype=False)
+    assert again.info["customers"] == 2_000
+
+
+@pytest.mark.slow
+def test_default_size_demo(tmp_path: Path) -> None:
+    folder = synth.write_demo(tmp_path / "demo", customers=20_000, seed=42)
+    data = cxkit.load(folder)
+    assert data.table("customers").count().to_pandas() == 20_000
+    truth = pd.read_parquet(folder / "_truth.parquet")
+    counts = truth.persona.value_counts()
+    for name, share in synth.PERSONAS.items():
+        assert _within(int(counts[name]), len(truth), share["share"])
