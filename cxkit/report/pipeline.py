@@ -218,7 +218,9 @@ def run_reports(
     previous = read_manifest(cfg.out)
     prev_reports: dict[str, Any] = dict(previous.get("reports", {}))
     meta = {
-        "As of": as_of_resolved[:10] if as_of_resolved.endswith("00:00:00") else as_of_resolved,
+        "As of": as_of_resolved[:10]
+        if as_of_resolved[11:19] in ("", "00:00:00")
+        else as_of_resolved[:16] + " UTC",
         "Data": f"{cfg.data}",
         "Run": format_time(t_start),
         "cxkit": versions.get("cxkit", ""),
