@@ -303,7 +303,10 @@ def _check_table(data: CXData, name: str, cutoff: pd.Timestamp | None) -> list[P
         )
 
     aggs = {"n_rows": chk.count()}
-    aggs.update({f"r{i}": rule.cond.cast("int64").sum() for i, rule in enumerate(rules)})
+    # CASE WHEN rather than a boolean cast: PostgreSQL cannot cast boolean to bigint.
+    aggs.update(
+        {f"r{i}": ibis.cases((rule.cond, 1), else_=0).sum() for i, rule in enumerate(rules)}
+    )
     try:
         counts = chk.aggregate(**aggs).to_pandas().iloc[0].to_dict()
     except Exception as err:
@@ -339,7 +342,8 @@ def _check_table(data: CXData, name: str, cutoff: pd.Timestamp | None) -> list[P
         n = int(counts[f"r{i}"] or 0)
         if n:
             example = rule.example if rule.example is not None else chk[rule.column]
-            examples = _examples(chk.filter(rule.cond).select(__ex=example.cast("string")), "__ex")
+            # Formatted in Python, not by the engine, so that every backend shows the same text.
+            examples = _examples(chk.filter(rule.cond).select(__ex=example), "__ex")
             out.append(
                 Problem(
                     rule.severity, rule.name, name, rule.column, n, rule.message, examples, rule.fix

@@ -1,0 +1,132 @@
+"""Fixtures that start real engines for the distributed-path tests.
+
+* :func:`postgres_server` runs Debian's PostgreSQL (``initdb`` / ``pg_ctl``) on a
+  temporary directory and a free loopback port, as the unprivileged ``postgres`` user when
+  the tests run as root (PostgreSQL refuses to run as root), and stops it afterwards.
+* :func:`spark_session` starts pyspark in local mode (needs Java 17) with the session
+  time zone set to UTC, so timestamps compare equal with DuckDB's.
+
+Each skips with a clear message only where the thing truly cannot exist on the machine
+(no PostgreSQL binaries, no Java, pyspark not installed); ``make test`` installs them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A running PostgreSQL server on 127.0.0.1; yields a connection URL."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip(
+            "PostgreSQL is not installed (initdb/pg_ctl not found); "
+            "'make test' installs Debian's postgresql package"
+        )
+    as_root = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(prefix="cxkit-pg-"))
+    datadir, sockdir = base / "data", base / "sock"
+    sockdir.mkdir()
+    prefix: list[str] = []
+    if as_root:
+        runuser = shutil.which("runuser")
+        if not runuser:
+            pytest.skip("running as root without 'runuser' to start PostgreSQL as 'postgres'")
+        shutil.chown(base, "postgres")
+        shutil.chown(sockdir, "postgres")
+        prefix = [runuser, "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run(
+        [
+            *prefix,
+            initdb,
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off -c TimeZone=UTC"
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(datadir), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(datadir), "-m", "fast", "-w", "stop"], capture_output=True
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[object]:
+    """A local pyspark session (2 cores, UTC)."""
+    if not shutil.which("java"):
+        pytest.skip(
+            "Java is not installed; pyspark needs Java 17 "
+            "('make test' installs Debian's openjdk-17-jre-headless)"
+        )
+    pyspark = pytest.importorskip(
+        "pyspark", reason="pyspark not installed: pip install -e '.[spark]'"
+    )
+    from pyspark.sql import SparkSession
+
+    del pyspark
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("cxkit-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.ansi.enabled", "false")
+        .getOrCreate()
+    )
+    try:
+        yield session
+    finally:
+        session.stop()
