@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO := data/demo
 DEMO_CUSTOMERS ?= 20000
 
-.PHONY: help venv report test lint bench lab chromium demo clean
+.PHONY: help venv report test lint bench lab system-deps demo clean
 
 help:
 	@echo "make report   set up, generate demo data, run the reports into reports/"
@@ -18,19 +18,29 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,spark,postgres]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
-# Debian's chromium for the browser tests; guarded so that a non-root laptop gets a hint.
-chromium:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+# System packages the tests need: Chromium (browser tests), Java 17 (Spark), PostgreSQL.
+# Guarded: as root on Debian they are installed; elsewhere the user is told what to install.
+SYSTEM_PKGS := chromium:chromium java:openjdk-17-jre-headless initdb:postgresql
+system-deps:
+	@missing=""; \
+	for pair in $(SYSTEM_PKGS); do \
+		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+		if ! command -v $$cmd >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1; then \
+			missing="$$missing $$pkg"; \
+		fi; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing chromium from Debian's packages"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		echo "installing from Debian's packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "chromium is missing: install it (e.g. 'sudo apt-get install chromium') for the browser tests"; \
+		echo "missing system packages:$$missing -- install them (e.g. sudo apt-get install$$missing);"; \
+		echo "until then the browser, Spark or PostgreSQL tests skip with a message"; \
 	fi
 
 $(DEMO)/.complete: | $(STAMP)
@@ -46,7 +56,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check cxkit tests benchmarks
 	$(VENV)/bin/ruff format --check cxkit tests benchmarks
 
-test: $(STAMP) chromium
+test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check cxkit tests benchmarks
 	$(VENV)/bin/pytest
 
