@@ -526,18 +526,22 @@ def _chain(
         groups, by_name = _group_table(src, by, entry_tbl)
         groups = groups.mutate(grp=groups.grp.fill_null("(missing)"))
 
+    if by is None and period is None:
+        base = entry_tbl.mutate(grp=ibis.literal(ALL))
+    else:
+        base = entry_tbl.join(groups, "customer_id")
     if entry == "first":
-        starts = entry_tbl.select("customer_id", start=entry_tbl.entry_at)
+        cur = base.select("customer_id", "grp", start=base.entry_at, prev=base.entry_at)
     else:
         starts = e1.select("customer_id", start=e1.ts).distinct()
-    starts = starts.join(groups, "customer_id")
-    cur = starts.select("customer_id", "grp", "start", prev=starts.start)
+        starts = starts.join(base.select("customer_id", "grp"), "customer_id")
+        cur = starts.select("customer_id", "grp", "start", prev=starts.start)
 
     def _secs(a: ir.Value, b: ir.Value) -> ir.Value:
         return a.epoch_seconds().cast("float64") - b.epoch_seconds().cast("float64")
 
     rows = [
-        entry_tbl.join(groups, "customer_id").select(
+        base.select(
             "customer_id",
             "grp",
             step=ibis.literal(1, "int64"),
@@ -551,7 +555,13 @@ def _chain(
         if win_s is not None:
             pred.append(e.ts <= cur.start + ibis.interval(seconds=round(win_s)))
         j = cur.join(e, pred)
-        nxt = j.group_by(["customer_id", "grp", "start", "prev"]).agg(at=j.ts.min())
+        if entry == "first":
+            # One chain per customer: start and prev are constant within the group.
+            nxt = j.group_by(["customer_id", "grp"]).agg(
+                start=j.start.min(), prev=j.prev.min(), at=j.ts.min()
+            )
+        else:
+            nxt = j.group_by(["customer_id", "grp", "start"]).agg(prev=j.prev.min(), at=j.ts.min())
         if entry == "first":
             reach = nxt
         else:
@@ -681,7 +691,9 @@ def funnel(
     steps
         Each an event name, a list of event names (any of them), ``"order"`` (a row of
         the orders table), or a stage name of the stage map (any occurrence of that
-        stage's rule, e.g. ``"purchase"`` = any order).
+        stage's rule, e.g. ``"purchase"`` = any order). A name that is both a stage and
+        an event is read as the stage; write it as a one-item list (``["purchase"]``) to
+        mean the event.
     window
         None, a number of days, a ``timedelta`` or text such as ``"7D"``.
     entry
