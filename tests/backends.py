@@ -121,7 +121,12 @@ def spark_session() -> Iterator[object]:
         .appName("cxkit-tests")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        # Small test data: one partition and no code generation keep each query to
+        # a fraction of a second instead of seconds of planning and compiling.
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.adaptive.enabled", "false")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.ansi.enabled", "false")
         .getOrCreate()
