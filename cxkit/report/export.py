@@ -134,8 +134,8 @@ class _Sanitizer(HTMLParser):
         if self.drop_depth:
             return
         if self.in_style:
-            css = _BAD_CSS.sub("/* removed */(", data).replace("<", "")
-            self.out.append(css)
+            if not _BAD_CSS.search(data):  # a sheet that loads anything is dropped whole
+                self.out.append(data.replace("<", ""))
         else:
             self.out.append(html.escape(data, quote=False))
 

@@ -102,8 +102,7 @@ def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], int
         if errors:
             raise DataError(
                 f"the data failed validation with {len(errors)} error(s); nothing was run or "
-                f"published:\n{format_problems(problems, source=data.source)}",
-                fix=f"fix the data (cxkit validate {cfg.data} lists every problem)",
+                f"published:\n{format_problems(problems, source=data.source)}"
             )
     as_of = resolve_as_of(data, cfg.as_of)
     return data, as_of.isoformat(sep=" "), data.fingerprint(), n_warnings

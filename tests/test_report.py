@@ -1,0 +1,477 @@
+"""The report pipeline: config, export, publishing, and the failure paths of real runs.
+
+The runs use tiny throwaway notebooks (no cxkit import in the kernel) on a three-row
+orders table; one module fixture runs twice (all good, then three kinds of failure) and
+many tests read its results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+import yaml
+
+from cxkit.cli import main
+from cxkit.errors import UsageError
+from cxkit.report import (
+    extract_headline,
+    load_config,
+    notebook_parameters,
+    notebook_to_html,
+    run_reports,
+    sanitize_html,
+)
+from cxkit.report.config import check_parameters
+from cxkit.report.export import count_figures, plotly_js
+from cxkit.report.publish import atomic_write
+from cxkit.report.runner import leftover_processes
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+FIGURE = {
+    "data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2]}],
+    "layout": {"title": {"text": "Two bars"}, "height": 300},
+}
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+def _tiny_notebook(path: Path) -> Path:
+    """A notebook that shows a headline, a figure and stdout; mode='raise'|'sleep' fails."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(
+        'data = "../data/demo"\nas_of = None\ninteractive = False\nmode = "ok"'
+    )
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Tiny\n\nA tiny *report*."),
+        params,
+        nbformat.v4.new_code_cell(
+            "from IPython.display import HTML, display\n"
+            "display(HTML('<p class=\"cx-headline\">Tiny is fine &amp; well</p>'))\n"
+            'print("hello from stdout")'
+        ),
+        nbformat.v4.new_code_cell(f"display({{{PLOTLY_MIME!r}: {FIGURE!r}}}, raw=True)"),
+        nbformat.v4.new_code_cell(
+            "import time\n"
+            'if mode == "raise":\n    raise ValueError("boom in the notebook")\n'
+            'if mode == "sleep":\n    time.sleep(120)'
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def _write_config(path: Path, data: Path, reports: list[dict[str, Any]], **top: Any) -> Path:
+    cfg = {"data": str(data), "as_of": None, "out": "out", "jobs": 2, **top, "reports": reports}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _orders(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "orders.csv").write_text(
+        "order_id,customer_id,ts,amount\n"
+        "o1,001,2024-01-02,10.5\no2,002,2024-01-03,20.0\no3,001,2024-02-01,5.25\n"
+    )
+    return folder
+
+
+def _executed(outputs_per_cell: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """An executed notebook as a dict: one code cell per list of outputs."""
+    cells: list[dict[str, Any]] = [
+        {"cell_type": "markdown", "metadata": {}, "source": "# Title\n\nIntro **text**."},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "source": "data = 'x'",
+            "outputs": [],
+        },
+    ]
+    for outs in outputs_per_cell:
+        cells.append(
+            {"cell_type": "code", "metadata": {}, "source": "SECRET_CODE = 1", "outputs": outs}
+        )
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _display(data: dict[str, Any]) -> dict[str, Any]:
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+# --------------------------------------------------------------------------------------
+# config
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nb_dir(tmp_path: Path) -> Path:
+    _tiny_notebook(tmp_path / "tiny.ipynb")
+    return tmp_path
+
+
+def test_config_reads_file_and_applies_overrides(nb_dir: Path, monkeypatch: Any) -> None:
+    cfg_path = _write_config(
+        nb_dir / "reports.yml",
+        nb_dir / "data",
+        [
+            {"name": "a", "notebook": "tiny.ipynb", "title": "Report A"},
+            {"name": "b", "notebook": "tiny.ipynb", "parameters": {"mode": "ok"}, "timeout": 9},
+        ],
+        cell_timeout=30,
+    )
+    cfg = load_config(cfg_path)
+    assert cfg.names == ["a", "b"]
+    assert cfg.data == str((nb_dir / "data").resolve())
+    assert cfg.out == (nb_dir / "out").resolve()
+    assert cfg.jobs == 2 and cfg.as_of is None
+    a, b = cfg.reports
+    assert a.title == "Report A" and b.title == "B"
+    assert a.notebook == (nb_dir / "tiny.ipynb").resolve()
+    assert (a.cell_timeout, a.timeout) == (30.0, 1200.0)
+    assert (b.cell_timeout, b.timeout, b.parameters) == (30.0, 9.0, {"mode": "ok"})
+
+    monkeypatch.chdir(nb_dir)
+    cfg = load_config(
+        cfg_path, data="other", as_of="2024-06-30", out="elsewhere", only=["b"], jobs=1
+    )
+    assert cfg.data == str((nb_dir / "other").resolve())
+    assert (cfg.as_of, cfg.jobs, cfg.names) == ("2024-06-30", 1, ["b"])
+    assert cfg.out == (nb_dir / "elsewhere").resolve()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, r"unknown key\(s\) 'colour'; valid keys: data, as_of, out, jobs"),
+        ({"jobs": 0}, r"jobs must be a positive integer, got 0"),
+        ({"jobs": "two"}, r"jobs must be a positive number, got 'two'"),
+        ({"as_of": "yesterday-ish"}, r"as_of must be an ISO date like '2024-06-30' or null"),
+        ({"reports": [{"name": "a"}]}, r"reports\[0\]: 'notebook' is required"),
+        (
+            {"reports": [{"name": "a", "notebook": "tiny.ipynb", "params": {}}]},
+            r"reports\[0\]: unknown key\(s\) 'params'; valid keys: name, notebook, title, "
+            r"parameters",
+        ),
+        (
+            {"reports": [{"name": "a", "notebook": "tiny.ipynb"}] * 2},
+            r"duplicate report name 'a'",
+        ),
+        (
+            {"reports": [{"name": "a", "notebook": "missing.ipynb"}]},
+            r"report 'a': notebook .*missing.ipynb does not exist",
+        ),
+        ({"reports": []}, r"no reports to run"),
+        ({"reports": [{"name": "index", "notebook": "tiny.ipynb"}]}, r"not index/manifest"),
+    ],
+)
+def test_config_errors_name_the_valid_choices(nb_dir: Path, change: dict, message: str) -> None:
+    raw = {"data": "data", "reports": [{"name": "a", "notebook": "tiny.ipynb"}], **change}
+    (nb_dir / "r.yml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(UsageError, match=message):
+        load_config(nb_dir / "r.yml")
+
+
+def test_only_with_unknown_name_lists_the_reports(nb_dir: Path) -> None:
+    cfg = _write_config(nb_dir / "r.yml", nb_dir, [{"name": "a", "notebook": "tiny.ipynb"}])
+    with pytest.raises(UsageError, match=r"--only names unknown report\(s\) 'zz'; valid: a"):
+        load_config(cfg, only=["zz"])
+    with pytest.raises(UsageError, match=r"reports file 'nope.yml' not found"):
+        load_config("nope.yml")
+
+
+def test_parameters_are_read_from_the_tagged_cell(nb_dir: Path) -> None:
+    declared = notebook_parameters(nb_dir / "tiny.ipynb")
+    assert list(declared or {}) == ["data", "as_of", "interactive", "mode"]
+    cfg = _write_config(
+        nb_dir / "r.yml",
+        nb_dir,
+        [
+            {"name": "a", "notebook": "tiny.ipynb", "parameters": {"mode": "x"}},
+            {"name": "b", "notebook": "tiny.ipynb", "parameters": {"bogus": 1, "mood": 2}},
+        ],
+    )
+    a, b = load_config(cfg).reports
+    assert check_parameters(a) is None
+    assert check_parameters(b) == (
+        "unknown parameter(s) 'bogus', 'mood' for notebook tiny.ipynb; "
+        "it declares: data, as_of, interactive, mode"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# bad input: exit 2, nothing published
+# --------------------------------------------------------------------------------------
+
+
+def test_bad_config_exits_2_and_publishes_nothing(nb_dir: Path, capsys: Any) -> None:
+    cfg = _write_config(nb_dir / "r.yml", nb_dir, [{"name": "a", "notebook": "tiny.ipynb"}])
+    code = main(["report", "--config", str(cfg), "--only", "zz", "--out", str(nb_dir / "o")])
+    assert code == 2
+    assert "valid: a" in capsys.readouterr().err
+    assert not (nb_dir / "o").exists()
+
+
+def test_missing_data_exits_2_and_publishes_nothing(nb_dir: Path, capsys: Any) -> None:
+    cfg = _write_config(
+        nb_dir / "r.yml", nb_dir / "nodata", [{"name": "a", "notebook": "tiny.ipynb"}]
+    )
+    assert main(["report", "--config", str(cfg)]) == 2
+    assert "nothing was run or published" in capsys.readouterr().err
+    assert not (nb_dir / "out").exists()
+
+
+def test_invalid_data_exits_2_and_publishes_nothing(nb_dir: Path, capsys: Any) -> None:
+    data = _orders(nb_dir / "bad")
+    with (data / "orders.csv").open("a") as fh:
+        fh.write("o1,003,2024-03-01,-4.0\n")  # duplicate order_id, negative amount
+    cfg = _write_config(nb_dir / "r.yml", data, [{"name": "a", "notebook": "tiny.ipynb"}])
+    assert main(["report", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "failed validation with 2 error(s)" in err and "orders.order_id" in err
+    assert not (nb_dir / "out").exists()
+
+
+# --------------------------------------------------------------------------------------
+# export (no kernel)
+# --------------------------------------------------------------------------------------
+
+
+def _strip_plotly(text: str) -> str:
+    return text.replace(plotly_js(), "")
+
+
+def test_export_is_offline_and_inlines_plotly_once() -> None:
+    nb = _executed(
+        [
+            [
+                _display({"text/html": '<p class="cx-headline">Sales &lt;up&gt; 5%</p>'}),
+                {"output_type": "stream", "name": "stdout", "text": "42 customers\n"},
+                {"output_type": "stream", "name": "stderr", "text": "a warning\n"},
+            ],
+            [
+                _display(
+                    {PLOTLY_MIME: FIGURE, "text/html": "<script src='https://cdn.plot.ly/x.js'>"}
+                )
+            ],
+            [_display({PLOTLY_MIME: FIGURE})],
+            [
+                _display(
+                    {
+                        "text/html": '<script type="text/javascript">require.config({})</script>'
+                        '<script src="https://cdn.jsdelivr.net/npm/require.js"></script>'
+                        '<link rel="stylesheet" href="https://cdn.example.com/x.css">'
+                        '<table class="dataframe"><tr><td onclick="x()">1,234</td></tr></table>'
+                    }
+                )
+            ],
+            [{"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": []}],
+        ]
+    )
+    page = notebook_to_html(nb, title="My report", meta={"As of": "2024-12-31", "Data": "demo"})
+    assert page.count(plotly_js()) == 1
+    rest = _strip_plotly(page)
+    lowered = rest.lower()
+    assert "<script src" not in lowered and "src=" not in lowered
+    assert "cdn" not in lowered and "require.js" not in lowered and "require.config" not in lowered
+    assert "mathjax" not in lowered and "<link" not in lowered and "http" not in lowered
+    assert rest.count("Plotly.newPlot(") == 2
+    assert "SECRET_CODE" not in rest and "In [" not in rest and "data = 'x'" not in rest
+    assert '<pre class="cx-stdout">42 customers</pre>' in rest
+    assert "a warning" not in rest
+    assert '<div class="cx-error">ValueError: bad</div>' in rest
+    assert "<td>1,234</td>" in rest and "onclick" not in rest
+    assert "<h1>My report</h1>" in rest and "As of</b> 2024-12-31" in rest
+    assert "<h1>Title</h1>" not in rest and "Intro <strong>text</strong>." in rest
+    assert count_figures(nb) == 2
+    assert extract_headline(nb) == "Sales <up> 5%"
+
+
+def test_export_without_figures_has_no_plotly_and_figure_json_cannot_close_script() -> None:
+    assert "Plotly" not in notebook_to_html(_executed([[]]), title="t", meta={})
+    evil = {"data": [{"type": "bar", "x": ["</script><script>alert(1)</script>"], "y": [1]}]}
+    page = _strip_plotly(
+        notebook_to_html(_executed([[_display({PLOTLY_MIME: evil})]]), title="t", meta={})
+    )
+    assert "<script>alert(1)" not in page
+    assert page.count("<script") == 2  # the (stripped) plotly bundle and the figure's newPlot
+
+
+@pytest.mark.parametrize(
+    ("dirty", "clean"),
+    [
+        ("<b>x</b><script>alert(1)</script>", "<b>x</b>"),
+        ('<img src="x" onerror="alert(1)">', ""),
+        (
+            '<img src="data:image/png;base64,AAAA" alt="a">',
+            '<img src="data:image/png;base64,AAAA" alt="a">',
+        ),
+        ('<a href="https://evil.example/">link</a>', "<a>link</a>"),
+        ('<div style="background:url(http://x/y.png)">z</div>', "<div>z</div>"),
+        ("<style>@import url(http://x);td{color:red}</style>", "<style></style>"),
+        ("<iframe src='https://x'></iframe>ok &amp; &lt;fine&gt;", "ok &amp; &lt;fine&gt;"),
+        ("<svg><script>alert(1)</script></svg>after", "after"),
+    ],
+)
+def test_sanitize_html(dirty: str, clean: str) -> None:
+    assert sanitize_html(dirty) == clean
+
+
+def test_atomic_write_sets_mode_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        target = atomic_write(tmp_path / "r.html", "<p>new</p>")
+    finally:
+        os.umask(old)
+    assert target.read_text() == "<p>new</p>"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
+
+
+# --------------------------------------------------------------------------------------
+# real runs: all good, then a raise, a cell timeout, a job timeout and an unknown parameter
+# --------------------------------------------------------------------------------------
+
+NAMES = ["good", "raises", "cell_timeout", "job_timeout", "bad_param"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("pipeline")
+    _tiny_notebook(root / "tiny.ipynb")
+    data = _orders(root / "data")
+    first = [{"name": n, "notebook": "tiny.ipynb", "title": n.title()} for n in NAMES]
+    cfg1 = _write_config(root / "ok.yml", data, first, jobs=2)
+    res1 = run_reports(cfg1)
+    before = {n: (root / "out" / f"{n}.html").read_bytes() for n in NAMES}
+    manifest1 = json.loads((root / "out" / "manifest.json").read_text())
+
+    second = [
+        {"name": "good", "notebook": "tiny.ipynb", "title": "Good"},
+        {"name": "raises", "notebook": "tiny.ipynb", "parameters": {"mode": "raise"}},
+        {
+            "name": "cell_timeout",
+            "notebook": "tiny.ipynb",
+            "parameters": {"mode": "sleep"},
+            "cell_timeout": 2,
+        },
+        {
+            "name": "job_timeout",
+            "notebook": "tiny.ipynb",
+            "parameters": {"mode": "sleep"},
+            "timeout": 20,
+        },
+        {"name": "bad_param", "notebook": "tiny.ipynb", "parameters": {"bogus": 1}},
+    ]
+    cfg2 = _write_config(root / "bad.yml", data, second, jobs=2)
+    res2 = run_reports(cfg2)
+    leftovers = [p.pid for n in NAMES for p in leftover_processes(f"{res2.run_id}/{n}")]
+    return {
+        "root": root,
+        "res1": res1,
+        "res2": res2,
+        "before": before,
+        "manifest1": manifest1,
+        "leftovers": leftovers,
+        "out": root / "out",
+    }
+
+
+@pytest.mark.slow
+def test_first_run_publishes_everything(runs: dict[str, Any]) -> None:
+    res, out = runs["res1"], runs["out"]
+    assert res.exit_code == 0, {n: r.error for n, r in res.reports.items()}
+    for n in NAMES:
+        page = (out / f"{n}.html").read_text()
+        assert page.count(plotly_js()) == 1
+        rest = _strip_plotly(page).lower()
+        assert "<script src" not in rest and "cdn" not in rest and "require.js" not in rest
+        assert rest.count("plotly.newplot(") == 1
+        assert "hello from stdout" in rest and "import time" not in rest
+        assert stat.S_IMODE((out / f"{n}.html").stat().st_mode) == 0o644
+    assert (res.run_dir / "good.ipynb").is_file()
+    assert runs["manifest1"]["reports"]["good"]["headline"] == "Tiny is fine & well"
+
+
+@pytest.mark.slow
+def test_failures_exit_1_and_keep_the_last_good_html(runs: dict[str, Any]) -> None:
+    res = runs["res2"]
+    assert res.exit_code == 1
+    assert sorted(res.failed) == sorted(NAMES[1:])
+    errors = {n: r.error or "" for n, r in res.reports.items()}
+    assert "ValueError: boom in the notebook" in errors["raises"]
+    assert "cell timeout of 2 s" in errors["cell_timeout"]
+    assert "job timeout of 20 s" in errors["job_timeout"]
+    assert "unknown parameter(s) 'bogus'" in errors["bad_param"]
+    for n in NAMES[1:]:
+        assert (runs["out"] / f"{n}.html").read_bytes() == runs["before"][n], n
+    assert (runs["out"] / "good.html").read_bytes() != runs["before"]["good"]  # new run id
+
+
+@pytest.mark.slow
+def test_index_and_manifest_show_failed_with_last_good_run(runs: dict[str, Any]) -> None:
+    index = (runs["out"] / "index.html").read_text()
+    for n in NAMES:
+        assert f'<a href="{n}.html">' in index
+    assert index.count('class="cx-status cx-status-failed"') == 4
+    assert index.count('class="cx-status cx-status-ok"') == 1
+    assert "ValueError: boom in the notebook" in index
+    assert index.count("last good run: ") == 4
+    assert "4 of 5 reports FAILED" in index and "Tiny is fine &amp; well" in index
+
+    m = json.loads((runs["out"] / "manifest.json").read_text())
+    first_id = runs["manifest1"]["run_id"]
+    assert m["run_id"] == runs["res2"].run_id != first_id
+    assert m["fingerprint"]["tables"]["orders"]["rows"] == 3
+    assert {"python", "cxkit", "papermill", "pandas"} <= set(m["versions"])
+    r = m["reports"]
+    assert r["good"]["status"] == "OK" and r["good"]["last_good"]["run_id"] == m["run_id"]
+    for n in NAMES[1:]:
+        assert r[n]["status"] == "FAILED" and r[n]["last_good"]["run_id"] == first_id
+    assert r["raises"]["parameters"]["mode"] == "raise"
+    assert r["good"]["seconds"] > 0 and r["bad_param"]["seconds"] == 0
+
+
+@pytest.mark.slow
+def test_no_kernel_survives(runs: dict[str, Any]) -> None:
+    import psutil
+
+    assert runs["leftovers"] == []
+    run_ids = (runs["res1"].run_id, runs["res2"].run_id)
+    alive = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if any(rid in p.environ().get("CXKIT_REPORT_JOB", "") for rid in run_ids):
+                alive.append(p.pid)
+        except (psutil.Error, OSError):
+            continue
+    assert alive == []
+    kids = [
+        c for c in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(c.cmdline())
+    ]
+    assert kids == []
+
+
+@pytest.mark.slow
+def test_progress_lines_and_cli_only(runs: dict[str, Any], capfd: Any) -> None:
+    root = runs["root"]
+    code = main(["report", "--config", str(root / "bad.yml"), "--only", "good", "--jobs", "1"])
+    assert code == 0
+    lines = capfd.readouterr().out.splitlines()
+    assert any(line.startswith("[1/1] good: started") for line in lines)
+    assert any(line.startswith("[1/1] good: OK -> ") for line in lines)
+    m = json.loads((runs["out"] / "manifest.json").read_text())
+    assert m["reports"]["good"]["status"] == "OK"
+    assert m["reports"]["raises"]["status"] == "FAILED"  # kept from the earlier run
