@@ -967,10 +967,11 @@ class Themes:
 def themes(
     data: DataLike | pd.DataFrame,
     *,
-    n_themes: int = 10,
+    n_themes: int = 12,
     n_terms: int = 8,
     max_features: int = 5000,
     min_df: int = 2,
+    max_df: float = 0.5,
     fit_sample: int = 50_000,
     random_state: int = 0,
     as_of: str | pd.Timestamp | None = None,
@@ -1016,7 +1017,7 @@ def themes(
     vec = TfidfVectorizer(
         stop_words=_STOP_WORDS,
         min_df=min_df,
-        max_df=0.5,
+        max_df=max_df,
         max_features=max_features,
         sublinear_tf=True,
     )
