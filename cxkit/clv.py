@@ -54,6 +54,7 @@ __all__ = [
     "clv",
     "clv_by",
     "cumulative_repeat_purchases",
+    "describe_models",
     "findings",
     "holdout_by_frequency",
     "holdout_totals",
@@ -1456,6 +1457,44 @@ def findings(
                 "candidates for win-back.",
             )
         )
+    return out
+
+
+def describe_models(bg: BetaGeo, gg: GammaGamma | None = None) -> list[str]:
+    """The fitted parameters in plain words, one sentence each.
+
+    >>> bg = BetaGeo()
+    >>> bg.params_ = pd.Series([0.2426, 4.4136, 0.7929, 2.4259], index=["r", "alpha", "a", "b"])
+    >>> bg.time_unit_ = "W"
+    >>> describe_models(bg)[0][:60]
+    'While still active, a typical customer buys 0.055 times a we'
+    """
+    r, alpha, a, b = (float(v) for v in bg._p())
+    unit = {"D": "day", "W": "week"}.get(bg.time_unit_ or "W", "period")
+    rate = r / alpha
+    per_year = rate * (365.25 / UNIT_DAYS.get(bg.time_unit_ or "W", 7.0))
+    spread = (
+        f"rates vary a lot between customers (shape r = {r:.2f} < 1): most buy rarely and a "
+        "few buy very often"
+        if r < 1
+        else f"rates vary moderately between customers (shape r = {r:.2f})"
+    )
+    p_mean = a / (a + b)
+    out = [
+        f"While still active, a typical customer buys {rate:.3g} times a {unit} "
+        f"(about {per_year:.1f} times a year); {spread}.",
+        f"After each repeat purchase, a customer stops buying for good with probability "
+        f"{p_mean:.1%} on average, roughly 1 in {max(1, round(1 / p_mean))} (Beta({a:.2f}, "
+        f"{b:.2f}) across customers).",
+    ]
+    if gg is not None:
+        p, q, g = (float(v) for v in gg.params_.to_numpy())
+        if q > 1:
+            out.append(
+                f"A purchase is worth {gg.mean_spend():,.2f} on average across customers; "
+                f"a customer's own history pulls their expected spend away from that mean "
+                f"(Gamma-Gamma p = {p:.2f}, q = {q:.2f}, γ = {g:.2f})."
+            )
     return out
 
 
