@@ -44,6 +44,7 @@ from cxkit.findings import Finding
 __all__ = [
     "DEFAULT_STAGES",
     "STAGES",
+    "available_stages",
     "cohort_retention",
     "current_stage_counts",
     "findings",
@@ -275,8 +276,45 @@ def _rule_occurrences(src: _Source, rule: Mapping[str, Any]) -> ir.Table | None:
     return out
 
 
-def _available_stages(src: _Source, smap: Mapping[str, Mapping]) -> list[str]:
-    return [name for name, rule in smap.items() if _rule_occurrences(src, rule) is not None]
+def available_stages(
+    data: Any, stage_map: Mapping[str, Any] | str | Path | None = None
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """Split a stage map into the stages the data can support and those it cannot.
+
+    A stage is available when at least one of its source tables is present, except that a
+    rule on *any* event (awareness: first contact) needs the events table: in orders
+    alone the first contact is the first purchase.
+
+    Returns
+    -------
+    (available, missing)
+        ``available``: the stage map restricted to stages with at least one source table
+        present; ``missing``: stage -> the tables it would need, in plain words.
+
+    Examples
+    --------
+    >>> import pandas as pd, cxkit
+    >>> orders = pd.DataFrame({"order_id": ["1"], "customer_id": ["a"],
+    ...                        "ts": pd.to_datetime(["2024-01-02"]), "amount": [5.0]})
+    >>> ok, missing = available_stages(cxkit.load({"orders": orders}))
+    >>> list(ok), missing["consideration"]
+    (['purchase', 'retention'], "table 'events'")
+    """
+    smap = load_stage_map(stage_map)
+    src = _source(data)
+
+    def _ok(rule: Mapping[str, Any]) -> bool:
+        if rule.get("events") == "any" and src.events is None:
+            return False  # first contact cannot be seen in orders alone
+        return _rule_occurrences(src, rule) is not None
+
+    ok = {n: r for n, r in smap.items() if _ok(r)}
+    missing = {
+        n: " or ".join(f"table '{k}'" for k in ("events", "orders", "responses") if k in r)
+        for n, r in smap.items()
+        if n not in ok
+    }
+    return ok, missing
 
 
 def stage_times_expr(
@@ -1331,7 +1369,8 @@ def findings(
     Returns
     -------
     list of Finding
-        ``overall_conversion`` (awareness -> purchase, Wilson interval),
+        ``overall_conversion`` (awareness -> purchase, Wilson interval), ``repeat_rate``
+        (purchase -> retention by its own rule),
         ``biggest_dropoff`` (the stage step with the lowest rate from previous),
         ``time_to_purchase`` (median days from awareness), ``group_difference`` (one per
         significant group of ``by`` vs the rest, Holm-adjusted) and
@@ -1339,12 +1378,32 @@ def findings(
     """
     out: list[Finding] = []
     src = _source(data, as_of)
-    smap = load_stage_map(stage_map)
-    avail = _available_stages(src, smap)
-    names = [n for n in smap if n in avail]
+    smap, _ = available_stages(data, stage_map)
+    names = list(smap)
     if not names:
         return out
-    sf = stage_funnel(data, {n: smap[n] for n in names}, as_of=as_of)
+    sf = stage_funnel(data, smap, as_of=as_of)
+    if "purchase" in names and "retention" in names:
+        rc = stage_conversion(data, [("purchase", "retention")], stage_map=smap, as_of=as_of)
+        r = rc.iloc[0]
+        if r.n_from > 0:
+            out.append(
+                Finding(
+                    domain="lifecycle",
+                    metric="repeat_rate",
+                    value=float(r.rate),
+                    unit="share",
+                    sentence=(
+                        f"{_pct(r.rate)} of {int(r.n_from):,} buyers ordered again on a later "
+                        f"day (95% CI {_pct(r.ci_low)}–{_pct(r.ci_high)})."
+                    ),
+                    ci_low=float(r.ci_low),
+                    ci_high=float(r.ci_high),
+                    n=int(r.n_from),
+                    importance=0.8,
+                    small_n=bool(r.small_n),
+                )
+            )
     n1 = int(sf.n_customers.iloc[0])
     target = "purchase" if "purchase" in names else names[-1]
     row = sf[sf.step_name == target].iloc[0]
@@ -1408,7 +1467,7 @@ def findings(
             )
         )
     if by and src.customers is not None and by in src.customers.columns and target != names[0]:
-        gf = stage_funnel(data, {n: smap[n] for n in names}, by=by, as_of=as_of)
+        gf = stage_funnel(data, smap, by=by, as_of=as_of)
         gf = gf[gf.step_name.isin([names[0], target])].copy()
         gf["step"] = gf.step_name.map({names[0]: 1, target: 2})
         gt = group_tests(gf)

@@ -20,7 +20,10 @@ __all__ = [
     "TEMPLATE_NAME",
     "bar_with_ci",
     "figure",
+    "heatmap",
+    "sankey",
     "show",
+    "stacked_bars",
     "table",
 ]
 
@@ -124,3 +127,99 @@ def show(fig: go.Figure) -> None:
     from IPython.display import display
 
     display(fig)
+
+
+# --------------------------------------------------------------------------------------
+# lifecycle figures (added with cxkit.lifecycle): heatmap, stacked bars, Sankey
+# --------------------------------------------------------------------------------------
+
+
+def heatmap(
+    df: pd.DataFrame,
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    percent: bool = True,
+    height: int | None = None,
+) -> go.Figure:
+    """A heatmap of a wide table (rows = y, columns = x); NaN cells stay blank.
+
+    With ``percent=True`` values are shares shown as percentages.
+    """
+    scale = 100.0 if percent else 1.0
+    z = df.to_numpy(dtype=float) * scale
+    text = [["" if v != v else (f"{v:.0f}%" if percent else f"{v:.2g}") for v in row] for row in z]
+    fig = figure(title, x_title=x_title, y_title=y_title, height=height or max(320, 22 * len(df)))
+    fig.add_heatmap(
+        z=z,
+        x=[str(c) for c in df.columns],
+        y=[str(i) for i in df.index],
+        text=text,
+        texttemplate="%{text}",
+        colorscale=SEQUENTIAL,
+        hoverongaps=False,
+        colorbar={"title": "%" if percent else ""},
+    )
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def stacked_bars(
+    df: pd.DataFrame,
+    *,
+    x: str,
+    ys: list[str],
+    title: str,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    negative: list[str] | tuple[str, ...] = (),
+) -> go.Figure:
+    """Stacked bars of several count columns over ``x``; columns in ``negative`` go below 0."""
+    fig = figure(title, x_title=x_title or x, y_title=y_title)
+    for i, col in enumerate(ys):
+        sign = -1 if col in negative else 1
+        fig.add_bar(
+            x=df[x].astype(str),
+            y=sign * df[col],
+            name=col,
+            marker_color=PALETTE[i % len(PALETTE)],
+        )
+    fig.update_layout(barmode="relative")
+    return fig
+
+
+def sankey(
+    links: pd.DataFrame,
+    *,
+    title: str,
+    source: str = "source",
+    target: str = "target",
+    value: str = "customers",
+    height: int = 480,
+) -> go.Figure:
+    """A Sankey diagram from a links table (one row per source -> target flow)."""
+    nodes = list(dict.fromkeys([*links[source].astype(str), *links[target].astype(str)]))
+    index = {n: i for i, n in enumerate(nodes)}
+    names = sorted({n.split(". ", 1)[-1] for n in nodes})
+    colour = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node={
+                "label": nodes,
+                "pad": 12,
+                "thickness": 14,
+                "color": [colour[n.split(". ", 1)[-1]] for n in nodes],
+            },
+            link={
+                "source": [index[s] for s in links[source].astype(str)],
+                "target": [index[t] for t in links[target].astype(str)],
+                "value": links[value].tolist(),
+                "color": "rgba(82, 96, 109, 0.25)",
+            },
+        )
+    )
+    fig.update_layout(template=TEMPLATE_NAME, title=title, height=height)
+    return fig

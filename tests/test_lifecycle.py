@@ -416,3 +416,62 @@ def test_findings_on_mini_data():
 def _truth_rates(demo: Path) -> dict:
     truth = json.loads((demo / "_truth.json").read_text())
     return truth["stage_conversion"]
+
+
+_PAIRS = {
+    "awareness_to_consideration": ("awareness", "consideration"),
+    "consideration_to_purchase": ("consideration", "purchase"),
+    "purchase_to_retention": ("purchase", "retention"),
+    "purchase_to_advocacy": ("purchase", "advocacy"),
+}
+
+
+def test_demo_planted_stage_conversion_inside_intervals(demo_dir, demo_data):
+    truth = _truth_rates(demo_dir)["overall"]
+    conv = lc.stage_conversion(demo_data).set_index(["from_stage", "to_stage"])
+    for key, pair in _PAIRS.items():
+        lo, hi = conv.loc[pair, ["ci_low", "ci_high"]]
+        assert lo <= truth[key] <= hi, (key, lo, truth[key], hi)
+    realised = json.loads((demo_dir / "_truth.json").read_text())["stage_counts_realised"]
+    real = realised["overall"]
+    assert conv.loc[("awareness", "consideration"), "n_from"] == real["customers"]
+    assert conv.loc[("awareness", "consideration"), "n_to"] == real["considered"]
+    assert conv.loc[("consideration", "purchase"), "n_to"] == real["purchased"]
+    assert conv.loc[("purchase", "advocacy"), "n_to"] == real["advocates"]
+
+
+def test_demo_funnel_and_findings(demo_data):
+    f = lc.funnel(demo_data, ["product_view", "add_to_cart", "purchase"], window=7)
+    assert (np.diff(f.n_customers) <= 0).all() and f.n_customers.iloc[-1] > 0
+    # every order is preceded by a product view / add to cart 0-3 days before
+    assert f.median_time_from_previous_days.iloc[-1] <= 3
+    fs = {x.metric: x for x in lc.findings(demo_data)}
+    assert {"overall_conversion", "repeat_rate", "biggest_dropoff"} <= set(fs)
+    # planted: ~22% of buyers become advocates, the lowest step rate of the ladder
+    assert fs["biggest_dropoff"].comparison == "retention -> advocacy"
+    cr = lc.cohort_retention(demo_data)
+    assert cr.iloc[:-1, 1:].stack().dropna().between(0, 1).all()
+    assert cr.iloc[:-1][0].eq(1).all()
+
+
+@pytest.mark.slow
+def test_demo_20k_planted_rates_by_persona(tmp_path):
+    from cxkit import synth
+
+    out = synth.write_demo(tmp_path / "demo", customers=20_000, seed=42)
+    data = cxkit.load(out)
+    truth = json.loads((out / "_truth.json").read_text())["stage_conversion"]
+    personas = pd.read_parquet(out / "_truth.parquet", columns=["customer_id", "persona"])
+    conv = lc.stage_conversion(data).set_index(["from_stage", "to_stage"])
+    for key, pair in _PAIRS.items():
+        lo, hi = conv.loc[pair, ["ci_low", "ci_high"]]
+        assert lo <= truth["overall"][key] <= hi, (key, lo, truth["overall"][key], hi)
+    by = lc.stage_conversion(data, by=personas).set_index(["persona", "from_stage", "to_stage"])
+    misses = [
+        (p, key)
+        for p in personas.persona.unique()
+        for key, pair in _PAIRS.items()
+        if not by.loc[(p, *pair), "ci_low"] <= truth[p][key] <= by.loc[(p, *pair), "ci_high"]
+    ]
+    # 20 intervals at 95%: allow one miss by chance
+    assert len(misses) <= 1, misses
