@@ -89,9 +89,10 @@ def bar_with_ci(
     color: str | None = None,
     text: str | None = None,
     percent: bool = False,
+    height: int = 420,
 ) -> go.Figure:
     """Bars with error bars from interval columns (e.g. a rate and its Wilson interval)."""
-    fig = figure(title, x_title=x_title or x, y_title=y_title or y)
+    fig = figure(title, x_title=x_title or x, y_title=y_title or y, height=height)
     scale = 100.0 if percent else 1.0
     fig.add_bar(
         x=df[x].astype(str),
