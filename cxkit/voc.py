@@ -23,6 +23,7 @@ escapes), never through a ``Styler`` without ``escape="html"``.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -57,6 +58,7 @@ __all__ = [
     "driver_table",
     "findings",
     "key_drivers",
+    "load_personas",
     "nps",
     "nps_compare",
     "nps_trend",
@@ -216,6 +218,57 @@ def _attach(
                 f"a column '{key}' in table 'responses' or 'customers'", analysis=analysis
             )
     return t
+
+
+def load_personas(
+    data: CXData, source: str | None = "auto", *, folder: str | None = None
+) -> tuple[pd.Series | None, str]:
+    """Persona labels per customer for the persona breakdowns, and where they came from.
+
+    Parameters
+    ----------
+    data
+        The loaded data (a ``persona`` column in ``customers`` is used first).
+    source
+        ``None`` (no personas), a path to a Parquet/CSV file with ``customer_id`` and
+        ``persona`` columns, or ``"auto"``: the customers' ``persona`` column, else
+        ``_personas.parquet`` in ``folder``, else the demo's planted ``_truth.parquet``.
+    folder
+        The data folder (for ``"auto"``).
+
+    Returns
+    -------
+    (labels, note)
+        A Series indexed by customer_id (or None) and a sentence naming the source.
+    """
+    from pathlib import Path
+
+    if source is None:
+        return None, "no persona labels were given"
+    if source == "auto":
+        if data.has("customers", "persona"):
+            df = data.table("customers").select("customer_id", "persona").to_pandas()
+            return _persona_frame(df).set_index("customer_id")["persona"], (
+                "persona labels from the customers table"
+            )
+        base = Path(folder) if folder else None
+        if base is not None and (base / "_personas.parquet").exists():
+            return load_personas(data, str(base / "_personas.parquet"))
+        if base is not None and (base / "_truth.parquet").exists():
+            labels, _ = load_personas(data, str(base / "_truth.parquet"))
+            return labels, "persona labels planted in the demo data (_truth.parquet)"
+        return None, "no persona labels found (give personas= a file with customer_id, persona)"
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"personas file not found: {source!r}")
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+    if not {"customer_id", "persona"} <= set(df.columns):
+        raise UsageError(
+            f"personas file must have columns 'customer_id' and 'persona', got {list(df.columns)}"
+        )
+    return _persona_frame(df).set_index("customer_id")[
+        "persona"
+    ], f"persona labels from {path.name}"
 
 
 def _finish(df: pd.DataFrame, keys: Sequence[str], min_n: int) -> pd.DataFrame:
@@ -950,8 +1003,9 @@ class Themes:
         ``n_comments`` (comments whose dominant theme it is), ``share`` with a Wilson
         interval (``share_low``, ``share_high``).
     comments
-        The comments frame with ``theme``, ``theme_label`` and ``theme_weight`` added
-        (``theme = -1`` where no theme term occurs).
+        The comments frame with ``theme``, ``theme_label``, ``theme_weight`` and
+        ``theme_purity`` (share of the comment's theme weight) added (``theme = -1``
+        where no theme term occurs).
     components
         The NMF term loadings (themes × terms).
     terms
@@ -1047,6 +1101,8 @@ def themes(
     df["theme"] = best
     df["theme_label"] = [labels[j] for j in best]
     df["theme_weight"] = weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df["theme_purity"] = np.where(weight > 0, weight / w.sum(axis=1), 0.0)
     counts = np.bincount(best[best >= 0], minlength=k)
     lo, hi = stats.wilson_ci(counts, np.full(k, len(df)))
     topics = pd.DataFrame(
@@ -1104,13 +1160,21 @@ def theme_share(
 
 
 def representative_comments(th: Themes, *, n: int = 3) -> pd.DataFrame:
-    """The ``n`` comments most typical of each theme (highest theme weight, distinct texts).
+    """The ``n`` comments most typical of each theme, distinct texts.
 
-    Comments are returned verbatim: show them with :func:`show_table` (escaped).
+    Ranked by theme weight × purity (the theme's share of the comment's total theme
+    weight), so that comments mixing two themes rank below single-theme ones. Comments
+    are returned verbatim: show them with :func:`show_table` (escaped).
     """
     df = th.comments[th.comments["theme"] >= 0].copy()
-    df["_text"] = df["comment"].str.lower().str.strip()
-    df = df.sort_values(["theme", "theme_weight"], ascending=[True, False], kind="stable")
+    # near-duplicates (same content words, different filler) count as one text
+    stop = set(_STOP_WORDS)
+    df["_text"] = [
+        " ".join(sorted({w for w in re.findall(r"\b\w\w+\b", t.lower()) if w not in stop}))
+        for t in df["comment"]
+    ]
+    df["_rank"] = df["theme_weight"] * df["theme_purity"]
+    df = df.sort_values(["theme", "_rank"], ascending=[True, False], kind="stable")
     df = df.drop_duplicates(["theme", "_text"]).groupby("theme", sort=True).head(n)
     cols = ["theme", "theme_label", "comment", "theme_weight"]
     cols += [c for c in ("survey", "score") if c in df.columns]
