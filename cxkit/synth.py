@@ -38,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -406,6 +407,14 @@ TOUCHPOINTS: tuple[str, ...] = (
 _TP = {t: i for i, t in enumerate(TOUCHPOINTS)}
 
 _US_PER_DAY = 86_400_000_000
+#: Relative activity by hour of day (00-23); the time of day of every timestamp follows it.
+DIURNAL_WEIGHTS: tuple[float, ...] = tuple(
+    float(w)
+    for w in "0.6 0.4 0.3 0.25 0.25 0.35 0.7 1.2 1.6 1.8 1.9 2.0 "
+    "2.2 2.1 1.9 1.9 2.0 2.2 2.5 2.8 2.9 2.6 1.9 1.1".split()
+)
+_DIURNAL_CDF = np.concatenate(([0.0], np.cumsum(DIURNAL_WEIGHTS) / np.sum(DIURNAL_WEIGHTS)))
+_DIURNAL_HOURS = np.arange(25) / 24.0
 
 
 # --------------------------------------------------------------------------------------
@@ -450,7 +459,16 @@ def _score_pmf(mean: float, lo: int, hi: int, sd: float) -> np.ndarray:
 
 
 def _days_to_us(t: np.ndarray, start_us: int) -> np.ndarray:
-    return start_us + np.floor(t * _US_PER_DAY).astype(np.int64)
+    """Days since start -> microseconds, with a daily rhythm (quiet nights, busy evenings).
+
+    The time of day is warped by a monotone map, so order and calendar day are kept.
+    """
+    return start_us + np.floor(_warp(t) * _US_PER_DAY).astype(np.int64)
+
+
+def _warp(t: np.ndarray) -> np.ndarray:
+    day = np.floor(t)
+    return day + np.interp(t - day, _DIURNAL_CDF, _DIURNAL_HOURS)
 
 
 def _by_customer_time(cust: np.ndarray, t: np.ndarray, horizon_days: float) -> np.ndarray:
@@ -516,6 +534,11 @@ class _Tables:
                 ces.append(_score_pmf(p["ces_mean_chat" if chat else "ces_mean"], 1, 7, 1.2))
         self.csat_cum = _cum(csat)
         self.ces_cum = _cum(ces)
+
+
+@functools.cache
+def _lookup_tables() -> _Tables:
+    return _Tables()
 
 
 def _param(name: str) -> np.ndarray:
@@ -622,7 +645,7 @@ def _chunk(
     # sort the uniforms within each buyer with one exact int64 key (owner, u)
     u_key = np.sort((owner_all.astype(np.int64) << 40) | (u_all * 2.0**40).astype(np.int64))
     u_all = (u_key & ((1 << 40) - 1)) / 2.0**40
-    starts = np.concatenate(([0], np.cumsum(m)[:-1])).astype(np.int64)
+    starts = (np.cumsum(m) - m).astype(np.int64)
     rank = np.arange(len(u_all)) - np.repeat(starts, m)
     keep = rank < np.repeat(k, m)
     rep_owner = owner_all[keep]
@@ -882,7 +905,8 @@ def _chunk(
     nan = np.nan
     lam_b = np.where(purchased, lam, nan)
     p_b = np.where(purchased, p_drop, nan)
-    exposure = T - first_order  # days from first order to the end (NaN if no order)
+    # days from the (stored) first order time to the end; NaN if no order
+    exposure = T - _warp(first_order)
     p_ret = 1.0 - np.exp(-lam_b * exposure)
     truth = pa.table(
         {
@@ -1015,7 +1039,7 @@ def iter_chunks(
     if not 1 <= chunk_size <= 2**22:
         raise UsageError(f"chunk_size must be between 1 and 4,194,304, got {chunk_size!r}")
     clock = _clock(start, end)
-    lut = _Tables()
+    lut = _lookup_tables()
     offsets = {"events": 0, "orders": 0, "responses": 0}
     for i, first in enumerate(range(0, customers, chunk_size)):
         n = min(chunk_size, customers - first)
@@ -1167,7 +1191,7 @@ def truth_info(
                 "retained": int(s["retained"]),
                 "advocates": int(s["advocates"]),
             }
-    lut = _Tables()
+    lut = _lookup_tables()
     csat_planted = {}
     for i, name in enumerate(PERSONA_NAMES):
         row = {}

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cxkit
 from cxkit import synth
@@ -445,3 +447,24 @@ def test_default_size_demo(tmp_path: Path) -> None:
     counts = truth.persona.value_counts()
     for name, share in synth.PERSONAS.items():
         assert _within(int(counts[name]), len(truth), share["share"])
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    customers=st.integers(min_value=1, max_value=60),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    chunk_size=st.integers(min_value=4, max_value=40),
+)
+def test_invariants_hold_for_any_small_demo(customers: int, seed: int, chunk_size: int) -> None:
+    d = synth.generate(customers, seed=seed, chunk_size=chunk_size, start="2024-01-01")
+    assert len(d.customers) == customers and d.customers.customer_id.is_unique
+    assert set(d.events.customer_id) == set(d.customers.customer_id)
+    buyers = set(d.truth.customer_id[d.truth.purchased])
+    assert set(d.orders.customer_id) == buyers
+    assert d.orders.order_id.is_unique and d.events.event_id.is_unique
+    assert d.responses.response_id.is_unique
+    lo, hi = pd.Timestamp("2024-01-01"), pd.Timestamp("2025-01-01")
+    for name in ("events", "orders", "responses"):
+        ts = d.tables[name].ts
+        assert ts.empty or (ts.min() >= lo and ts.max() < hi)
+    assert (d.orders.amount > 0).all()
