@@ -23,6 +23,7 @@ import cxkit
 from cxkit import clv, datasets
 from cxkit.errors import ConvergenceError, DataError, UsageError
 from cxkit.findings import Finding
+from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 CAL_END = "1997-09-30"
 OBS_END = "1998-06-30"
@@ -557,3 +558,44 @@ def test_docstring_examples_run() -> None:
     for module in (clv, datasets):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
+
+
+# ----------------------------------------------------------------------------------------
+# the engine side runs unchanged on PostgreSQL and Spark
+# ----------------------------------------------------------------------------------------
+
+
+def _engine_orders() -> pd.DataFrame:
+    frame = _orders(TINY)
+    frame.insert(0, "order_id", [f"o{i}" for i in range(len(frame))])
+    return frame
+
+
+def _same_rfm(other: cxkit.CXData) -> None:
+    ref = cxkit.load({"orders": _engine_orders()})
+    for data in (ref, other):
+        assert data.table("orders").count().to_pandas() == len(TINY)
+    kwargs = {"calibration_end": "2024-02-04", "observation_end": "2024-02-25"}
+    a = clv.rfm_summary(ref, **kwargs)
+    b = clv.rfm_summary(other, **kwargs)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    bg = _fixed_bg()
+    ta = clv.cumulative_repeat_purchases(ref, bg, **kwargs)
+    tb = clv.cumulative_repeat_purchases(other, bg, **kwargs)
+    pd.testing.assert_frame_equal(ta, tb, check_dtype=False)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_rfm_summary_on_postgres(postgres_server: str) -> None:  # noqa: F811
+    from tests.test_backends import into_postgres
+
+    _same_rfm(into_postgres(postgres_server, {"orders": _engine_orders()}))
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_rfm_summary_on_spark(spark_session: object) -> None:  # noqa: F811
+    from tests.test_backends import into_spark
+
+    _same_rfm(into_spark(spark_session, {"orders": _engine_orders()}))
