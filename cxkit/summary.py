@@ -121,7 +121,8 @@ def _customer_ids(data: CXData) -> ibis.Table:
     ]
     if not parts:
         raise NotAvailableError("a table with customer_id", analysis="The scorecard")
-    return ibis.union(*parts, distinct=True)
+    # ibis.union of a single table returns it unchanged, so deduplicate explicitly.
+    return (ibis.union(*parts) if len(parts) > 1 else parts[0]).distinct()
 
 
 def _last_activity(data: CXData) -> pd.DataFrame:
@@ -589,20 +590,15 @@ def executive_summary(
             persona=a["persona_name"].astype("string"),
             customer_id=a["customer_id"].astype("string"),
         )
-    domains["voc"] = _run(
-        "voc",
-        lambda: (
-            None,
-            voc.findings(
-                cut,
-                as_of=end,
-                random_state=random_state,
-                personas=None
-                if persona_frame is None
-                else persona_frame.set_index("customer_id")["persona"],
-            ),
-        ),
-    )
+
+    def _voc_run() -> tuple[Any, list[Finding]]:
+        cut.require("responses", "survey", "score", analysis="Voice of the customer")
+        by_persona = None
+        if persona_frame is not None:
+            by_persona = persona_frame.set_index("customer_id")["persona"]
+        return None, voc.findings(cut, as_of=end, random_state=random_state, personas=by_persona)
+
+    domains["voc"] = _run("voc", _voc_run)
 
     churn_res = domains["churn"].result
     card = scorecard(

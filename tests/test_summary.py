@@ -1,0 +1,158 @@
+"""Executive summary and customer scorecard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sst
+
+import cxkit
+from cxkit import summary
+
+
+@pytest.fixture(scope="module")
+def es(demo_data: cxkit.CXData) -> summary.ExecutiveSummary:
+    return summary.executive_summary(demo_data, random_state=0)
+
+
+@pytest.mark.slow
+def test_scorecard_has_exactly_one_row_per_customer(
+    es: summary.ExecutiveSummary, demo_dir: Path
+) -> None:
+    card = es.scorecard
+    customers = pd.read_parquet(demo_dir / "customers.parquet")
+    assert len(card) == len(customers)
+    assert card["customer_id"].is_unique
+    assert set(card["customer_id"]) == set(customers["customer_id"])
+    # every column a reader needs is there and filled where its domain applies
+    buyers = card["spend_to_date"] > 0
+    assert card.loc[buyers, "clv_52w"].notna().all()
+    assert card.loc[buyers, "p_alive"].between(0, 1).all()
+    assert card["churn_probability"].dropna().between(0, 1).all()
+    assert set(card["recommended_focus"]) <= {f for f, _ in summary.FOCUS_RULES}
+    assert card["persona"].notna().all()
+    at_risk = card["clv_at_risk_52w"].dropna()
+    np.testing.assert_allclose(
+        at_risk, (card["clv_52w"] * card["churn_probability"]).dropna(), rtol=1e-12
+    )
+
+
+@pytest.mark.slow
+def test_kpi_tiles_are_the_domain_findings(es: summary.ExecutiveSummary) -> None:
+    kpis = es.kpis.set_index("kpi")
+    voc = {f.metric: f for f in es.domains["voc"].findings}
+    churn = {f.metric: f for f in es.domains["churn"].findings}
+    assert kpis.loc["NPS", "sentence"] == voc["nps"].sentence
+    assert kpis.loc["NPS", "value"] == voc["nps"].value
+    assert kpis.loc["Churn rate", "sentence"] == churn["churn_rate"].sentence
+    total = es.domains["clv"].findings[
+        [f.metric for f in es.domains["clv"].findings].index("total_clv_52w")
+    ]
+    assert kpis.loc["Total CLV (52 weeks)", "value"] == pytest.approx(total.value)
+    assert kpis.loc["Total CLV (52 weeks)", "value"] == pytest.approx(es.scorecard.clv_52w.sum())
+    assert kpis.loc["Customers", "value"] == len(es.scorecard)
+    assert not es.missing
+
+
+@pytest.mark.slow
+def test_clv_at_risk_ranking_agrees_with_planted_truth(
+    es: summary.ExecutiveSummary, demo_dir: Path
+) -> None:
+    truth = pd.read_parquet(demo_dir / "_truth.parquet")
+    card = es.scorecard.merge(truth, on="customer_id")
+    card = card[card["clv_at_risk_52w"].notna()]
+    # truth: expected purchases in the next 52 weeks for a customer alive at the end
+    # ((1 - exp(-lambda p t)) / p under BG/NBD) times true mean spend, lost with the true
+    # probability of no order in the 90-day horizon.
+    t = 52 * 7
+    lam, p = card["lambda_per_day"], card["p_dropout"]
+    alive = card["alive_at_end"].astype(bool)
+    value = np.where(alive, (1 - np.exp(-lam * p * t)) / p * card["mean_spend"], 0.0)
+    p_churn = np.where(alive, np.exp(-lam * 90), 1.0)
+    rho = sst.spearmanr(card["clv_at_risk_52w"], value * p_churn).statistic
+    assert rho > 0.3, rho
+
+
+def test_recommend_focus_rules_first_match_wins() -> None:
+    card = pd.DataFrame(
+        {
+            "nps_group": ["detractor", "detractor", None, "promoter", "promoter", None],
+            "risk_band": ["high", "low", "high", "low", "low", None],
+            "spend_to_date": [900.0, 10.0, 800.0, 50.0, 60.0, 5.0],
+            "has_referred_or_reviewed": [False, False, False, True, False, False],
+        }
+    )
+    assert summary.recommend_focus(card).tolist() == [
+        "service recovery",
+        "service recovery",
+        "win back",
+        "nurture",
+        "ask for advocacy",
+        "nurture",
+    ]
+    # a missing input never triggers its rule
+    assert summary.recommend_focus(card[["spend_to_date"]]).eq("nurture").all()
+
+
+def test_hash_ids_salted_and_stable() -> None:
+    ids = pd.Series(["C1", "C2", "C1"])
+    a = summary.hash_ids(ids, salt="s1")
+    assert a[0] == a[2] and a[0] != a[1]
+    assert not set(a) & set(ids)
+    assert (summary.hash_ids(ids, salt="s2") != a).all()
+    assert a.str.len().eq(16).all()
+    with pytest.raises(ValueError, match="needs a non-empty salt"):
+        summary.hash_ids(ids, salt="")
+
+
+def test_write_scores_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    card = pd.DataFrame({"customer_id": ["a", "b"], "clv_52w": [1.0, 2.0]})
+    pq, csv = summary.write_scores(card, tmp_path)
+    assert pd.read_parquet(pq).equals(card)
+    before = csv.read_bytes()
+
+    def boom(self: pd.DataFrame, *args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", boom)
+    with pytest.raises(OSError, match="disk full"):
+        summary.write_scores(card.assign(clv_52w=[9.0, 9.0]), tmp_path)
+    assert csv.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.parquet"]
+
+
+def test_tiles_escape_text() -> None:
+    kpis = pd.DataFrame(
+        [
+            {
+                "kpi": "<b>x</b>",
+                "value": 1.0,
+                "unit": "share",
+                "ci_low": None,
+                "ci_high": None,
+                "n": 1,
+                "sentence": "<script>alert(1)</script>",
+                "small_n": True,
+                "available": True,
+            }
+        ]
+    )
+    html = summary.tiles_html(kpis)
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert "cx-small" in html
+
+
+@pytest.mark.slow
+def test_orders_only_summary_names_the_missing_parts(tmp_path: Path, demo_dir: Path) -> None:
+    orders = pd.read_parquet(demo_dir / "orders.parquet")
+    orders.to_parquet(tmp_path / "orders.parquet")
+    es = summary.executive_summary(cxkit.load(tmp_path), random_state=0)
+    kpis = es.kpis.set_index("kpi")
+    assert not kpis.loc["NPS", "available"]
+    assert "responses" in kpis.loc["NPS", "sentence"]
+    assert any("voc" in m and "responses" in m for m in es.missing)
+    assert kpis.loc["Total CLV (52 weeks)", "available"]
+    assert len(es.scorecard) == orders["customer_id"].nunique()
