@@ -50,7 +50,7 @@ $(DEMO)/.complete: | $(STAMP)
 demo: $(DEMO)/.complete
 
 report: $(STAMP) $(DEMO)/.complete
-	$(VENV)/bin/cxkit validate $(DEMO)
+	$(VENV)/bin/cxkit report
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cxkit tests benchmarks
