@@ -1,0 +1,211 @@
+"""Run every benchmark and write ``benchmarks/results.md``.
+
+``make bench`` calls this. It runs, in one session on this machine:
+
+1. an end-to-end ``cxkit report`` on a generated demo of ``--customers`` customers
+   (default 1,000,000): wall time per stage (generation, each report) and the peak
+   resident memory of the whole process tree (sampled every 0.2 s);
+2. every ``benchmarks/bench_*.py`` script, each against the baseline its issue names,
+   with its own printed figures captured verbatim.
+
+Usage::
+
+    python benchmarks/run_all.py                      # the full run (takes a while)
+    python benchmarks/run_all.py --customers 20000    # a quick run
+    python benchmarks/run_all.py --skip-e2e --only funnel clv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "_work"
+PY = sys.executable
+
+
+class PeakRSS:
+    """Samples the summed RSS of a process and all its children until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root, *root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run(cmd: list[str], *, cwd: Path = ROOT, timeout: float | None = None) -> dict:
+    """Run a command; return wall seconds, peak tree RSS, exit code and output."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    with PeakRSS(proc.pid) as mem:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            out += f"\n[timed out after {timeout} s]"
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_gb": mem.peak / 1e9,
+        "returncode": proc.returncode,
+        "output": out,
+    }
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    return (
+        f"{os.cpu_count()} cores, {mem:.0f} GiB memory, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def e2e(customers: int, jobs: int) -> list[str]:
+    data = WORK / f"demo_{customers}"
+    out = WORK / f"reports_{customers}"
+    lines = [f"## End-to-end `cxkit report` on {customers:,} customers", ""]
+    rows = []
+    if not (data / "orders.parquet").exists():
+        r = run([PY, "-m", "cxkit.cli", "synth", "--customers", str(customers), "--out", str(data)])
+        rows.append(
+            (
+                "generate demo data (`cxkit synth`)",
+                r["seconds"],
+                r["peak_gb"],
+                "OK" if r["returncode"] == 0 else "FAILED",
+            )
+        )
+    r = run(
+        [
+            PY,
+            "-m",
+            "cxkit.cli",
+            "report",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--jobs",
+            str(jobs),
+        ],
+        timeout=3 * 3600,
+    )
+    manifest = (
+        json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
+    )
+    for name, entry in manifest.get("reports", {}).items():
+        rows.append(
+            (
+                f"report `{name}`",
+                float(entry.get("seconds") or 0),
+                float(entry.get("peak_rss_gb") or float("nan")),
+                entry.get("status", "?"),
+            )
+        )
+    rows.append(
+        (
+            f"whole `cxkit report` ({jobs} jobs)",
+            r["seconds"],
+            r["peak_gb"],
+            "OK" if r["returncode"] == 0 else f"exit {r['returncode']}",
+        )
+    )
+    lines += ["| stage | wall time (s) | peak memory (GB) | status |", "|---|---:|---:|---|"]
+    lines += [f"| {a} | {b:,.1f} | {c:.2f} | {d} |" for a, b, c, d in rows]
+    lines += [
+        "",
+        "Targets on 2 cores: the full suite ≤ 600 s with peak memory ≤ 6 GB. Peak "
+        "memory of the whole run is the summed RSS of the command and all its children "
+        "(kernels included), sampled every 0.2 s; per-report peaks are the kernels' own "
+        "where the manifest records them.",
+        "",
+    ]
+    if r["returncode"] != 0:
+        lines += ["```", r["output"][-3000:], "```", ""]
+    return lines
+
+
+def domain_benches(only: list[str] | None, size_args: list[str]) -> list[str]:
+    lines = ["## Domain benchmarks (each against its baseline, same run)", ""]
+    for script in sorted(HERE.glob("bench_*.py")):
+        topic = script.stem.removeprefix("bench_")
+        if only and topic not in only:
+            continue
+        r = run([PY, str(script), *size_args], timeout=3600)
+        status = "OK" if r["returncode"] == 0 else f"exit {r['returncode']}"
+        lines += [
+            f"### {topic} (`{script.name}`): {r['seconds']:.1f} s, "
+            f"peak {r['peak_gb']:.2f} GB, {status}",
+            "",
+            "```",
+            r["output"].strip()[-6000:],
+            "```",
+            "",
+        ]
+        print(f"{script.name}: {status} in {r['seconds']:.1f} s", flush=True)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--only", nargs="*", default=None, help="bench topics to run")
+    parser.add_argument("--out", default=str(HERE / "results.md"))
+    args, extra = parser.parse_known_args()
+    WORK.mkdir(exist_ok=True)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine()}.",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
+    if not args.skip_e2e:
+        lines += e2e(args.customers, args.jobs)
+    lines += domain_benches(args.only, extra)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
