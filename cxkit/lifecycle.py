@@ -310,7 +310,9 @@ def available_stages(
 
     ok = {n: r for n, r in smap.items() if _ok(r)}
     missing = {
-        n: " or ".join(f"table '{k}'" for k in ("events", "orders", "responses") if k in r)
+        n: "table 'events'"
+        if r.get("events") == "any"
+        else " or ".join(f"table '{k}'" for k in ("events", "orders", "responses") if k in r)
         for n, r in smap.items()
         if n not in ok
     }
@@ -408,6 +410,10 @@ def stages(
     """
     expr = stage_times_expr(data, stage_map, as_of=as_of, monotone=monotone)
     df = expr.to_pandas()
+    for col in df.columns:
+        if col.endswith("_at"):
+            df[col] = pd.to_datetime(df[col]).astype("datetime64[ns]")
+    df["customer_id"] = df["customer_id"].astype("str")
     return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
@@ -982,7 +988,7 @@ def stage_conversion(
     for i, (a, b) in enumerate(pairs):
         ca, cb = st[f"{a}_at"], st[f"{b}_at"]
         aggs[f"f{i}"] = ca.count()
-        aggs[f"t{i}"] = (ca.notnull() & cb.notnull()).cast("int64").sum()
+        aggs[f"t{i}"] = ca.count(where=cb.notnull())
     res = st.group_by("grp").agg(**aggs).to_pandas()
     out = []
     for _, r in res.iterrows():
@@ -1444,7 +1450,7 @@ def findings(
                 )
             )
     steps_ok = sf[(sf.step > 1) & ~sf.small_n & sf.rate_from_previous.notna()]
-    if len(steps_ok):
+    if len(sf) > 2 and len(steps_ok):
         worst = steps_ok.sort_values("rate_from_previous", kind="stable").iloc[0]
         prev_name = sf.step_name[int(worst.step) - 2]
         out.append(

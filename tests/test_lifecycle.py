@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import cxkit
 from cxkit import lifecycle as lc
 from cxkit.errors import NotAvailableError, UsageError
+from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -475,3 +476,65 @@ def test_demo_20k_planted_rates_by_persona(tmp_path):
     ]
     # 20 intervals at 95%: allow one miss by chance
     assert len(misses) <= 1, misses
+
+
+# ---- the same engine code on PostgreSQL and Spark -------------------------------------
+
+
+def _engine_tables() -> dict[str, pd.DataFrame]:
+    data = _mini_data()
+    tables = {n: data.to_pandas(n) for n in data.names}
+    tables["events"]["channel"] = ["web", "app", "app", "web", "web", "email", "store"]
+    return tables
+
+
+def _engine_results(data: cxkit.CXData, *, quick: bool = False) -> dict[str, pd.DataFrame]:
+    steps = ["site_visit", "product_view", "purchase"]
+    if quick:  # Spark runs each small query slowly: the core only
+        return {
+            "funnel_any": lc.funnel(data, ["awareness", "consideration", "purchase"], window=10),
+            "funnel_entry_channel": lc.funnel(data, steps, by="entry_channel", entry="first"),
+            "stages": lc.stages(data),
+            "states": lc.lifecycle_states(data, period="W"),
+            "paths": lc.journey_paths(data, max_steps=3),
+        }
+    return {
+        "funnel_any": lc.funnel(data, ["awareness", "consideration", "purchase"], window=10),
+        "funnel_first_by": lc.funnel(data, steps, entry="first", by="acquisition_channel"),
+        "funnel_entry_channel": lc.funnel(data, steps, by="entry_channel", as_of="2024-02-01"),
+        "stages": lc.stages(data),
+        "stage_conversion": lc.stage_conversion(data, by="acquisition_channel"),
+        "stage_funnel": lc.stage_funnel(data),
+        "cohorts": lc.cohort_retention(data, period="W").reset_index(),
+        "states": lc.lifecycle_states(data, period="W"),
+        "paths": lc.journey_paths(data, max_steps=3),
+        "sankey": lc.journey_sankey(data, kind="stage"),
+    }
+
+
+def _assert_engine_matches(other: cxkit.CXData, *, quick: bool = False) -> None:
+    ref = _engine_results(cxkit.load(_engine_tables()), quick=quick)
+    got = _engine_results(other, quick=quick)
+    for name, a in ref.items():
+        b = got[name]
+        keys = [c for c in a.columns if a[c].dtype == object or pd.api.types.is_string_dtype(a[c])]
+        if keys:
+            a = a.sort_values(keys, kind="stable").reset_index(drop=True)
+            b = b.sort_values(keys, kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=1e-9, obj=name)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_lifecycle_on_postgres_matches_duckdb(postgres_server: str) -> None:  # noqa: F811
+    from tests.test_backends import into_postgres
+
+    _assert_engine_matches(into_postgres(postgres_server, _engine_tables()))
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_lifecycle_on_spark_matches_duckdb(spark_session: object) -> None:  # noqa: F811
+    from tests.test_backends import into_spark
+
+    _assert_engine_matches(into_spark(spark_session, _engine_tables()), quick=True)
