@@ -1464,9 +1464,7 @@ def findings(
         )
         merged = summary.assign(p_alive=pa, **{col: values})
         lapsing = lapsing_high_value(merged, top=top, column=col)
-        n_valuable = int(
-            (merged["frequency"] > 0).sum() and math.ceil(top * (merged["frequency"] > 0).sum())
-        )
+        n_valuable = math.ceil(top * int((merged["frequency"] > 0).sum()))
         out.append(
             Finding(
                 domain="clv",

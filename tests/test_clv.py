@@ -134,6 +134,33 @@ def test_rfm_summary_bad_options() -> None:
         clv.rfm_summary(_orders(TINY).drop(columns="amount"))
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from("abc"), st.integers(0, 60), st.integers(0, 23), st.floats(0, 50)),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_rfm_summary_invariants(rows: list[tuple[str, int, int, float]]) -> None:
+    start = pd.Timestamp("2024-01-01")
+    orders = pd.DataFrame(
+        {
+            "customer_id": [r[0] for r in rows],
+            "ts": [start + pd.Timedelta(days=r[1], hours=r[2]) for r in rows],
+            "amount": [round(r[3], 2) for r in rows],
+        }
+    )
+    s = clv.rfm_summary(orders, observation_end="2024-03-15", time_unit="D")
+    days = orders.assign(day=orders.ts.dt.normalize()).drop_duplicates(["customer_id", "day"])
+    assert len(s) == orders.customer_id.nunique()
+    assert int(s.frequency.sum()) + len(s) == len(days)  # every purchase day counted once
+    assert (s.recency <= s["T"]).all() and (s.recency >= 0).all()
+    assert ((s.frequency == 0) == (s.recency == 0)).all()
+    assert (s.monetary_value >= 0).all()
+    assert (s.loc[s.frequency == 0, "monetary_value"] == 0).all()
+
+
 # ----------------------------------------------------------------------------------------
 # CDNOW: the published figures
 # ----------------------------------------------------------------------------------------

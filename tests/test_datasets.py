@@ -72,3 +72,17 @@ def test_missing_everywhere_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(datasets, "_raw_path", lambda sample: None)
     with pytest.raises(DataError, match="CDNOW sample file was not found"):
         datasets.cdnow_orders(True)
+
+
+def test_raw_checksums_match_the_readme() -> None:
+    import hashlib
+    import re
+
+    readme = (datasets._REPO / "data" / "cdnow" / "README.md").read_text()
+    listed = dict((name, digest) for digest, name in re.findall(r"([0-9a-f]{64})  (\S+)", readme))
+    assert set(listed) == {"CDNOW_master.txt", "CDNOW_sample.txt"}
+    for sample in (True, False):
+        path = RAW_DIR / datasets.RAW[sample]
+        if not path.exists():
+            pytest.skip(f"the raw CDNOW file {path} is absent (it lives in ../shared)")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == listed[path.name]
