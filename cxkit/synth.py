@@ -1207,6 +1207,7 @@ def truth_info(
         "time_unit": "day",
         "personas": personas,
         "persona_shares": dict(zip(PERSONA_NAMES, shares.tolist(), strict=True)),
+        "persona_ids": {name: i for i, name in enumerate(PERSONA_NAMES)},
         "global": {k: v for k, v in _GLOBAL.items()},
         "stage_conversion": stage,
         "stage_counts_realised": realised,
@@ -1278,8 +1279,8 @@ def write_demo(
     *,
     customers: int = 20_000,
     seed: int = 42,
-    start: str = "2023-01-01",
-    end: str = "2024-12-31",
+    start: str | pd.Timestamp = "2023-01-01",
+    end: str | pd.Timestamp = "2024-12-31",
     fmt: str = "parquet",
     chunk_size: int = 100_000,
 ) -> Path:
