@@ -319,6 +319,8 @@ def test_export_without_figures_has_no_plotly_and_figure_json_cannot_close_scrip
             '<img src="data:image/png;base64,AAAA" alt="a">',
         ),
         ('<a href="https://evil.example/">link</a>', "<a>link</a>"),
+        ('<a href="lifecycle.html#funnel">x</a>', '<a href="lifecycle.html#funnel">x</a>'),
+        ('<a href="javascript:alert(1)">x</a><a href="//h/x">y</a>', "<a>x</a><a>y</a>"),
         ('<div style="background:url(http://x/y.png)">z</div>', "<div>z</div>"),
         ("<style>@import url(http://x);td{color:red}</style>", "<style></style>"),
         ("<iframe src='https://x'></iframe>ok &amp; &lt;fine&gt;", "ok &amp; &lt;fine&gt;"),
@@ -327,6 +329,19 @@ def test_export_without_figures_has_no_plotly_and_figure_json_cannot_close_scrip
 )
 def test_sanitize_html(dirty: str, clean: str) -> None:
     assert sanitize_html(dirty) == clean
+
+
+def test_parameter_placeholders_are_expanded() -> None:
+    from cxkit.report.pipeline import _expand
+
+    subs = {"out": "/r", "run_dir": "/r/_runs/1"}
+    value = {"a": "{out}/scores", "b": ["{run_dir}", 3], "c": None, "d": "{other}"}
+    assert _expand(value, subs) == {
+        "a": "/r/scores",
+        "b": ["/r/_runs/1", 3],
+        "c": None,
+        "d": "{other}",
+    }
 
 
 def test_atomic_write_sets_mode_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -471,7 +486,7 @@ def test_progress_lines_and_cli_only(runs: dict[str, Any], capfd: Any) -> None:
     assert code == 0
     lines = capfd.readouterr().out.splitlines()
     assert any(line.startswith("[1/1] good: started") for line in lines)
-    assert any(line.startswith("[1/1] good: OK -> ") for line in lines)
+    assert any(line.startswith("[1/1] good: OK in ") and " s -> " in line for line in lines)
     m = json.loads((runs["out"] / "manifest.json").read_text())
     assert m["reports"]["good"]["status"] == "OK"
     assert m["reports"]["raises"]["status"] == "FAILED"  # kept from the earlier run

@@ -15,7 +15,9 @@ A reports file looks like::
         parameters: {}
 
 Relative paths in the file are relative to the file's folder; paths given on the command
-line are relative to the current directory.
+line are relative to the current directory. In string parameter values, ``{out}`` (the
+output folder), ``{run_dir}`` (this run's folder) and ``{data}`` (the data source) are
+replaced when the report runs, e.g. ``scores_out: "{out}"``.
 """
 
 from __future__ import annotations

@@ -74,6 +74,12 @@ _ALLOWED_ATTRS = {
 _BAD_CSS = re.compile(r"url\s*\(|@import|expression\s*\(|javascript:|behavior\s*:", re.I)
 
 
+def _local_href(value: str) -> bool:
+    """An in-page anchor or a relative link to a sibling file (``lifecycle.html#x``)."""
+    v = value.strip()
+    return bool(v) and not v.startswith(("//", "/", "\\")) and ":" not in v.split("#")[0]
+
+
 class _Sanitizer(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -107,8 +113,8 @@ class _Sanitizer(HTMLParser):
                 continue
             if name == "style" and _BAD_CSS.search(value):
                 continue
-            if name == "href" and not value.startswith("#"):
-                continue  # links out are network references
+            if name == "href" and not _local_href(value):
+                continue  # links out are network references; anchors and sibling pages stay
             if name == "src" and not (tag == "img" and value.startswith("data:image/")):
                 continue
             kept.append(f' {name}="{html.escape(value, quote=True)}"')

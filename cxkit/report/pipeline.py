@@ -21,6 +21,7 @@ from cxkit.report.config import ReportConfig, ReportSpec, check_parameters, load
 from cxkit.report.export import extract_headline, notebook_to_html
 from cxkit.report.publish import (
     atomic_write,
+    format_as_of,
     format_time,
     index_html,
     read_manifest,
@@ -108,6 +109,19 @@ def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], int
     return data, as_of.isoformat(sep=" "), data.fingerprint(), n_warnings
 
 
+def _expand(value: Any, subs: dict[str, str]) -> Any:
+    """Replace ``{out}``, ``{run_dir}`` and ``{data}`` in string parameter values."""
+    if isinstance(value, str):
+        for key, text in subs.items():
+            value = value.replace("{" + key + "}", text)
+        return value
+    if isinstance(value, dict):
+        return {k: _expand(v, subs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, subs) for v in value]
+    return value
+
+
 def _prune_runs(runs: Path, keep: int = KEEP_RUNS) -> None:
     dirs = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name)
     for old in dirs[:-keep]:
@@ -183,53 +197,20 @@ def run_reports(
         f"({n_warnings} validation warning(s)), {cfg.jobs} job(s)"
     )
 
-    job_list: list[Job] = []
-    for spec in cfg.reports:
-        params = {"data": cfg.data, "as_of": cfg.as_of, **spec.parameters}
-        if preflight[spec.name] is None:
-            job_list.append(
-                Job(
-                    name=spec.name,
-                    input=spec.notebook,
-                    output=run_dir / f"{spec.name}.ipynb",
-                    parameters=params,
-                    cell_timeout=spec.cell_timeout,
-                    timeout=spec.timeout,
-                    marker=f"{run_id}/{spec.name}",
-                )
-            )
-        else:
-            say(
-                f"[{pos[spec.name]}/{total}] {spec.name}: FAILED before running: {preflight[spec.name]}"
-            )
-
-    def on_start(job: Job) -> None:
-        say(f"[{pos[job.name]}/{total}] {job.name}: started ({job.input.name})")
-
-    def on_finish(job: Job, res: JobResult) -> None:
-        state = "executed" if res.ok else f"FAILED: {res.error}"
-        say(f"[{pos[job.name]}/{total}] {job.name}: {state} in {res.seconds:.1f} s")
-
-    results = run_jobs(
-        job_list, workers=cfg.jobs, log_dir=run_dir, on_start=on_start, on_finish=on_finish
-    )
-
+    subs = {"out": str(cfg.out), "run_dir": str(run_dir), "data": cfg.data}
     previous = read_manifest(cfg.out)
     prev_reports: dict[str, Any] = dict(previous.get("reports", {}))
     meta = {
-        "As of": as_of_resolved[:10]
-        if as_of_resolved[11:19] in ("", "00:00:00")
-        else as_of_resolved[:16] + " UTC",
-        "Data": f"{cfg.data}",
+        "As of": format_as_of(as_of_resolved),
+        "Data": cfg.data,
         "Run": format_time(t_start),
         "cxkit": versions.get("cxkit", ""),
     }
     statuses: dict[str, ReportStatus] = {}
     entries: dict[str, Any] = {}
-    for spec in cfg.reports:
-        res = results.get(spec.name)
-        error = preflight[spec.name] or (res.error if res and not res.ok else None)
-        seconds = res.seconds if res else 0.0
+
+    def finish(spec: ReportSpec, res: JobResult | None, error: str | None) -> None:
+        """Export and publish one report as soon as it is done; record its entry."""
         headline = None
         html_path: Path | None = None
         if error is None and res is not None:
@@ -239,18 +220,22 @@ def run_reports(
             except Exception as err:  # an export bug must not take the other reports down
                 error = f"export failed: {type(err).__name__}: {err}"
         ok = error is None
-        prev = prev_reports.get(spec.name, {})
-        last_good = prev.get("last_good")
+        seconds = res.seconds if res else 0.0
         finished = res.finished_at if res else time.time()
+        last_good = prev_reports.get(spec.name, {}).get("last_good")
         if ok:
             last_good = {"run_id": run_id, "finished_at": _iso(finished), "headline": headline}
-            say(f"[{pos[spec.name]}/{total}] {spec.name}: OK -> {html_path}")
-        elif res is not None and res.ok:
-            say(f"[{pos[spec.name]}/{total}] {spec.name}: FAILED: {error}")
+        tag = f"[{pos[spec.name]}/{total}] {spec.name}"
+        if ok:
+            say(f"{tag}: OK in {seconds:.1f} s -> {html_path}")
+        elif res is None:
+            say(f"{tag}: FAILED before running: {error}")
+        else:
+            say(f"{tag}: FAILED in {seconds:.1f} s: {error}")
         entries[spec.name] = {
             "title": spec.title,
             "notebook": str(spec.notebook),
-            "parameters": {"data": cfg.data, "as_of": cfg.as_of, **spec.parameters},
+            "parameters": params_of[spec.name],
             "status": "OK" if ok else "FAILED",
             "error": error,
             "headline": headline if ok else (last_good or {}).get("headline"),
@@ -259,15 +244,46 @@ def run_reports(
             "seconds": seconds,
             "cell_timeout": spec.cell_timeout,
             "timeout": spec.timeout,
-            "executed_notebook": str(Path("_runs") / run_id / f"{spec.name}.ipynb")
-            if res
-            else None,
+            "executed_notebook": (
+                str(Path("_runs") / run_id / f"{spec.name}.ipynb") if res else None
+            ),
             "html": f"{spec.name}.html" if (ok or last_good) else None,
             "run_id": run_id,
             "last_good": last_good,
         }
         statuses[spec.name] = ReportStatus(spec.name, ok, error, seconds, html_path, headline)
 
+    params_of: dict[str, dict[str, Any]] = {}
+    job_list: list[Job] = []
+    by_name = {spec.name: spec for spec in cfg.reports}
+    for spec in cfg.reports:
+        params = {"data": cfg.data, "as_of": cfg.as_of, **_expand(spec.parameters, subs)}
+        params_of[spec.name] = params
+        if preflight[spec.name] is not None:
+            finish(spec, None, preflight[spec.name])
+            continue
+        job_list.append(
+            Job(
+                name=spec.name,
+                input=spec.notebook,
+                output=run_dir / f"{spec.name}.ipynb",
+                parameters=params,
+                cell_timeout=spec.cell_timeout,
+                timeout=spec.timeout,
+                marker=f"{run_id}/{spec.name}",
+            )
+        )
+
+    def on_start(job: Job) -> None:
+        say(f"[{pos[job.name]}/{total}] {job.name}: started ({job.input.name})")
+
+    def on_finish(job: Job, res: JobResult) -> None:
+        finish(by_name[job.name], res, None if res.ok else res.error)
+
+    run_jobs(job_list, workers=cfg.jobs, log_dir=run_dir, on_start=on_start, on_finish=on_finish)
+
+    entries = {n: entries[n] for n in cfg.names}
+    statuses = {n: statuses[n] for n in cfg.names}
     # reports not run this time (--only) keep their previous entries
     merged = {**{k: v for k, v in prev_reports.items() if k not in entries}, **entries}
     t_end = time.time()

@@ -14,7 +14,14 @@ from typing import Any
 
 from cxkit.report.export import page
 
-__all__ = ["atomic_write", "format_time", "index_html", "read_manifest", "write_manifest"]
+__all__ = [
+    "atomic_write",
+    "format_as_of",
+    "format_time",
+    "index_html",
+    "read_manifest",
+    "write_manifest",
+]
 
 
 def atomic_write(path: str | Path, content: str | bytes, *, mode: int = 0o644) -> Path:
@@ -60,6 +67,16 @@ def format_time(ts: float | str | None) -> str:
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_as_of(text: str | None) -> str:
+    """``2024-12-31`` for a midnight ``as_of``, else ``2024-12-31 23:59 UTC``."""
+    if not text:
+        return ""
+    text = str(text)
+    if text[11:19] in ("", "00:00:00"):
+        return text[:10]
+    return text[:16] + " UTC"
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -129,7 +146,7 @@ def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
         + "</tbody></table></div></section>"
     )
     meta = {
-        "As of": str(manifest.get("as_of_resolved") or ""),
+        "As of": format_as_of(manifest.get("as_of_resolved")),
         "Data": str(manifest.get("data") or ""),
         "Run": format_time(manifest.get("finished_at")),
     }
