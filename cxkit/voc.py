@@ -204,7 +204,9 @@ def _attach(
             t = t.left_join(lab, "customer_id").select(*t.columns, "persona")
             t = t.mutate(persona=t.persona.fill_null("(unknown)"))
         elif data.has("customers", key):
-            cust = data.table("customers").select("customer_id", key).distinct(on="customer_id")
+            c = data.table("customers")
+            # customer_id is unique by contract; max() keeps one row per id on any engine
+            cust = c.group_by("customer_id").aggregate(**{key: c[key].cast("string").max()})
             t = t.left_join(cust, "customer_id").select(*t.columns, key)
             t = t.mutate(**{key: t[key].cast("string").fill_null("(unknown)")})
         elif key == "persona":
@@ -341,8 +343,8 @@ def nps(
         t,
         keys,
         n=_.count(),
-        promoters=(_.score >= PROMOTER_MIN).cast("int64").sum(),
-        detractors=(_.score <= DETRACTOR_MAX).cast("int64").sum(),
+        promoters=(_.score >= PROMOTER_MIN).ifelse(1, 0).sum(),
+        detractors=(_.score <= DETRACTOR_MAX).ifelse(1, 0).sum(),
     )
     for c in ("n", "promoters", "detractors"):
         df[c] = df[c].fillna(0).astype("int64")
@@ -424,7 +426,7 @@ def csat(
         t,
         keys,
         n=_.count(),
-        satisfied=(_.score >= top_box).cast("int64").sum(),
+        satisfied=(_.score >= top_box).ifelse(1, 0).sum(),
         csat_mean=_.score.mean(),
     )
     df["n"] = df["n"].fillna(0).astype("int64")
@@ -523,7 +525,7 @@ def score_summary(
     for metric in ("nps", "csat", "ces"):
         t = _scored(d, metric, analysis=metric.upper())
         t = t.filter((t.ts > start_prev) & (t.ts <= end))
-        t = t.mutate(current=(t.ts > start_cur).cast("int64"))
+        t = t.mutate(current=(t.ts > start_cur).ifelse(1, 0))
         lo, hi = SCORE_RANGES[metric]
         score = t.score if (metric != "ces" or higher_is_easier) else (lo + hi) - t.score
         t = t.mutate(s=score.cast("float64"))
@@ -531,9 +533,9 @@ def score_summary(
             t.group_by("current")
             .aggregate(
                 n=_.count(),
-                pro=(_.s >= PROMOTER_MIN).cast("int64").sum(),
-                det=(_.s <= DETRACTOR_MAX).cast("int64").sum(),
-                top=(_.s >= 4).cast("int64").sum(),
+                pro=(_.s >= PROMOTER_MIN).ifelse(1, 0).sum(),
+                det=(_.s <= DETRACTOR_MAX).ifelse(1, 0).sum(),
+                top=(_.s >= 4).ifelse(1, 0).sum(),
                 mean=_.s.mean(),
                 sd=_.s.std(how="sample"),
             )
@@ -1498,7 +1500,7 @@ def channel_switching(
         & (e.prev_channel != e.channel)
         & (e.prev_ts >= e.ts - ibis.interval(days=window_days))
     )
-    e = e.mutate(sw=switched.fill_null(False).cast("int64"))
+    e = e.mutate(sw=switched.ifelse(1, 0))
     per = e.group_by(["customer_id", *keys]).aggregate(sw=_.sw.max())
     by_tp = per.group_by(keys).aggregate(customers=_.count(), switchers=_.sw.sum()).to_pandas()
     okeys = keys[:-1]
@@ -1578,8 +1580,8 @@ def advocacy(
         ln = _latest_nps(d)
         flags = flags.left_join(ln, "customer_id").select(
             *flags.columns,
-            responded=ln.last_nps.notnull().cast("int64"),
-            promoter=(ln.last_nps >= PROMOTER_MIN).fill_null(False).cast("int64"),
+            responded=ln.last_nps.notnull().ifelse(1, 0),
+            promoter=(ln.last_nps >= PROMOTER_MIN).ifelse(1, 0),
         )
     else:
         flags = flags.mutate(responded=ibis.literal(0), promoter=ibis.literal(0))
@@ -1589,16 +1591,16 @@ def advocacy(
             flags = flags.mutate(**{col: ibis.literal(0)})
             continue
         flags = flags.left_join(ev, "customer_id").select(
-            *flags.columns, **{col: ev.k.notnull().cast("int64")}
+            *flags.columns, **{col: ev.k.notnull().ifelse(1, 0)}
         )
     if d.has("orders", "customer_id"):
         buyers = d.table("orders").select("customer_id").distinct().mutate(b=ibis.literal(1))
         flags = flags.left_join(buyers, "customer_id").select(
-            *flags.columns, purchaser=buyers.b.notnull().cast("int64")
+            *flags.columns, purchaser=buyers.b.notnull().ifelse(1, 0)
         )
     else:
         flags = flags.mutate(purchaser=ibis.literal(0))
-    adv = ((_.promoter + _.referrer + _.reviewer) > 0).cast("int64")
+    adv = ((_.promoter + _.referrer + _.reviewer) > 0).ifelse(1, 0)
     agg = (
         flags.mutate(advocate=adv)
         .aggregate(

@@ -15,6 +15,7 @@ import pytest
 import cxkit
 from cxkit import stats, voc
 from cxkit.errors import NotAvailableError, UsageError
+from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 T0 = pd.Timestamp("2024-03-01")
 
@@ -619,3 +620,68 @@ def test_demo_advocacy_matches_planted_advocates(demo_dir: Path, demo_data: cxki
     reach = adv.loc[("advocacy reach", "all customers"), "customers"]
     # every planted advocate refers or reviews; non-advocates never give 9-10
     assert reach == int(truth["advocate"].fillna(False).astype(bool).sum())
+
+
+# --------------------------------------------------------------------------------------
+# the same numbers on PostgreSQL (backend-neutral ibis)
+# --------------------------------------------------------------------------------------
+
+
+def _engine_tables() -> dict[str, pd.DataFrame]:
+    rows = [
+        (f"C{i % 12}", i, s, sc, ch, tp, None)
+        for i, (s, sc, ch, tp) in enumerate(
+            [
+                (s, sc, ch, tp)
+                for s, sc in [("nps", 10), ("nps", 3), ("csat", 5), ("csat", 2), ("ces", 6)]
+                for ch in ("web", "chat")
+                for tp in ("delivery", "billing")
+            ]
+        )
+    ]
+    r = _responses(rows).drop(columns="comment")
+    ev = _events(
+        [
+            ("C1", 0, "support_contact", "chat", "delivery"),
+            ("C1", 3, "support_contact", "phone", "delivery"),
+            ("C2", 0, "referral", "web", "x"),
+        ]
+    )
+    cust = pd.DataFrame({"customer_id": [f"C{i}" for i in range(12)], "region": ["n", "s"] * 6})
+    return {"responses": r, "events": ev, "customers": cust}
+
+
+def _assert_engine_matches(ref: cxkit.CXData, other: cxkit.CXData) -> None:
+    personas = pd.Series(["a", "b", "c"] * 4, index=[f"C{i}" for i in range(12)])
+    checks = [
+        lambda d: voc.nps(d, by=["period", "channel"]),
+        lambda d: voc.nps(d, by="region"),
+        lambda d: voc.csat(d, by=["persona", "touchpoint"], personas=personas),
+        lambda d: voc.ces(d, by="touchpoint"),
+        lambda d: voc.channel_switching(d),
+        lambda d: voc.advocacy(d),
+        lambda d: voc.promoters_not_referred(d),
+        lambda d: voc.driver_table(d),
+    ]
+    for fn in checks:
+        a, b = fn(ref), fn(other)
+        key = list(a.columns)
+        a = a.sort_values(key).reset_index(drop=True)
+        b = b.sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=1e-9)
+
+
+@pytest.mark.postgres
+def test_voc_on_postgres_matches_duckdb(postgres_server: str) -> None:  # noqa: F811
+    from tests.test_backends import into_postgres
+
+    tables = _engine_tables()
+    _assert_engine_matches(cxkit.load(tables), into_postgres(postgres_server, tables))
+
+
+@pytest.mark.spark
+def test_voc_on_spark_matches_duckdb(spark_session: object) -> None:  # noqa: F811
+    from tests.test_backends import into_spark
+
+    tables = _engine_tables()
+    _assert_engine_matches(cxkit.load(tables), into_spark(spark_session, tables))
