@@ -1662,7 +1662,8 @@ def plot_clv_by(table: pd.DataFrame, by: str) -> go.Figure:
         y=mean_col,
         low="ci_low",
         high="ci_high",
-        title=f"{best[by]} customers are worth most: {best[mean_col]:,.2f} on average",
+        title=f"{str(best[by])[:1].upper()}{str(best[by])[1:]} customers are worth most: "
+        f"{best[mean_col]:,.2f} on average",
         x_title=by.replace("_", " "),
         y_title=f"{mean_col.replace('_', ' ')} per customer",
     )
