@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cxkit
 from cxkit import stats, voc
@@ -165,6 +167,27 @@ def test_nps_trend_marks_significant_changes() -> None:
     assert bool(tr["small_n"].iloc[3])
     fig = voc.plot_nps_trend(tr)
     assert len(fig.data) >= 3
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["web", "app", "chat"]), st.integers(0, 10)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_grouped_nps_invariants(answers: list[tuple[str, int]]) -> None:
+    rows = [(f"C{i}", i % 40, "nps", s, ch, "x", None) for i, (ch, s) in enumerate(answers)]
+    data = cxkit.load({"responses": _responses(rows)})
+    overall = voc.nps(data).iloc[0]
+    grouped = voc.nps(data, by="channel")
+    for col in ("n", "promoters", "passives", "detractors"):
+        assert grouped[col].sum() == overall[col]
+    for df in (grouped, overall.to_frame().T):
+        assert (df["nps_low"] <= df["nps_high"]).all()
+        assert ((df["nps_low"] >= -100) & (df["nps_high"] <= 100)).all()
+        assert (df["small_n"] == (df["n"] < stats.MIN_N)).all()
 
 
 # --------------------------------------------------------------------------------------
