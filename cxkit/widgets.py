@@ -55,6 +55,7 @@ __all__ = [
     "FunnelExplorer",
     "NpsExplorer",
     "PersonaExplorer",
+    "table_html",
 ]
 
 ALL = "(all)"
@@ -97,7 +98,7 @@ def _as_date(ts: Any) -> _dt.date | None:
     return pd.Timestamp(ts).date()
 
 
-def _fmt_cell(v: Any, col: str) -> str:
+def _fmt_cell(v: Any, col: str, percent: bool = False) -> str:
     if v is None or (not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v)):
         return "–"
     if isinstance(v, bool | np.bool_):
@@ -107,27 +108,35 @@ def _fmt_cell(v: Any, col: str) -> str:
     if isinstance(v, int | np.integer):
         return f"{int(v):,}"
     if isinstance(v, float | np.floating):
-        if col.endswith(("rate", "share", "probability")) or col.startswith(("rate_", "share")):
+        if percent or col.endswith(("rate", "share", "probability")) or col.startswith("rate_"):
             return f"{100 * float(v):.1f}%"
         return f"{float(v):,.2f}"
     return str(v)
 
 
-def table_html(df: pd.DataFrame, *, max_rows: int | None = None) -> str:
+def table_html(
+    df: pd.DataFrame, *, max_rows: int | None = None, percent: Sequence[str] = ()
+) -> str:
     """A small HTML table of ``df`` with every header and cell HTML-escaped.
 
-    Shares/rates/probabilities (columns named ``*_rate``, ``rate_*``, ``*share*``,
-    ``*probability``) are shown as percentages, other floats with two decimals, counts
-    with thousands separators.
+    Columns in ``percent`` and shares/rates/probabilities (named ``*rate``, ``rate_*``,
+    ``*share``, ``*probability``) are shown as percentages, other floats with two
+    decimals, counts with thousands separators, missing values as "–".
+
+    Examples
+    --------
+    >>> table_html(pd.DataFrame({"comment": ["<b>hi</b>"], "rate": [0.25]}))[-69:]
+    '<tr><td>&lt;b&gt;hi&lt;/b&gt;</td><td>25.0%</td></tr></tbody></table>'
     """
     if max_rows is not None:
         df = df.head(max_rows)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    pct = [str(c) in percent for c in df.columns]
     rows = []
     for rec in df.itertuples(index=False, name=None):
         cells = "".join(
-            f"<td>{html.escape(_fmt_cell(v, str(c)))}</td>"
-            for v, c in zip(rec, df.columns, strict=True)
+            f"<td>{html.escape(_fmt_cell(v, str(c), p))}</td>"
+            for v, c, p in zip(rec, df.columns, pct, strict=True)
         )
         rows.append(f"<tr>{cells}</tr>")
     return (
@@ -448,7 +457,7 @@ class FunnelExplorer(_Explorer):
         fig.update_layout(barmode="group", showlegend=gcol is not None)
         _redraw(self.fig, fig)
         cols = [c for c in ([gcol] if gcol else []) + _FUNNEL_COLUMNS if c in f.columns]
-        self.table.value = table_html(f[cols])
+        self.table.value = table_html(f[cols], percent=["ci_low", "ci_high"])
         if f["small_n"].any():
             self._say(f"Rates from fewer than {stats.MIN_N} customers are flagged (small_n).")
 
@@ -639,17 +648,10 @@ class PersonaExplorer(_Explorer):
         s = s[(s["persona_name"] == name) & (s["churn_probability"] >= self.min_churn.value)]
         order = self._value_col or "churn_probability"
         s = s.sort_values([order, "customer_id"], ascending=[False, True]).head(self.top)
-        keep = [
-            c
-            for c in (
-                "customer_id",
-                "churn_probability",
-                "risk_band",
-                self._value_col,
-                "p_alive",
-            )
-            if c and c in s.columns
-        ]
+        wanted = ["customer_id", "churn_probability", "risk_band", self._value_col]
+        wanted += [c for c in s.columns if c.startswith("clv_")]
+        wanted += ["p_alive", "spend_to_date", "recommended_focus"]
+        keep = [c for c in dict.fromkeys(wanted) if c and c in s.columns]
         self.at_risk = s[keep].reset_index(drop=True)
         if len(s) == 0:
             self.table.value = _message_html(
