@@ -451,6 +451,26 @@ def test_gamma_gamma_recovers_simulated_parameters() -> None:
     assert (z.abs() < 3).all(), z.to_dict()
 
 
+def test_standard_errors_have_nominal_coverage() -> None:
+    """95% intervals from the Hessian cover the truth about 95% of the time."""
+    true_bg = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
+    true_gg = {"p": 6.0, "q": 4.0, "gamma": 15.0}
+    hits = total = 0
+    for seed in range(20):
+        rng = np.random.default_rng(100 + seed)
+        s = clv.simulate_bgnbd(4_000, **true_bg, T=rng.uniform(20, 52, 4_000), random_state=rng)
+        bg = clv.BetaGeo().fit(s)
+        spend = clv.simulate_spend(rng.integers(1, 10, 2_000), **true_gg, random_state=rng)
+        gg = clv.GammaGamma(correlation_warning=1.0).fit(spend)
+        for model, true in ((bg, true_bg), (gg, true_gg)):
+            table = model.params_table().set_index("parameter")
+            inside = (table.ci_low <= pd.Series(true)) & (pd.Series(true) <= table.ci_high)
+            hits += int(inside.sum())
+            total += len(true)
+    # 140 intervals at 95%: fewer than 125 hits would be very unlikely (p < 0.01).
+    assert hits >= 125, f"{hits} of {total} intervals cover the truth"
+
+
 # ----------------------------------------------------------------------------------------
 # CLV and its summaries
 # ----------------------------------------------------------------------------------------
