@@ -1539,9 +1539,16 @@ def _unit_word(bg: BetaGeo | None = None, unit: str | None = None) -> str:
 def plot_holdout_by_frequency(table: pd.DataFrame) -> go.Figure:
     """Bars: actual holdout purchases per customer (with CI); markers: model expectation."""
     worst = (table["expected_mean_purchases"] - table["actual_mean_purchases"]).abs().max()
+    # n under each group (small groups marked); a category axis keeps "7+" in place.
+    labels = [
+        f"{g}<br>n={n:,}{' (small)' if small else ''}"
+        for g, n, small in zip(
+            table["calibration_frequency"], table["customers"], table["small_n"], strict=True
+        )
+    ]
     fig = plots.bar_with_ci(
-        table,
-        x="calibration_frequency",
+        table.assign(group=labels),
+        x="group",
         y="actual_mean_purchases",
         low="ci_low",
         high="ci_high",
@@ -1550,8 +1557,9 @@ def plot_holdout_by_frequency(table: pd.DataFrame) -> go.Figure:
         y_title="purchases per customer in holdout",
     )
     fig.data[0].name = "actual (95% CI)"
+    fig.update_xaxes(type="category")
     fig.add_scatter(
-        x=table["calibration_frequency"],
+        x=labels,
         y=table["expected_mean_purchases"],
         mode="markers+lines",
         name="BG/NBD expected",
