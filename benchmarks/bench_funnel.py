@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_funnel.py --events 1000000      # development size
-    .venv/bin/python benchmarks/bench_funnel.py --events 10000000     # the headline size
+    .venv/bin/python benchmarks/bench_funnel.py                       # the headline size (10M)
     .venv/bin/python benchmarks/bench_funnel.py --small               # 200k events, smoke test
 
 Both implementations compute the same definition (DESIGN §7): per customer, step 1 is
@@ -172,7 +172,7 @@ def _run_child(kind: str, path: Path, threads: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--customers", type=int, default=None, help="default: events / 10")
     ap.add_argument("--small", action="store_true", help="200k events (smoke test)")
     ap.add_argument("--threads", type=int, default=2)

@@ -427,18 +427,22 @@ _PAIRS = {
 }
 
 
-def test_demo_planted_stage_conversion_inside_intervals(demo_dir, demo_data):
-    truth = _truth_rates(demo_dir)["overall"]
+def test_demo_stage_counts_equal_realised_truth(demo_dir, demo_data):
+    """On the 2k demo the stage rules recover exactly the customers the generator planted.
+
+    (The interval check against the planted rates is on the 20k demo below: at 2k, four
+    95% intervals miss by chance too often to pin a seed.)
+    """
     conv = lc.stage_conversion(demo_data).set_index(["from_stage", "to_stage"])
-    for key, pair in _PAIRS.items():
-        lo, hi = conv.loc[pair, ["ci_low", "ci_high"]]
-        assert lo <= truth[key] <= hi, (key, lo, truth[key], hi)
-    realised = json.loads((demo_dir / "_truth.json").read_text())["stage_counts_realised"]
-    real = realised["overall"]
+    truth = json.loads((demo_dir / "_truth.json").read_text())["stage_counts_realised"]
+    real = truth["overall"]
     assert conv.loc[("awareness", "consideration"), "n_from"] == real["customers"]
     assert conv.loc[("awareness", "consideration"), "n_to"] == real["considered"]
     assert conv.loc[("consideration", "purchase"), "n_to"] == real["purchased"]
+    assert conv.loc[("purchase", "retention"), "n_to"] == real["retained"]
     assert conv.loc[("purchase", "advocacy"), "n_to"] == real["advocates"]
+    for _, r in conv.iterrows():
+        assert r.ci_low <= r.rate <= r.ci_high
 
 
 def test_demo_funnel_and_findings(demo_data):
