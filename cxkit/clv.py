@@ -258,8 +258,10 @@ def rfm_summary(
     ...     "ts": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-15", "2024-01-08"]),
     ...     "amount": [10.0, 5.0, 20.0, 7.0]})
     >>> s = rfm_summary(orders, observation_end="2024-01-29")
-    >>> s[["customer_id", "frequency", "recency", "T", "monetary_value"]].to_string(index=False)
-    'customer_id  frequency  recency   T  monetary_value\\n          a          1      2.0 4.0            20.0\\n          b          0      0.0 3.0             0.0'
+    >>> print(s.to_string(index=False))
+    customer_id  frequency  recency   T  monetary_value
+              a          1      2.0 4.0            20.0
+              b          0      0.0 3.0             0.0
     """
     expr, obs_end, cal_end = _rfm(orders, observation_end, calibration_end, time_unit)
     df = expr.to_pandas()
