@@ -314,7 +314,8 @@ def _compress(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarr
     """Distinct rows of ``cols``, their counts, and each input row's group number.
 
     Each column is factorised on its own (hashing, no sort) and the codes are combined
-    into one integer key; about twice as fast as a pandas group-by on the float columns.
+    into one integer key, which is factorised once more: no sort, and a little faster than
+    a pandas group-by on the float columns (measured at 1M rows).
     """
     codes_uniques = [pd.factorize(c) for c in cols]
     sizes = [max(len(u), 1) for _, u in codes_uniques]
@@ -508,7 +509,8 @@ class _BGNBDLikelihood:
 
     Terms that depend on a customer only through x (Gamma and digamma functions) are
     computed once per distinct x; customers with x = 0 contribute through T alone.
-    Per evaluation, the row-level work is two logs, a softplus and a few dot products.
+    Logs of (alpha + T) and (alpha + t_x) are taken on the distinct values and gathered.
+    Per evaluation, the row-level work is one exp, one log and a few dot products.
     """
 
     def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray) -> None:
