@@ -260,11 +260,33 @@ def run_jobs(
         finally:
             pool.put(worker)
 
+    ex = ThreadPoolExecutor(max_workers=n)
+    restore = _terminate_as_interrupt()
     try:
-        with ThreadPoolExecutor(max_workers=n) as ex:
-            for f in [ex.submit(one, j) for j in jobs]:
-                f.result()
+        for f in [ex.submit(one, j) for j in jobs]:
+            f.result()
+    except BaseException:
+        # Ctrl-C or SIGTERM: stop now, kill every worker and kernel, then re-raise
+        ex.shutdown(wait=False, cancel_futures=True)
+        for w in all_workers:
+            w.kill()
+        raise
+    else:
+        ex.shutdown()
     finally:
+        restore()
         for w in all_workers:
             w.close()
     return results
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """While jobs run, turn SIGTERM (a scheduler stopping us) into KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
