@@ -1133,7 +1133,12 @@ def truth_info(
     """The global truth written to ``_truth.json``.
 
     ``stage_conversion`` holds, per persona and overall, the planted (expected) rate of
-    each stage step; with ``sums`` from generated chunks it also holds the realised counts.
+    each stage step. ``purchase_to_retention`` is the mean of the buyers' ``p_retention``
+    (so it needs ``sums``). ``overall`` weights the per-persona rates by the realised
+    persona mix entering each step (the target a confidence interval on this data should
+    cover); ``overall_population`` weights them by the planted shares.
+    ``stage_counts_realised`` holds the realised counts (``retained``: buyers with at
+    least one repeat order by the end).
     """
     clock = _clock(start, end)
     shares = _param("share")
@@ -1170,16 +1175,26 @@ def truth_info(
         }
     w_c = shares * pc_
     w_p = w_c * pp
-    stage["overall"] = {
+    # the population's expected rates (persona mix at its planted shares)
+    stage["overall_population"] = {
         "awareness_to_consideration": float(w_c.sum()),
         "consideration_to_purchase": float(w_p.sum() / w_c.sum()),
         "purchase_to_retention": None,
         "purchase_to_advocacy": float((w_p * pa_).sum() / w_p.sum()),
     }
+    stage["overall"] = dict(stage["overall_population"])
     realised: dict[str, Any] = {}
     if sums:
-        names = [*PERSONA_NAMES, "overall"]
-        for i, name in enumerate(names):
+        # this data set's expected rates: planted per-persona rates weighted by the
+        # realised persona mix entering each step (what a Wilson interval should cover)
+        n_c, n_k, n_b = sums["customers"], sums["considered"], sums["purchased"]
+        overall = stage["overall"]
+        overall["awareness_to_consideration"] = float((n_c * pc_).sum() / n_c.sum())
+        if n_k.sum() > 0:
+            overall["consideration_to_purchase"] = float((n_k * pp).sum() / n_k.sum())
+        if n_b.sum() > 0:
+            overall["purchase_to_advocacy"] = float((n_b * pa_).sum() / n_b.sum())
+        for i, name in enumerate([*PERSONA_NAMES, "overall"]):
             sl = slice(None) if name == "overall" else slice(i, i + 1)
             s = {k: float(np.sum(v[sl])) for k, v in sums.items() if k != "theme_counts"}
             if s["purchased"] > 0:

@@ -267,9 +267,23 @@ def test_stage_conversions_within_wilson_intervals(
     # overall: the planted rate given the realised persona mix at each step
     p_adv = truth.persona.map(lambda k: planted[k]["purchase_to_advocacy"])
     buyers = truth.purchased
+    overall = planted["overall"]
+    assert overall["purchase_to_advocacy"] == pytest.approx(p_adv[buyers].mean())
     assert _within(int(truth.advocate.sum()), int(buyers.sum()), p_adv[buyers].mean())
-    overall = planted["overall"]["awareness_to_consideration"]
-    assert _within(int(truth.considered.sum()), len(truth), overall)
+    p_con = truth.persona.map(lambda k: planted[k]["awareness_to_consideration"])
+    assert overall["awareness_to_consideration"] == pytest.approx(p_con.mean())
+    assert _within(int(truth.considered.sum()), len(truth), p_con.mean())
+    population = planted["overall_population"]["awareness_to_consideration"]
+    assert population == pytest.approx(
+        sum(
+            s * v
+            for s, v in zip(
+                info["persona_shares"].values(),
+                (planted[k]["awareness_to_consideration"] for k in info["persona_shares"]),
+                strict=True,
+            )
+        )
+    )
     # the stored realised counts agree with the per-customer truth
     counts = info["stage_counts_realised"]["overall"]
     assert counts["purchased"] == int(truth.purchased.sum())
