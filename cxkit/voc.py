@@ -1176,7 +1176,8 @@ def representative_comments(th: Themes, *, n: int = 3) -> pd.DataFrame:
         for t in df["comment"]
     ]
     df["_rank"] = df["theme_weight"] * df["theme_purity"]
-    df = df.sort_values(["theme", "_rank"], ascending=[True, False], kind="stable")
+    df["_pure"] = df["theme_purity"] >= 0.75
+    df = df.sort_values(["theme", "_pure", "_rank"], ascending=[True, False, False], kind="stable")
     df = df.drop_duplicates(["theme", "_text"]).groupby("theme", sort=True).head(n)
     cols = ["theme", "theme_label", "comment", "theme_weight"]
     cols += [c for c in ("survey", "score") if c in df.columns]
@@ -1731,7 +1732,7 @@ def plot_nps_trend(trend: pd.DataFrame, *, title: str | None = None) -> Any:
             f"NPS is {last['nps']:+.0f} in {x.iloc[-1]:%b %Y} "
             f"({k} significant month-to-month change{'s' if k != 1 else ''})"
         )
-    fig = plots.figure(html.escape(title), x_title="period", y_title="NPS (points)")
+    fig = plots.figure(html.escape(title), x_title="period start", y_title="NPS (points)")
     fig.add_scatter(
         x=list(x) + list(x[::-1]),
         y=list(trend["nps_high"]) + list(trend["nps_low"][::-1]),
@@ -1880,17 +1881,24 @@ def plot_drivers_quadrant(kd: pd.DataFrame, *, title: str | None = None) -> Any:
 
 
 def plot_theme_share(share: pd.DataFrame, *, title: str) -> Any:
-    """Grouped bars: theme share (with Wilson whiskers) within each group."""
+    """Horizontal grouped bars: theme share (with Wilson whiskers) within each group."""
     from cxkit import plots
 
-    fig = plots.figure(html.escape(title), x_title="theme", y_title="share of comments (%)")
+    labels = sorted(share["label"].astype(str).unique())
+    fig = plots.figure(
+        html.escape(title),
+        x_title="share of comments (%)",
+        y_title="theme",
+        height=max(420, 34 * len(labels) * max(1, share["group"].nunique()) // 2 + 160),
+    )
     for i, (g, part) in enumerate(share.groupby("group", sort=True)):
         fig.add_bar(
-            x=_esc(part["label"]),
-            y=100 * part["share"],
+            y=_esc(part["label"]),
+            x=100 * part["share"],
+            orientation="h",
             name=html.escape(str(g)),
             marker_color=plots.PALETTE[i % len(plots.PALETTE)],
-            error_y={
+            error_x={
                 "type": "data",
                 "symmetric": False,
                 "array": 100 * (part["share_high"] - part["share"]),
@@ -1899,6 +1907,9 @@ def plot_theme_share(share: pd.DataFrame, *, title: str) -> Any:
             },
         )
     fig.update_layout(barmode="group")
+    fig.update_yaxes(
+        categoryorder="array", categoryarray=_esc(labels[::-1]), tickmode="linear", dtick=1
+    )
     return fig
 
 
@@ -1910,7 +1921,10 @@ def plot_distinctive_terms(terms: pd.DataFrame, *, title: str | None = None) -> 
     if title is None:
         title = "Words that set promoters and detractors apart"
     fig = plots.figure(
-        html.escape(title), x_title="weighted log-odds (z-score)", y_title="term", height=560
+        html.escape(title),
+        x_title="weighted log-odds (z-score)",
+        y_title="term",
+        height=max(420, 20 * len(t) + 160),
     )
     fig.add_bar(
         x=t["z"],
@@ -1922,6 +1936,7 @@ def plot_distinctive_terms(terms: pd.DataFrame, *, title: str | None = None) -> 
         "<extra></extra>",
         showlegend=False,
     )
+    fig.update_yaxes(tickmode="linear", dtick=1)
     return fig
 
 
