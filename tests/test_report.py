@@ -482,11 +482,16 @@ def test_no_kernel_survives(runs: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_progress_lines_and_cli_only(runs: dict[str, Any], capfd: Any) -> None:
     root = runs["root"]
-    code = main(["report", "--config", str(root / "bad.yml"), "--only", "good", "--jobs", "1"])
+    two = [{"name": "good", "notebook": "tiny.ipynb"}, {"name": "raises", "notebook": "tiny.ipynb"}]
+    cfg = _write_config(root / "two.yml", root / "data", two)
+    code = main(["report", "--config", str(cfg), "--only", "good", "--jobs", "1"])
     assert code == 0
     lines = capfd.readouterr().out.splitlines()
     assert any(line.startswith("[1/1] good: started") for line in lines)
     assert any(line.startswith("[1/1] good: OK in ") and " s -> " in line for line in lines)
     m = json.loads((runs["out"] / "manifest.json").read_text())
     assert m["reports"]["good"]["status"] == "OK"
-    assert m["reports"]["raises"]["status"] == "FAILED"  # kept from the earlier run
+    assert m["reports"]["raises"]["status"] == "FAILED"  # left out by --only: kept
+    assert list(m["reports"]) == ["good", "raises"]  # no longer in the file: dropped
+    index = (runs["out"] / "index.html").read_text()
+    assert "cell_timeout.html" not in index and "raises.html" in index

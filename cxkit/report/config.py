@@ -73,6 +73,8 @@ class ReportConfig:
     jobs: int
     reports: tuple[ReportSpec, ...]
     source_file: Path | None = None
+    #: every report name in the file, also those left out by ``only``
+    all_names: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -228,6 +230,7 @@ def parse_config(
             )
         )
 
+    all_names = tuple(s.name for s in specs)
     if only:
         wanted = [n for item in only for n in str(item).split(",") if n.strip()]
         wanted = [n.strip() for n in wanted]
@@ -251,6 +254,7 @@ def parse_config(
         jobs=jobs_value,
         reports=tuple(specs),
         source_file=source_file,
+        all_names=all_names,
     )
 
 

@@ -284,8 +284,11 @@ def run_reports(
 
     entries = {n: entries[n] for n in cfg.names}
     statuses = {n: statuses[n] for n in cfg.names}
-    # reports not run this time (--only) keep their previous entries
-    merged = {**{k: v for k, v in prev_reports.items() if k not in entries}, **entries}
+    # reports left out by --only keep their previous entries; reports no longer in the
+    # reports file drop out of the index
+    all_names = cfg.all_names or tuple(cfg.names)
+    kept = {k: v for k, v in prev_reports.items() if k in all_names and k not in entries}
+    merged = {n: {**kept, **entries}[n] for n in all_names if n in kept or n in entries}
     t_end = time.time()
     manifest = {
         "run_id": run_id,
@@ -304,7 +307,7 @@ def run_reports(
         "validation_warnings": n_warnings,
         "reports": merged,
     }
-    atomic_write(cfg.out / "index.html", index_html(manifest, cfg.names))
+    atomic_write(cfg.out / "index.html", index_html(manifest, list(all_names)))
     write_manifest(cfg.out, manifest)
     atomic_write(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
     _prune_runs(runs)
