@@ -200,6 +200,35 @@ def test_by_dataframe_mapping():
     assert f.n_customers.tolist() == [1, 1, 1, 0]
 
 
+def test_period_compare():
+    d = {"a": 69, "b": 79, "c": 40, "d": 45, "e": 4}  # entry day offsets from 2024-01-01
+    rows = [(c, "visit", x) for c, x in d.items()]
+    rows += [("a", "buy", 70), ("c", "buy", 41), ("d", "buy", 46), ("e", "buy", 5)]
+    pc = lc.funnel_period_compare(_ev(rows), ["visit", "buy"], period_days=30, as_of="2024-03-31")
+    assert pc.period.tolist() == ["previous", "current"]
+    assert pc.n_start.tolist() == [2, 2] and pc.n_converted.tolist() == [2, 1]
+    assert pc["diff"][1] == pytest.approx(-0.5)
+    assert pc.period_end[1] == pd.Timestamp("2024-03-31 23:59:59.999999")
+    t = cxkit.stats.two_proportion_test(1, 2, 2, 2)
+    assert pc.p_value[1] == pytest.approx(t["p_value"])
+    # with a window, the periods end one window before as_of
+    pw = lc.funnel_period_compare(
+        _ev(rows), ["visit", "buy"], period_days=30, window=7, as_of="2024-03-31"
+    )
+    assert pw.period_end[1] == pd.Timestamp("2024-03-24 23:59:59.999999")
+    assert pw.n_start.tolist() == [2, 2]  # b (day 79 = Mar 20) is still inside
+
+
+def test_min_rating_restricts_reviews():
+    ev = _ev(
+        [("a", "site_visit", 0), ("a", "review", 1), ("b", "site_visit", 0), ("b", "review", 1)]
+    )
+    ev["rating"] = [None, 5, None, 2]
+    smap = {"aware": {"events": "any"}, "advocacy": {"events": ["review"], "min_rating": 4}}
+    s = lc.stages(ev, smap, monotone=False).set_index("customer_id")
+    assert s.advocacy_at.notna().tolist() == [True, False]
+
+
 def test_as_of_cuts_later_events():
     ev = _ev([("a", "visit", 0), ("a", "buy", 3)])
     assert _counts(ev, ["visit", "buy"], as_of="2024-01-02") == [1, 0]
@@ -245,6 +274,7 @@ def _reference(ev: pd.DataFrame, steps: list[str], window: float | None, entry: 
     return counts
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(
@@ -445,6 +475,7 @@ def test_demo_stage_counts_equal_realised_truth(demo_dir, demo_data):
         assert r.ci_low <= r.rate <= r.ci_high
 
 
+@pytest.mark.slow
 def test_demo_funnel_and_findings(demo_data):
     f = lc.funnel(demo_data, ["product_view", "add_to_cart", "purchase"], window=7)
     assert (np.diff(f.n_customers) <= 0).all() and f.n_customers.iloc[-1] > 0
