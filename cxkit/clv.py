@@ -793,6 +793,7 @@ def simulate_bgnbd(
     T: Any,
     random_state: int | np.random.Generator | None = None,
     resolution: float | None = None,
+    future: float | None = None,
 ) -> pd.DataFrame:
     """Simulate an RFM summary from the BG/NBD process (for tests and benchmarks).
 
@@ -809,11 +810,14 @@ def simulate_bgnbd(
     resolution
         If given, times are rounded down to multiples of it (e.g. ``1/7`` for whole days
         when time is in weeks), as real data are.
+    future
+        If given, also simulate each customer's purchases in the next ``future`` time
+        units (column ``future_purchases``), continuing the same process.
 
     Returns
     -------
     pandas.DataFrame
-        ``frequency, recency, T`` plus the true ``lam`` and ``p`` per customer.
+        ``frequency, recency, T`` plus the true ``lam``, ``p`` and ``alive`` per customer.
     """
     rng = np.random.default_rng(random_state)
     T_arr = np.broadcast_to(np.asarray(T, dtype="float64"), (n_customers,)).copy()
@@ -829,9 +833,23 @@ def simulate_bgnbd(
     tx = np.where(x > 0, T_arr * rng.beta(safe_x, np.maximum(n_poisson - safe_x + 1, 1)), 0.0)
     if resolution:
         tx = np.floor(tx / resolution) * resolution
-    return pd.DataFrame(
-        {"frequency": x.astype("int64"), "recency": tx, "T": T_arr, "lam": lam, "p": p}
+    alive = n_life > x  # did not drop out after the last purchase seen by T
+    out = pd.DataFrame(
+        {
+            "frequency": x.astype("int64"),
+            "recency": tx,
+            "T": T_arr,
+            "lam": lam,
+            "p": p,
+            "alive": alive,
+        }
     )
+    if future is not None:
+        # Memoryless: an alive customer keeps buying at rate lam and still has
+        # n_life - x purchases before the one after which they drop out.
+        more = rng.poisson(lam * float(future))
+        out["future_purchases"] = np.where(alive, np.minimum(more, n_life - x), 0)
+    return out
 
 
 # ======================================================================================

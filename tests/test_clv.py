@@ -451,6 +451,27 @@ def test_gamma_gamma_recovers_simulated_parameters() -> None:
     assert (z.abs() < 3).all(), z.to_dict()
 
 
+def test_predictions_match_simulated_future() -> None:
+    """Conditional expectations and P(alive) agree with what the process then does."""
+    rng = np.random.default_rng(11)
+    n = 50_000
+    true = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
+    s = clv.simulate_bgnbd(n, **true, T=rng.uniform(20, 52, n), random_state=rng, future=39)
+    bg = clv.BetaGeo().fit(s)
+    expected = bg.expected_purchases(39, s)
+    assert expected.sum() == pytest.approx(s.future_purchases.sum(), rel=0.03)
+    groups = (
+        pd.DataFrame({"g": np.minimum(s.frequency, 7), "e": expected, "a": s.future_purchases})
+        .groupby("g")[["e", "a"]]
+        .mean()
+    )
+    np.testing.assert_allclose(groups.e, groups.a, rtol=0.1)
+    p_alive = bg.p_alive(s)
+    assert p_alive.mean() == pytest.approx(s.alive.mean(), abs=0.01)
+    repeat = s.frequency.to_numpy() > 0
+    assert p_alive[repeat].mean() == pytest.approx(s.alive[repeat].mean(), abs=0.01)
+
+
 def test_standard_errors_have_nominal_coverage() -> None:
     """95% intervals from the Hessian cover the truth about 95% of the time."""
     true_bg = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
