@@ -46,7 +46,7 @@ from cxkit import plots
 from cxkit.data import CXData, _end_of, load, resolve_as_of
 from cxkit.errors import ConvergenceError, DataError, UsageError
 from cxkit.findings import Finding
-from cxkit.stats import MIN_N, mean_ci
+from cxkit.stats import MIN_N, mean_ci, wilson_ci
 
 __all__ = [
     "BetaGeo",
@@ -1415,22 +1415,28 @@ def findings(
     n = len(summary)
     small = n < MIN_N
     pa = bg.p_alive(summary)
-    alive_share = float(np.mean(pa))
-    lapsed = int(np.sum(pa < 0.5))
-    out.append(
-        Finding(
-            domain="clv",
-            metric="expected_active_share",
-            value=alive_share,
-            unit="share",
-            n=n,
-            small_n=small,
-            importance=0.6,
-            sentence=f"About {alive_share:.0%} of the {n:,} customers are expected to be still "
-            f"active; {lapsed:,} ({lapsed / max(n, 1):.0%}) have probably lapsed "
-            "(P(alive) < 50%).",
+    repeat = np.asarray(summary["frequency"]) > 0
+    n_rep = int(repeat.sum())
+    lapsed = int(np.sum(pa[repeat] < 0.5))
+    if n_rep:
+        low, high = wilson_ci(lapsed, n_rep)
+        out.append(
+            Finding(
+                domain="clv",
+                metric="lapsed_share_repeaters",
+                value=lapsed / n_rep,
+                unit="share",
+                ci_low=low,
+                ci_high=high,
+                n=n_rep,
+                small_n=n_rep < MIN_N,
+                importance=0.6,
+                sentence=f"{lapsed / n_rep:.0%} of the {n_rep:,} repeat customers have probably "
+                f"lapsed (P(alive) < 50%; 95% CI {low:.0%}–{high:.0%}). The {n - n_rep:,} "
+                "one-time buyers cannot be judged this way: BG/NBD lets customers leave only "
+                "after a repeat purchase.",
+            )
         )
-    )
     if holdout is not None and np.isfinite(holdout.get("relative_error", np.nan)):
         err = holdout["relative_error"]
         out.append(
