@@ -20,12 +20,15 @@ What is planted
   (about 4 everywhere else).
 * Comment themes tied to detractors ("delivery delays", "rude or slow support",
   "app crashes", "price too high") and promoters ("fast delivery", "helpful staff",
-  "easy to use app").
+  "easy to use app"); a detractor's comment often names its context (a chat contact,
+  a delivery, the app), see :data:`CONTEXT_THEMES`.
+* Quiet nights and busy evenings: every timestamp's time of day follows
+  :data:`DIURNAL_WEIGHTS`.
 
 Generation is vectorised and chunked: customers are drawn ``chunk_size`` at a time, each
 chunk with its own generator ``np.random.default_rng([seed, chunk_index])`` and appended
-as one Parquet row group, so a million customers fit in a few GB. Same seed and
-arguments, same bytes.
+as one Parquet row group, so memory is bounded by one chunk (about 0.9 GB for the
+default 100,000) whatever the number of customers. Same seed and arguments, same bytes.
 
 Examples
 --------
@@ -58,9 +61,13 @@ from cxkit.errors import UsageError
 
 __all__ = [
     "CHANNELS",
+    "CONTEXT_THEMES",
+    "DIURNAL_WEIGHTS",
     "PERSONAS",
     "PERSONA_NAMES",
     "THEMES",
+    "THEME_SHARES",
+    "Chunk",
     "Demo",
     "generate",
     "iter_chunks",
