@@ -295,6 +295,9 @@ class FunnelExplorer(_Explorer):
     steps
         The steps shown at first (default: ``site_visit``, ``product_view``,
         ``add_to_cart``, ``order`` where present).
+    window, entry, breakdown
+        The first values of those controls (window in days, None = no limit; a
+        breakdown the data do not have starts as none), e.g. the notebook's parameters.
     personas
         Optional persona labels (a :class:`cxkit.personas.PersonaReport`, the frame from
         :func:`cxkit.personas.assign` or a Series): adds ``persona`` as a breakdown.
@@ -318,6 +321,9 @@ class FunnelExplorer(_Explorer):
         data: CXData,
         *,
         steps: Sequence[str] | None = None,
+        window: float | None = None,
+        entry: str = "any",
+        breakdown: str | None = None,
         personas: Any = None,
         live: bool = True,
     ) -> None:
@@ -352,14 +358,19 @@ class FunnelExplorer(_Explorer):
         self.steps = w.TagsInput(
             value=list(steps), allowed_tags=options, allow_duplicates=True, description="Steps"
         )
-        self.window = w.Dropdown(options=_WINDOWS, value=0.0, description="Window")
+        windows = list(_WINDOWS)
+        win = float(window or 0.0)
+        if win not in [v for _, v in windows]:
+            windows.append((f"{win:g} days", win))
+        self.window = w.Dropdown(options=windows, value=win, description="Window")
         self.entry = w.ToggleButtons(
             options=["any", "first"],
-            value="any",
+            value=entry if entry in ("any", "first") else "any",
             description="Entry",
             style={"button_width": "60px"},
         )
-        self.breakdown = w.Dropdown(options=breakdowns, value=_NONE, description="Breakdown")
+        by = breakdown if breakdown in breakdowns else _NONE
+        self.breakdown = w.Dropdown(options=breakdowns, value=by, description="Breakdown")
         self.start = w.DatePicker(value=_as_date(lo), description="From")
         self.end = w.DatePicker(value=_as_date(hi), description="To")
         self.fig = go.FigureWidget(plots.figure("Funnel"))

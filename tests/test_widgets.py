@@ -177,6 +177,16 @@ def test_funnel_live_and_memo(fx):
     fx.live = False
 
 
+def test_funnel_initial_controls_from_parameters(demo_data):
+    steps = ["product_view", "add_to_cart", "purchase"]
+    fx = FunnelExplorer(
+        demo_data, steps=steps, window=3, entry="first", breakdown="no_such_column", live=False
+    )
+    assert (fx.window.value, fx.entry.value, fx.breakdown.value) == (3.0, "first", "(none)")
+    expected = lifecycle.funnel(demo_data, steps, window=3, entry="first")
+    assert fx.result.n_customers.tolist() == expected.n_customers.tolist()
+
+
 def test_funnel_not_available_is_a_message():
     only_orders = cxkit.load(
         {
