@@ -161,3 +161,35 @@ if __name__ == "__main__":
         recorded = _record(Path(data), args.names, Path(tmp))
     EXPECTED.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     print(f"wrote {EXPECTED}")
+
+
+@pytest.mark.slow
+def test_data_health_says_what_is_missing_on_orders_only_data(tmp_path: Path) -> None:
+    import papermill as pm
+
+    from cxkit.report import extract_headline
+
+    os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
+    out = tmp_path / "health.ipynb"
+    pm.execute_notebook(
+        ROOT / "notebooks" / "00_data_health.ipynb",
+        out,
+        parameters={"data": str(ROOT / "data" / "cdnow")},
+        cwd=str(ROOT / "notebooks"),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    nb = nbformat.read(out, as_version=4)
+    html = "".join(
+        "".join(o.get("data", {}).get("text/html", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert (
+        extract_headline(nb)
+        == "1 of 4 tables present with 2,357 customers; validation: 0 error(s), 0 warning(s)"
+    )
+    assert "The &#x27;events&#x27; table is missing." in html
+    assert "coverage of events, responses is not available" in html
+    assert "channel mix is not available" in html
