@@ -1323,7 +1323,7 @@ def journey_sankey(
     """Transitions between consecutive journey steps, ready for :func:`cxkit.plots.sankey`.
 
     The ``top`` most frequent items are kept and the rest become ``"other"``; nodes are
-    unique per step (``"1. browse"``, ``"2. browse"``); a journey shorter than
+    unique per step (``"1. browse"``, ``"2. browse"``, numbered from 1); a journey shorter than
     ``max_steps`` flows into one end node.
 
     Returns
@@ -1339,7 +1339,7 @@ def journey_sankey(
     keep = seq["item"].value_counts().head(top).index
     seq = seq.assign(item=seq["item"].where(seq["item"].isin(keep), "other"))
     seq = seq.sort_values(["customer_id", "pos"], kind="stable")
-    seq["node"] = seq.pos.astype(int).astype(str) + ". " + seq["item"].astype(str)
+    seq["node"] = (seq.pos.astype(int) + 1).astype(str) + ". " + seq["item"].astype(str)
     seq["next"] = seq.groupby("customer_id")["node"].shift(-1)
     last_pos = seq.groupby("customer_id")["pos"].transform("max")
     short = (last_pos < max_steps - 1) & (seq.pos == last_pos)
