@@ -60,14 +60,17 @@ __all__ = [
     "csat_by",
     "customer_features",
     "findings",
+    "headline",
     "journey_map",
     "pain_points",
     "pca_map",
+    "persona_rules",
     "plot_journey",
     "plot_k_selection",
     "plot_pca_map",
     "plot_persona_channels",
     "plot_profiles",
+    "show_cards",
 ]
 
 STAGES: tuple[str, ...] = ("awareness", "consideration", "purchase", "retention", "advocacy")
@@ -948,11 +951,11 @@ def _persona_name(z: pd.Series) -> str:
         noun = "support seekers"
     elif freq > 0.75:
         noun = "loyalists"
-    elif engage > 0.5 and freq < 0:
-        noun = "browsers"
+    elif freq < -0.4 and "events_per_month" in z.index and engage > -0.25:
+        noun = "browsers"  # engaged about as much as others, but rarely buy
     elif recency > 0.75:
         noun = "lapsed buyers"
-    elif freq < -0.5:
+    elif freq < -0.4:
         noun = "occasional buyers"
     else:
         noun = "regulars"
@@ -1051,7 +1054,8 @@ def journey_map(
     Returns
     -------
     pandas.DataFrame
-        One row per (persona, stage) in stage order: ``n_customers`` (persona size),
+        One row per (persona, stage) in stage order, for the stages the data can show
+        (:func:`cxkit.lifecycle.available_stages`): ``n_customers`` (persona size),
         ``n_reached``, ``reach`` with Wilson ``reach_ci_low``/``reach_ci_high``,
         ``drop_off`` (share of the previous stage's customers who did not reach this one),
         ``top_channel`` and ``top_channel_share`` (of the stage's activity),
@@ -1059,20 +1063,23 @@ def journey_map(
         while the customer was in that stage), ``nps``/``nps_ci_low``/``nps_ci_high``/
         ``nps_n``, and ``small_n`` flags.
     """
-    from cxkit.lifecycle import stage_times_expr
+    from cxkit.lifecycle import available_stages, stage_times_expr
 
     end = _end(data, as_of)
     pers = _engine_personas(data, assignments)
     st = stage_times_expr(data, as_of=resolve_as_of(data, as_of)).drop("current_stage")
+    # only stages the data can show (orders alone cannot show awareness or consideration)
+    avail, _ = available_stages(data)
+    stages = [s for s in STAGES if s in avail]
     j = pers.left_join(st, "customer_id")
     agg = {"n_customers": j.count()}
-    for s in STAGES:
+    for s in stages:
         agg[s] = j[f"{s}_at"].notnull().cast("int64").sum()
     reach = j.group_by("persona_name").aggregate(**agg).to_pandas()
     rows = []
     for _, r in reach.iterrows():
         prev = None
-        for s in STAGES:
+        for s in stages:
             n_r = int(r[s])
             n_c = int(r["n_customers"])
             lo, hi = stats.wilson_ci(n_r, n_c)
@@ -1090,7 +1097,7 @@ def journey_map(
             )
             prev = n_r
     grid = pd.DataFrame(rows)
-    ch = channel_shares(data, assignments, as_of=as_of, _stages_expr=st)
+    ch = channel_shares(data, assignments, as_of=as_of)
     if len(ch):
         top = ch.sort_values(
             ["persona_name", "stage", "share", "channel"], ascending=[True, True, False, True]
@@ -1112,7 +1119,7 @@ def journey_map(
     grid["small_n"] = stats.is_small(grid["n_reached"])
     grid["csat_small_n"] = stats.is_small(grid["csat_n"])
     grid["nps_small_n"] = stats.is_small(grid["nps_n"])
-    grid["stage"] = pd.Categorical(grid["stage"], categories=list(STAGES), ordered=True)
+    grid["stage"] = pd.Categorical(grid["stage"], categories=stages, ordered=True)
     grid = grid.sort_values(["persona_name", "stage"], kind="stable").reset_index(drop=True)
     grid["stage"] = grid["stage"].astype(str)
     grid.attrs["as_of"] = end
@@ -1174,7 +1181,6 @@ def channel_shares(
     assignments: Any,
     *,
     as_of: str | pd.Timestamp | None = None,
-    _stages_expr: ir.Table | None = None,
 ) -> pd.DataFrame:
     """Share of each persona's stage activity per channel.
 
@@ -1648,6 +1654,133 @@ def findings(
             )
         )
     return out
+
+
+def _rule_text(conds: Sequence[tuple[str, str, float]]) -> str:
+    """Conditions as text, keeping only the tightest bound per feature and direction."""
+    if not conds:
+        return "(everyone)"
+    upper: dict[str, float] = {}
+    lower: dict[str, float] = {}
+    order: list[str] = []
+    for f, op, thr in conds:
+        if f not in order:
+            order.append(f)
+        if op == "<=":
+            upper[f] = min(upper.get(f, np.inf), thr)
+        else:
+            lower[f] = max(lower.get(f, -np.inf), thr)
+    parts = []
+    for f in order:
+        if f in lower and f in upper:
+            parts.append(f"{lower[f]:,.2f} < {f} <= {upper[f]:,.2f}")
+        elif f in lower:
+            parts.append(f"{f} > {lower[f]:,.2f}")
+        else:
+            parts.append(f"{f} <= {upper[f]:,.2f}")
+    return " and ".join(parts)
+
+
+def persona_rules(model: Personas) -> pd.DataFrame:
+    """The surrogate tree's leaves as readable rules, one row per leaf.
+
+    Returns ``persona``, ``persona_name``, ``rule`` (conditions joined by "and", on raw
+    feature values), ``n_customers`` (training customers in the leaf) and ``precision``
+    (share of them who are in that persona); sorted by persona, then leaf size.
+    """
+    model._check_fitted()
+    t = model.tree_.tree_
+    names = [str(f) for f in model.feature_names_in_]
+    rows = []
+
+    def walk(node: int, conds: list[tuple[str, str, float]]) -> None:
+        if t.children_left[node] == -1:
+            counts = t.value[node][0] * t.n_node_samples[node] / max(t.value[node][0].sum(), 1e-12)
+            cls = int(np.argmax(counts))
+            persona = int(model.tree_.classes_[cls])
+            rows.append(
+                {
+                    "persona": persona,
+                    "persona_name": model.names_[persona],
+                    "rule": _rule_text(conds),
+                    "n_customers": int(t.n_node_samples[node]),
+                    "precision": float(counts[cls] / counts.sum()),
+                }
+            )
+            return
+        f, thr = names[t.feature[node]], float(t.threshold[node])
+        walk(int(t.children_left[node]), [*conds, (f, "<=", thr)])
+        walk(int(t.children_right[node]), [*conds, (f, ">", thr)])
+
+    walk(0, [])
+    out = pd.DataFrame(rows)
+    return out.sort_values(["persona", "n_customers"], ascending=[True, False]).reset_index(
+        drop=True
+    )
+
+
+def headline(rep: PersonaReport) -> str:
+    """The notebook's one-line headline."""
+    m = rep.model
+    summ = m.summary()
+    text = f"{m.k_} personas among {int(m.sizes_.sum()):,} customers"
+    if "mean_spend" in summ.columns and len(summ) > 1:
+        top = summ.sort_values("mean_spend", ascending=False).iloc[0]
+        text += f"; '{top['name']}' spend the most per customer"
+    if rep.pains is not None:
+        sig = rep.pains[rep.pains.significant].sort_values("diff")
+        if len(sig):
+            r = sig.iloc[0]
+            text += (
+                f"; '{r['persona_name']}' are hurt on {r['dimension']} '{r['value']}' "
+                f"({100 * r['csat_top2']:.0f}% satisfied vs {100 * r['rest_top2']:.0f}%)"
+            )
+    return text + "."
+
+
+def show_cards(rep: PersonaReport) -> None:
+    """Show one card per persona (size, value, behaviour, name, rule, pain point, theme)."""
+    import html
+
+    from IPython.display import HTML, display
+
+    cards = rep.cards
+    rules = persona_rules(rep.model)
+    parts = []
+    for _, c in cards.iterrows():
+        p = int(c["persona"])
+        lines = [
+            f"{c['n_customers']:,} customers ({100 * c['share']:.0f}%), "
+            f"bootstrap stability {c['stability_jaccard']:.2f}"
+        ]
+        if "mean_spend" in c and pd.notna(c.get("mean_spend")):
+            lines.append(
+                f"mean spend {c['mean_spend']:,.0f} over {c.get('mean_orders', np.nan):,.1f} "
+                f"orders; last active {c.get('mean_recency_days', np.nan):,.0f} days ago on average"
+            )
+        lines.append("stands out by: " + str(c["top_traits"]))
+        r = rules[rules.persona == p]
+        if len(r):
+            best = r.iloc[0]
+            lines.append(
+                f"rule: {best['rule']} ({100 * best['precision']:.0f}% of the "
+                f"{best['n_customers']:,} customers it picks)"
+            )
+        if "pain_point" in c and pd.notna(c.get("pain_point")):
+            flag = "" if c.get("pain_point_significant") else " (not significant)"
+            lines.append(
+                f"pain point: {c['pain_point_dimension']} '{c['pain_point']}', "
+                f"{100 * c['pain_point_csat_top2']:.0f}% satisfied{flag}"
+            )
+        if "top_theme" in c and pd.notna(c.get("top_theme")):
+            lines.append(f"top complaint theme: {c['top_theme']}")
+        body = "".join(f"<li>{html.escape(x)}</li>" for x in lines)
+        parts.append(
+            f'<div class="cx-card" style="border:1px solid #cbd2d9;border-radius:6px;'
+            f'padding:8px 12px;margin:6px 0"><h4 style="margin:4px 0">'
+            f"{html.escape(str(c['persona_name']))}</h4><ul>{body}</ul></div>"
+        )
+    display(HTML("".join(parts)))
 
 
 # ======================================================================================

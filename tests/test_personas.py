@@ -175,6 +175,10 @@ def test_personas_ordered_by_size_and_described(blob_model) -> None:
     )
     assert 0.9 <= m.fidelity_ <= 1
     assert "class:" in m.rules_
+    rules = P.persona_rules(m)
+    assert set(rules.persona) == set(range(4)) and rules.precision.between(0, 1).all()
+    # the tree is fitted on 70% of the customers
+    assert rules.n_customers.sum() == int(0.7 * len(X))
     s = m.summary()
     assert s.n_customers.sum() == len(X) and s.share.sum() == pytest.approx(1)
 
@@ -238,7 +242,16 @@ def test_names_from_distinguishing_features() -> None:
     z = pd.Series({"spend": -0.1, "support_contacts": 2.0, "share_chat": 2.1})
     assert P._persona_name(z) == "Mid-value chat support seekers"
     z = pd.Series({"spend": -1.2, "orders": -1.0, "events_per_month": 0.2, "share_social": 1.5})
-    assert P._persona_name(z) == "Low-spend social occasional buyers"
+    assert P._persona_name(z) == "Low-spend social browsers"
+    z = pd.Series({"spend": -1.2, "orders": -1.0, "recency_days": 0.3})  # orders only
+    assert P._persona_name(z) == "Low-spend occasional buyers"
+
+
+def test_rule_text_keeps_tightest_bounds() -> None:
+    conds = [("spend", ">", 1.0), ("share_app", "<=", 0.5), ("spend", ">", 3.0),
+             ("spend", "<=", 9.0)]  # fmt: skip
+    assert P._rule_text(conds) == "3.00 < spend <= 9.00 and share_app <= 0.50"
+    assert P._rule_text([]) == "(everyone)"
 
 
 @settings(max_examples=50, deadline=None)
@@ -357,13 +370,14 @@ def test_demo_pain_point_for_support_heavy(demo_dir, demo_report) -> None:
     assert pp.loc[target, "dimension"] == "channel"
     assert pp.loc[target, "value"] == planted["channel"]
     assert bool(pp.loc[target, "significant"])
-    others = pp.drop(index=target)
-    assert not ((others["value"] == "chat") & others["significant"]).any()
+    # the planted gap (CSAT ~2.2 vs ~4.1) is by far the largest of all personas' pain points
+    assert pp["diff"].idxmin() == target and pp.loc[target, "diff"] < -0.4
     fs = P.findings(rep)
     assert all(isinstance(f, Finding) and f.domain == "personas" for f in fs)
-    pain = [f for f in fs if f.metric == "pain_point"]
-    assert [f.extra["persona_name"] for f in pain] == [target]
+    pain = sorted((f for f in fs if f.metric == "pain_point"), key=lambda f: -f.importance)
+    assert pain[0].extra["persona_name"] == target and pain[0].extra["value"] == "chat"
     assert pain[0].p_value < 0.001 and pain[0].n >= 30
+    assert f"'{target}' are hurt on channel 'chat'" in P.headline(rep)
 
 
 @pytest.mark.slow
@@ -386,5 +400,5 @@ def test_demo_orders_only(demo_dir) -> None:
     assert 2 <= rep.model.k_ <= 10
     assert rep.pains is None and rep.themes is None
     assert any("responses" in s for s in rep.not_available)
-    assert rep.journey.stage.tolist()[:5] == list(P.STAGES)
+    assert rep.journey.stage.unique().tolist() == ["purchase", "retention"]
     assert P.findings(rep)[0].sentence.startswith(f"{len(rep.features):,} customers")
