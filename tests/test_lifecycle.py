@@ -579,3 +579,19 @@ def test_lifecycle_on_spark_matches_duckdb(spark_session: object) -> None:  # no
     from tests.test_backends import into_spark
 
     _assert_engine_matches(into_spark(spark_session, _engine_tables()), quick=True)
+
+
+def test_orders_only_data_cdnow():
+    data = cxkit.load(Path(__file__).resolve().parents[1] / "data" / "cdnow")
+    ok, missing = lc.available_stages(data)
+    assert list(ok) == ["purchase", "retention"]
+    assert set(missing) == {"awareness", "consideration", "advocacy"}
+    f = lc.stage_funnel(data, ok)
+    assert f.n_customers.tolist()[0] == 2357
+    fs = {x.metric: x for x in lc.findings(data)}
+    assert "repeat_rate" in fs and "overall_conversion" not in fs
+    assert fs["repeat_rate"].n == 2357 and 0.3 < fs["repeat_rate"].value < 0.7
+    with pytest.raises(NotAvailableError, match="events"):
+        lc.funnel(data, ["product_view", "purchase"])
+    r = lc.cohort_retention(data, activity="orders")
+    assert r.loc["1997-01", 0] == 1.0 and r.index[-1] == "all (size-weighted)"
