@@ -54,6 +54,7 @@ __all__ = [
     "ChurnValidation",
     "analyze",
     "auc_ci",
+    "churn_rate_over_time",
     "define",
     "feature_table",
     "features",
@@ -62,6 +63,7 @@ __all__ = [
     "lift_table",
     "permutation_importance",
     "risk_band",
+    "risk_by",
     "score",
     "validate",
 ]
@@ -927,7 +929,7 @@ class ChurnModel:
         ``"hgb"`` (HistGradientBoostingClassifier, default) or ``"logit"``
         (LogisticRegression on log-scaled, standardised features).
     calibration
-        ``"isotonic"``, ``"sigmoid"`` or ``"auto"`` (isotonic with at least 2,000
+        ``"isotonic"``, ``"sigmoid"`` or ``"auto"`` (isotonic with at least 500
         calibration rows, else sigmoid).
     trend_days, max_levels, themes
         Passed to :func:`features`.
@@ -1080,7 +1082,7 @@ class ChurnModel:
 
     def _method(self, n_cal: int) -> str:
         if self.calibration == "auto":
-            return "isotonic" if n_cal >= 2000 else "sigmoid"
+            return "isotonic" if n_cal >= 500 else "sigmoid"
         return self.calibration
 
     # -- predict -----------------------------------------------------------------------
@@ -1714,6 +1716,103 @@ def analyze(
         thresholds=tuple(thresholds),
         notes=notes,
     )
+
+
+def churn_rate_over_time(
+    data: CXData,
+    *,
+    definition: ChurnDefinition | None = None,
+    horizon_days: int = 90,
+    basis: str = "auto",
+    kind: str = "auto",
+    as_of: Any = None,
+    every_days: int = 30,
+    periods: int = 12,
+) -> pd.DataFrame:
+    """The churn rate at a series of cutoffs, each with its Wilson 95% interval.
+
+    Cutoffs step back ``every_days`` from the latest one whose label window is observed
+    at ``as_of``; cutoffs with no customers are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``cutoff, customers, churners, churn_rate, ci_low, ci_high, small_n``, oldest first.
+    """
+    if every_days < 1 or periods < 1:
+        raise UsageError(f"every_days and periods must be >= 1, got {every_days!r}, {periods!r}")
+    definition = _resolve_definition(data, definition, horizon_days, basis, kind)
+    end = _cutoff_end(data, as_of)
+    d = data.upto(end)
+    last = end - pd.Timedelta(days=definition.horizon_days)
+    parts = []
+    for k in range(periods - 1, -1, -1):
+        cut = last - pd.Timedelta(days=k * every_days)
+        lab = label_table(d, cut, definition=definition, check_window=False)
+        parts.append(
+            lab.aggregate(period=ibis.literal(k), customers=lab.count(), churners=lab.churned.sum())
+        )
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.union(part, distinct=False)
+    got = union.to_pandas()  # one query for all cutoffs
+    got = got[got["customers"] > 0].sort_values("period", ascending=False)
+    out = pd.DataFrame(
+        {
+            "cutoff": [
+                (last - pd.Timedelta(days=int(k) * every_days)).normalize() for k in got["period"]
+            ],
+            "customers": got["customers"].astype("int64").to_numpy(),
+            "churners": got["churners"].fillna(0).astype("int64").to_numpy(),
+        }
+    )
+    out["churn_rate"] = out["churners"] / out["customers"]
+    lo, hi = wilson_ci(out["churners"].to_numpy(), out["customers"].to_numpy())
+    out["ci_low"], out["ci_high"] = lo, hi
+    out["small_n"] = is_small(out["customers"].to_numpy())
+    return out
+
+
+def risk_by(data: CXData, scores: pd.DataFrame, by: str) -> pd.DataFrame:
+    """High-risk share and mean churn probability per group of a customers column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``<by>, customers, high_risk, high_risk_share, ci_low, ci_high,
+        mean_churn_probability, small_n``, largest high-risk share first.
+
+    Raises
+    ------
+    NotAvailableError
+        When the customers table or the column is missing.
+    """
+    cust = data.require("customers", "customer_id", by, analysis=f"Churn risk by {by}")
+    groups = cust.select("customer_id", by).to_pandas()
+    groups["customer_id"] = groups["customer_id"].astype(str)
+    s = scores[["customer_id", "churn_probability", "risk_band"]].copy()
+    s["customer_id"] = s["customer_id"].astype(str)
+    m = s.merge(groups, on="customer_id", how="left")
+    m[by] = m[by].astype("object").where(m[by].notna(), "(missing)").astype(str)
+    m["high"] = (m["risk_band"].astype(str) == BAND_LABELS[2]).astype(int)
+    g = (
+        m.groupby(by)
+        .agg(
+            customers=("customer_id", "size"),
+            high_risk=("high", "sum"),
+            mean_churn_probability=("churn_probability", "mean"),
+        )
+        .reset_index()
+    )
+    g["high_risk_share"] = g["high_risk"] / g["customers"]
+    lo, hi = wilson_ci(g["high_risk"].to_numpy(), g["customers"].to_numpy())
+    g["ci_low"], g["ci_high"] = lo, hi
+    g["small_n"] = is_small(g["customers"].to_numpy())
+    cols = [by, "customers", "high_risk", "high_risk_share", "ci_low", "ci_high"]
+    g = g[[*cols, "mean_churn_probability", "small_n"]]
+    return g.sort_values(
+        ["high_risk_share", by], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
 
 
 _FEATURE_WORDS = {
