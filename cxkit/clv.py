@@ -656,7 +656,10 @@ class BetaGeo(_Model):
         tx = _summary_column(summary, "recency", "BetaGeo")
         T = _summary_column(summary, "T", "BetaGeo")
         if len(x) == 0:
-            raise DataError("the summary is empty", fix="fit on at least a few customers")
+            raise DataError(
+                "the summary is empty: no customer bought in the period",
+                fix="check calibration_end / observation_end, or use more data",
+            )
         bad = tx > T + 1e-9
         if bad.any():
             raise DataError(

@@ -667,3 +667,9 @@ def test_rfm_summary_on_spark(spark_session: object) -> None:  # noqa: F811
     from tests.test_backends import into_spark
 
     _same_rfm(into_spark(spark_session, {"orders": _engine_orders()}))
+
+
+def test_empty_summary() -> None:
+    empty = pd.DataFrame({"frequency": [], "recency": [], "T": []})
+    with pytest.raises(DataError, match="the summary is empty: no customer bought in the period"):
+        clv.BetaGeo().fit(empty)
