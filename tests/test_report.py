@@ -456,6 +456,9 @@ def test_index_and_manifest_show_failed_with_last_good_run(runs: dict[str, Any])
     for n in NAMES[1:]:
         assert r[n]["status"] == "FAILED" and r[n]["last_good"]["run_id"] == first_id
     assert r["raises"]["parameters"]["mode"] == "raise"
+    killed = r["job_timeout"]["killed_processes"]
+    assert any("cxkit.report._worker" in k for k in killed)
+    assert any("ipykernel" in k for k in killed), killed  # a kernel existed and was killed
     assert r["good"]["seconds"] > 0 and r["bad_param"]["seconds"] == 0
 
 
@@ -473,9 +476,16 @@ def test_no_kernel_survives(runs: dict[str, Any]) -> None:
         except (psutil.Error, OSError):
             continue
     assert alive == []
-    kids = [
-        c for c in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(c.cmdline())
-    ]
+    # and no worker or kernel started by the runs is still our child
+    kids = []
+    for c in psutil.Process().children(recursive=True):
+        try:
+            if "cxkit.report._worker" in " ".join(c.cmdline()) or c.environ().get(
+                "CXKIT_REPORT_JOB"
+            ):
+                kids.append(c.pid)
+        except (psutil.Error, OSError):
+            continue
     assert kids == []
 
 

@@ -250,6 +250,7 @@ def run_reports(
             "html": f"{spec.name}.html" if (ok or last_good) else None,
             "run_id": run_id,
             "last_good": last_good,
+            "killed_processes": list(res.killed) if res else [],
         }
         statuses[spec.name] = ReportStatus(spec.name, ok, error, seconds, html_path, headline)
 

@@ -67,6 +67,8 @@ class JobResult:
     seconds: float
     started_at: float
     finished_at: float
+    #: command lines of the processes killed after a job timeout
+    killed: tuple[str, ...] = ()
 
 
 def leftover_processes(marker: str) -> list[Any]:
@@ -85,8 +87,11 @@ def leftover_processes(marker: str) -> list[Any]:
     return found
 
 
-def kill_tree(pid: int | None, marker: str | None = None) -> None:
-    """Kill process ``pid``, all its descendants, their process groups and any marked process."""
+def kill_tree(pid: int | None, marker: str | None = None) -> list[str]:
+    """Kill process ``pid``, all its descendants, their process groups and any marked process.
+
+    Returns the command lines of the processes found (for the manifest).
+    """
     import psutil
 
     procs: list[psutil.Process] = []
@@ -102,9 +107,11 @@ def kill_tree(pid: int | None, marker: str | None = None) -> None:
     connection_files: list[str] = []
     own_group = os.getpgrp()
     groups: set[int] = set()
+    found: list[str] = []
     for p in procs:
         try:
             cmd = p.cmdline()
+            found.append(" ".join(cmd)[:200])
             if "-f" in cmd:
                 i = cmd.index("-f")
                 if i + 1 < len(cmd) and cmd[i + 1].endswith(".json"):
@@ -122,6 +129,7 @@ def kill_tree(pid: int | None, marker: str | None = None) -> None:
     for f in connection_files:  # a killed kernel cannot remove its own connection file
         with contextlib.suppress(OSError):
             os.unlink(f)
+    return found
 
 
 class _Worker:
@@ -163,13 +171,15 @@ class _Worker:
             if ready:
                 return self.proc.stdout.readline()
 
-    def kill(self, marker: str | None = None) -> None:
+    def kill(self, marker: str | None = None) -> list[str]:
+        found: list[str] = []
         if self.proc is not None:
-            kill_tree(self.proc.pid, marker)
+            found = kill_tree(self.proc.pid, marker)
             with contextlib.suppress(Exception):
                 self.proc.wait(timeout=5)
         self.proc = None
         self.ready = False
+        return found
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -199,11 +209,12 @@ class _Worker:
             return {"ok": False, "error": f"the report worker died: {err}"}
         line = self._readline(time.monotonic() + job.timeout)
         if line is None:
-            self.kill(job.marker)
+            killed = self.kill(job.marker)
             return {
                 "ok": False,
                 "error": f"timed out: the notebook ran longer than the job timeout of "
                 f"{job.timeout:g} s; its kernel was stopped",
+                "killed": killed,
             }
         if not line:
             code = self.proc.poll()
@@ -252,6 +263,7 @@ def run_jobs(
                 seconds=round(time.monotonic() - t0, 3),
                 started_at=started,
                 finished_at=time.time(),
+                killed=tuple(raw.get("killed") or ()),
             )
             with lock:
                 results[job.name] = res
