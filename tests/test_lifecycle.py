@@ -274,7 +274,6 @@ def _reference(ev: pd.DataFrame, steps: list[str], window: float | None, entry: 
     return counts
 
 
-@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(
@@ -481,7 +480,6 @@ def test_demo_stage_counts_equal_realised_truth(demo_dir, demo_data):
         assert r.ci_low <= r.rate <= r.ci_high
 
 
-@pytest.mark.slow
 def test_demo_funnel_and_findings(demo_data):
     f = lc.funnel(demo_data, ["product_view", "add_to_cart", "purchase"], window=7)
     assert (np.diff(f.n_customers) <= 0).all() and f.n_customers.iloc[-1] > 0
