@@ -453,14 +453,30 @@ def test_generate_matches_write_demo(demo: dict[str, pd.DataFrame]) -> None:
 
 
 @pytest.mark.slow
-def test_default_size_demo(tmp_path: Path) -> None:
+def test_default_size_demo_personas_recoverable(tmp_path: Path) -> None:
+    """20k customers: generated and loadable; k-means at k=5 recovers the personas."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.preprocessing import StandardScaler
+
     folder = synth.write_demo(tmp_path / "demo", customers=20_000, seed=42)
     data = cxkit.load(folder)
     assert data.table("customers").count().to_pandas() == 20_000
     truth = pd.read_parquet(folder / "_truth.parquet")
     counts = truth.persona.value_counts()
-    for name, share in synth.PERSONAS.items():
-        assert _within(int(counts[name]), len(truth), share["share"])
+    for name, params in synth.PERSONAS.items():
+        assert _within(int(counts[name]), len(truth), params["share"])
+    ev = pd.read_parquet(folder / "events.parquet", columns=["customer_id", "event", "channel"])
+    orders = pd.read_parquet(folder / "orders.parquet", columns=["customer_id", "amount"])
+    ids = truth.customer_id
+    features = pd.crosstab(ev.customer_id, ev.channel, normalize="index").reindex(ids)
+    support = ev[ev.event == "support_contact"].groupby("customer_id").size()
+    features["support_contacts"] = np.log1p(support.reindex(ids).fillna(0))
+    features["orders"] = np.log1p(orders.groupby("customer_id").size().reindex(ids).fillna(0))
+    features["spend"] = orders.groupby("customer_id").amount.mean().reindex(ids).fillna(0)
+    x = StandardScaler().fit_transform(features.fillna(0).to_numpy())
+    labels = KMeans(5, n_init=10, random_state=0).fit_predict(x)
+    assert adjusted_rand_score(truth.persona, labels) >= 0.9
 
 
 @settings(max_examples=15, deadline=None)
