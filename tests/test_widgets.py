@@ -187,7 +187,7 @@ def test_funnel_initial_controls_from_parameters(demo_data):
     assert fx.result.n_customers.tolist() == expected.n_customers.tolist()
 
 
-def test_funnel_not_available_is_a_message():
+def test_missing_tables_are_messages():
     only_orders = cxkit.load(
         {
             "orders": pd.DataFrame(
@@ -202,6 +202,10 @@ def test_funnel_not_available_is_a_message():
     )
     fx = FunnelExplorer(only_orders, steps=["site_visit", "order"], live=False)
     assert "events" in fx.message.value and len(fx.fig.data) == 0
+    nx = NpsExplorer(only_orders, live=False)
+    assert "responses" in nx.message.value and nx.channel.disabled and len(nx.fig.data) == 0
+    cl = CustomerLookup(only_orders, customer_id="a", live=False)
+    assert cl.timeline.kind.tolist() == ["order"] and cl.message.value == ""
 
 
 # ---- personas -------------------------------------------------------------------------
