@@ -272,6 +272,9 @@ def data_end(data: CXData, definition: ChurnDefinition) -> pd.Timestamp:
     else:
         value = _activity(data, definition.basis).ts.max().to_pandas()
         latest = None if value is None or pd.isna(value) else pd.Timestamp(value)
+    if data.as_of is not None:
+        # Data cut with upto(as_of) was observed up to as_of, even if nothing happened late.
+        latest = data.as_of if latest is None else max(latest, data.as_of)
     if latest is None:
         raise DataError("the data has no timestamps", fix="churn needs dated orders or events")
     return latest
@@ -796,9 +799,9 @@ class _Design:
                 cols.append(np.full(len(X), fill))
         for c, levels in self.categorical_.items():
             if c in X.columns:
-                v = X[c].astype("object").to_numpy()
+                v = X[c].astype(pd.StringDtype())
                 for lv in levels:
-                    cols.append((v == lv).astype("float64"))
+                    cols.append((v == lv).fillna(False).to_numpy(dtype="float64"))
             else:
                 cols.extend(np.zeros(len(X)) for _ in levels)
         if not cols:

@@ -409,3 +409,32 @@ def test_auc_close_to_planted_truth_on_20k_demo(tmp_path: Path) -> None:
     # observable feature reveals; measured gap 0.06 (see the churn notebook's notes).
     assert auc_oracle - auc_model <= 0.08
     assert auc_model > v.auc("bgnbd") and auc_model > v.auc("p_alive")
+
+
+def test_contractual_end_to_end() -> None:
+    rng = np.random.default_rng(0)
+    n = 800
+    signup = pd.Series(
+        pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.uniform(0, 600, n), "D")
+    ).dt.round("us")
+    plan = rng.choice(["basic", "premium"], n)
+    life = rng.exponential(np.where(plan == "basic", 150.0, 900.0))
+    churned = (signup + pd.to_timedelta(life, "D")).dt.round("us")
+    churned = churned.where(churned <= pd.Timestamp("2024-12-31"))
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"K{i:04d}" for i in range(n)],
+            "signup_at": signup,
+            "plan": plan,
+            "churned_at": churned,
+        }
+    )
+    data = cxkit.load({"customers": customers})
+    a = churn.analyze(data, as_of="2024-12-31", random_state=0)
+    assert a.definition.kind == "contractual"
+    m = a.validation.metrics.set_index("model")
+    assert list(m.index) == ["model", "logit"]  # no BG/NBD without orders
+    assert m.loc["model", "roc_auc"] > 0.6  # the plan drives churn
+    live = customers[(customers.signup_at <= "2024-12-31") & customers.churned_at.isna()]
+    assert set(a.scores["customer_id"]) == set(live["customer_id"])
+    assert "cancelled" in churn.findings(result=a)[0].sentence
