@@ -98,6 +98,12 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 # ======================================================================================
 
 
+def _count_if(cond: ir.BooleanValue) -> ir.IntegerScalar:
+    """Rows where ``cond`` holds (NULL counts as false), as a CASE sum: portable to
+    PostgreSQL and Spark, unlike summing booleans."""
+    return ibis.cases((cond, 1), else_=0).sum()
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", str(name)).strip("_").lower() or "unknown"
 
@@ -122,12 +128,12 @@ def _events_agg(data: CXData, end: pd.Timestamp, support_events: Sequence[str]) 
         "events_n": ev.count(),
         "first_event_at": ev.ts.min(),
         "last_event_at": ev.ts.max(),
-        "support_contacts": ev.event.isin(list(support_events)).cast("int64").sum(),
+        "support_contacts": _count_if(ev.event.isin(list(support_events))),
     }
     if "channel" in ev.columns:
         for ch in _top_values(ev, "channel", _MAX_CHANNELS):
-            aggs[f"_ch_{_safe(ch)}"] = (ev.channel == ch).cast("int64").sum()
-        aggs["_ch_total"] = ev.channel.notnull().cast("int64").sum()
+            aggs[f"_ch_{_safe(ch)}"] = _count_if(ev.channel == ch)
+        aggs["_ch_total"] = _count_if(ev.channel.notnull())
     return ev.group_by("customer_id").aggregate(**aggs)
 
 
@@ -141,8 +147,8 @@ def _orders_agg(data: CXData, end: pd.Timestamp, with_channels: bool) -> ir.Tabl
     }
     if with_channels and "channel" in od.columns:
         for ch in _top_values(od, "channel", _MAX_CHANNELS):
-            aggs[f"_ch_{_safe(ch)}"] = (od.channel == ch).cast("int64").sum()
-        aggs["_ch_total"] = od.channel.notnull().cast("int64").sum()
+            aggs[f"_ch_{_safe(ch)}"] = _count_if(od.channel == ch)
+        aggs["_ch_total"] = _count_if(od.channel.notnull())
     return od.group_by("customer_id").aggregate(**aggs)
 
 
@@ -1074,7 +1080,7 @@ def journey_map(
     j = pers.left_join(st, "customer_id")
     agg = {"n_customers": j.count()}
     for s in stages:
-        agg[s] = j[f"{s}_at"].notnull().cast("int64").sum()
+        agg[s] = _count_if(j[f"{s}_at"].notnull())
     reach = j.group_by("persona_name").aggregate(**agg).to_pandas()
     rows = []
     for _, r in reach.iterrows():
@@ -1150,15 +1156,15 @@ def _stage_satisfaction(
     nps = j.filter(j.survey == "nps")
     a = (
         csat.group_by(["persona_name", "stage"])
-        .aggregate(csat_n=csat.count(), csat_k=(csat.score >= 4).cast("int64").sum())
+        .aggregate(csat_n=csat.count(), csat_k=_count_if(csat.score >= 4))
         .to_pandas()
     )
     b = (
         nps.group_by(["persona_name", "stage"])
         .aggregate(
             nps_n=nps.count(),
-            prom=(nps.score >= 9).cast("int64").sum(),
-            det=(nps.score <= 6).cast("int64").sum(),
+            prom=_count_if(nps.score >= 9),
+            det=_count_if(nps.score <= 6),
         )
         .to_pandas()
     )
@@ -1250,7 +1256,7 @@ def csat_by(
         j.group_by(["persona_name", by])
         .aggregate(
             n=j.count(),
-            k=(j.score >= 4).cast("int64").sum(),
+            k=_count_if(j.score >= 4),
             score_sum=j.score.cast("float64").sum(),
         )
         .to_pandas()

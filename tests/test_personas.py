@@ -18,6 +18,7 @@ import cxkit
 from cxkit import personas as P
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
+from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -402,3 +403,39 @@ def test_demo_orders_only(demo_dir) -> None:
     assert any("responses" in s for s in rep.not_available)
     assert rep.journey.stage.unique().tolist() == ["purchase", "retention"]
     assert P.findings(rep)[0].sentence.startswith(f"{len(rep.features):,} customers")
+
+
+# --------------------------------------------------------------------------------------
+# the same engine code on PostgreSQL and Spark
+# --------------------------------------------------------------------------------------
+
+
+def _same_on(other_of) -> None:
+    tabs = _tiny()
+    asg = pd.DataFrame({"customer_id": ["a", "b", "c"], "persona_name": ["P1", "P2", "P2"]})
+    ref, other = cxkit.load(tabs), other_of(tabs)
+    pd.testing.assert_frame_equal(
+        P.customer_features(ref, as_of="2024-02-10"),
+        P.customer_features(other, as_of="2024-02-10"),
+        check_dtype=False,
+        rtol=1e-9,
+    )
+    pd.testing.assert_frame_equal(
+        P.journey_map(ref, asg), P.journey_map(other, asg), check_dtype=False, rtol=1e-9
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_features_and_journey_on_postgres(postgres_server: str) -> None:  # noqa: F811
+    from tests.test_backends import into_postgres
+
+    _same_on(lambda tabs: into_postgres(postgres_server, tabs))
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_features_and_journey_on_spark(spark_session: object) -> None:  # noqa: F811
+    from tests.test_backends import into_spark
+
+    _same_on(lambda tabs: into_spark(spark_session, tabs))
