@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--small", action="store_true", help="2,000 customers (smoke test)")
-    args = ap.parse_args(argv)
+    args, _ = ap.parse_known_args(argv)  # run_all.py passes the same size flags to every bench
     customers = 2_000 if args.small else args.customers
     folder = _demo(customers, args.seed)
     data = cxkit.load(folder)
