@@ -24,6 +24,13 @@ gives nothing to show (no steps, a filter with zero rows, an unknown customer) s
 message in ``.message`` instead of raising; so does a ``NotAvailableError`` (e.g. data
 without events). Every text that comes from the data is HTML-escaped before it is shown.
 
+In JupyterLab 4 (``make lab``) nothing needs installing or building: ipywidgets 8 and
+anywidget (which plotly's ``FigureWidget`` needs from plotly 6 on) ship prebuilt
+extensions. The kernel must be the environment's own Python (the default when JupyterLab
+runs from the same venv). Static exports (papermill, the HTML reports) show only a
+widget placeholder, which is why the notebooks display explorers only when
+``interactive`` is true.
+
 Examples
 --------
 >>> import cxkit
