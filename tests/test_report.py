@@ -244,6 +244,20 @@ def test_invalid_data_exits_2_and_publishes_nothing(nb_dir: Path, capsys: Any) -
     assert not (nb_dir / "out").exists()
 
 
+def test_second_run_on_the_same_folder_is_refused(nb_dir: Path, capsys: Any) -> None:
+    import fcntl
+
+    cfg = _write_config(
+        nb_dir / "r.yml", _orders(nb_dir / "data"), [{"name": "a", "notebook": "tiny.ipynb"}]
+    )
+    (nb_dir / "out").mkdir()
+    with open(nb_dir / "out" / ".cxkit-report.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        assert main(["report", "--config", str(cfg)]) == 2
+    assert "another 'cxkit report' is running on" in capsys.readouterr().err
+    assert [p.name for p in (nb_dir / "out").iterdir()] == [".cxkit-report.lock"]
+
+
 # --------------------------------------------------------------------------------------
 # export (no kernel)
 # --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import platform
@@ -10,6 +11,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -185,6 +187,52 @@ def run_reports(
     source = getattr(loaded, "source", cfg.data)
     del loaded
 
+    with _run_lock(cfg.out):
+        return _execute(
+            cfg,
+            preflight=preflight,
+            as_of_resolved=as_of_resolved,
+            fingerprint=fingerprint,
+            n_warnings=n_warnings,
+            source=source,
+            only=only,
+            say=say,
+            t_start=t_start,
+        )
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """One run at a time per output folder (cron overlap would race on the manifest)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".cxkit-report.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            raise UsageError(
+                f"another 'cxkit report' is running on {out}; wait for it or use another --out"
+            ) from err
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _execute(
+    cfg: ReportConfig,
+    *,
+    preflight: dict[str, str | None],
+    as_of_resolved: str,
+    fingerprint: dict[str, Any],
+    n_warnings: int,
+    source: str,
+    only: list[str] | None,
+    say: Callable[[str], None],
+    t_start: float,
+) -> RunResult:
+    """Run, export and publish (the output folder is locked)."""
     run_id = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
     runs = cfg.out / "_runs"
     run_dir = runs / run_id

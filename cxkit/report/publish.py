@@ -115,9 +115,11 @@ def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
                 if last_good
                 else "no good run yet"
             )
+            where = r.get("executed_notebook")
+            where = f"; details in {where}" if where else ""
             detail = (
                 f'<div class="cx-fail-detail">{html.escape(r.get("error") or "failed")}'
-                f"<br>{html.escape(when)}</div>"
+                f"<br>{html.escape(when + where)}</div>"
             )
         ran = format_time(r.get("finished_at"))
         secs = r.get("seconds")
@@ -150,9 +152,13 @@ def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
         "Data": str(manifest.get("data") or ""),
         "Run": format_time(manifest.get("finished_at")),
     }
-    footer = html.escape(
-        f"cxkit {manifest.get('versions', {}).get('cxkit', '')} · run {manifest.get('run_id', '')}"
-        " · manifest.json records parameters, data fingerprint and versions"
+    footer = (
+        html.escape(
+            f"cxkit {manifest.get('versions', {}).get('cxkit', '')} · "
+            f"run {manifest.get('run_id', '')} · "
+        )
+        + '<a href="manifest.json">manifest.json</a> records parameters, data fingerprint, '
+        "package versions and timings"
     )
     return page(
         title="Customer experience reports",
