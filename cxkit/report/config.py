@@ -154,9 +154,10 @@ def parse_config(
     Examples
     --------
     >>> from pathlib import Path
-    >>> cfg = parse_config({"data": "/d", "reports": []}, base=Path("/w"))
-    >>> cfg.jobs, cfg.out.as_posix()
-    (2, '/w/reports')
+    >>> parse_config({"data": "/d", "colour": "red"}, base=Path("/w"))
+    Traceback (most recent call last):
+    ...
+    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, out, jobs, cell_timeout, timeout, reports
     """
     if not isinstance(raw, Mapping):
         raise UsageError(f"the reports file must be a mapping with keys {', '.join(TOP_KEYS)}")
