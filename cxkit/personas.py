@@ -62,7 +62,9 @@ __all__ = [
     "findings",
     "headline",
     "journey_map",
+    "journey_table",
     "pain_points",
+    "pain_table",
     "pca_map",
     "persona_rules",
     "plot_journey",
@@ -1358,12 +1360,13 @@ def _pain_sentence(r: Mapping[str, Any]) -> str:
         f"(n = {int(r['rest_n']):,})"
     )
     if r.get("significant"):
-        return base + f"; the gap is significant (p = {_fmt_p(r['p_adj'])}, Holm-adjusted)."
+        return base + f"; the gap is significant ({_fmt_p(r['p_adj'])}, Holm-adjusted)."
     return base + "; no channel differs significantly."
 
 
 def _fmt_p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    """``p < 0.001`` or ``p = 0.012``."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def comment_themes(
@@ -1725,6 +1728,65 @@ def persona_rules(model: Personas) -> pd.DataFrame:
     )
 
 
+def _pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{100 * x:.0f}%"
+
+
+def journey_table(journey: pd.DataFrame) -> pd.DataFrame:
+    """The journey map as a compact table of text cells (for notebooks and reports).
+
+    Columns: persona, stage, ``reached`` (n, share and Wilson interval), ``drop-off``,
+    ``top channel`` (with its share of the stage's activity), ``CSAT top-2-box`` and
+    ``NPS`` (each with its interval and n; "(small n)" under 30).
+    """
+
+    def ci(v: float, lo: float, hi: float, n: int, pts: bool = False) -> str:
+        if n == 0 or pd.isna(v):
+            return "–"
+        fmt = (lambda x: f"{x:+.0f}") if pts else _pct
+        small = " (small n)" if n < stats.MIN_N else ""
+        return f"{fmt(v)} ({fmt(lo)} to {fmt(hi)}), n = {n:,}{small}"
+
+    rows = []
+    for r in journey.itertuples(index=False):
+        rows.append(
+            {
+                "persona": r.persona_name,
+                "stage": r.stage,
+                "reached": f"{r.n_reached:,} = {_pct(r.reach)} "
+                f"({_pct(r.reach_ci_low)}–{_pct(r.reach_ci_high)})",
+                "drop-off": _pct(r.drop_off),
+                "top channel": "–"
+                if pd.isna(r.top_channel)
+                else f"{r.top_channel} {_pct(r.top_channel_share)}",
+                "CSAT top-2-box": ci(r.csat_top2, r.csat_ci_low, r.csat_ci_high, r.csat_n),
+                "NPS": ci(r.nps, r.nps_ci_low, r.nps_ci_high, r.nps_n, pts=True),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pain_table(pains: pd.DataFrame) -> pd.DataFrame:
+    """Pain points as a compact table of text cells (one row per persona)."""
+    rows = []
+    for r in pains.itertuples(index=False):
+        rows.append(
+            {
+                "persona": r.persona_name,
+                "worst": f"{r.dimension} '{r.value}'",
+                "CSAT top-2-box": f"{_pct(r.csat_top2)} ({_pct(r.ci_low)}–{_pct(r.ci_high)}), "
+                f"n = {r.n:,}",
+                "mean CSAT (1–5)": f"{r.csat_mean:.2f}",
+                "rest of the persona": f"{_pct(r.rest_top2)}, n = {r.rest_n:,}",
+                "gap, points": f"{100 * r.diff:+.0f} ({100 * r.diff_ci_low:+.0f} to "
+                f"{100 * r.diff_ci_high:+.0f})",
+                "test (Holm)": _fmt_p(r.p_adj),
+                "pain point": "yes" if r.significant else "no",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def headline(rep: PersonaReport) -> str:
     """The notebook's one-line headline."""
     m = rep.model
@@ -1773,10 +1835,14 @@ def show_cards(rep: PersonaReport) -> None:
                 f"{best['n_customers']:,} customers it picks)"
             )
         if "pain_point" in c and pd.notna(c.get("pain_point")):
-            flag = "" if c.get("pain_point_significant") else " (not significant)"
+            what = (
+                f"{c['pain_point_dimension']} '{c['pain_point']}', "
+                f"{100 * c['pain_point_csat_top2']:.0f}% satisfied"
+            )
             lines.append(
-                f"pain point: {c['pain_point_dimension']} '{c['pain_point']}', "
-                f"{100 * c['pain_point_csat_top2']:.0f}% satisfied{flag}"
+                f"pain point: {what}, significantly below the rest"
+                if c.get("pain_point_significant")
+                else f"no significant pain point (lowest CSAT: {what})"
             )
         if "top_theme" in c and pd.notna(c.get("top_theme")):
             lines.append(f"top complaint theme: {c['top_theme']}")
@@ -1873,11 +1939,15 @@ def plot_k_selection(model: Personas) -> Any:
     for c in (1, 2, 3):
         fig.add_vline(x=model.k_, line_dash="dash", line_color=plots.BAD, row=1, col=c)
         fig.update_xaxes(title_text="number of personas k", row=1, col=c)
+    v = model.k_votes_
     fig.update_layout(
         template=plots.TEMPLATE_NAME,
         height=380,
         showlegend=False,
-        title=f"{model.k_} personas: {model.k_reason_}"[:140],
+        title=(
+            f"{model.k_} personas (elbow: {v.get('elbow', '–')}, gap: {v.get('gap', '–')}, "
+            f"stability: {v.get('stability', '–')})"
+        ),
     )
     return fig
 
@@ -1926,7 +1996,7 @@ def plot_profiles(model: Personas, *, top: int = 12) -> Any:
     return fig
 
 
-def plot_journey(journey: pd.DataFrame, *, metric: str = "reach") -> Any:
+def plot_journey(journey: pd.DataFrame, *, metric: str = "reach", title: str | None = None) -> Any:
     """Persona × stage heatmap of ``metric`` (reach, drop_off or csat_top2), annotated."""
     from cxkit import plots
 
@@ -1941,7 +2011,16 @@ def plot_journey(journey: pd.DataFrame, *, metric: str = "reach") -> Any:
         for rv, rc in zip(piv.to_numpy(), n.to_numpy(), strict=True)
     ]
     label = {"reach": "Reach", "drop_off": "Drop-off", "csat_top2": "CSAT (top-2-box)"}
-    fig = plots.figure(f"{label.get(metric, metric)} by persona and stage", height=380)
+    if title is None:
+        title = f"{label.get(metric, metric)} by persona and stage"
+        if metric == "reach" and piv.shape[1] > 1:
+            last = piv.columns[-1]
+            lo, hi = piv[last].idxmin(), piv[last].idxmax()
+            title = (
+                f"{100 * piv.loc[hi, last]:.0f}% of '{hi}' reach {last}, "
+                f"{100 * piv.loc[lo, last]:.0f}% of '{lo}'"
+            )
+    fig = plots.figure(title, height=380)
     fig.add_heatmap(
         z=100 * piv.to_numpy(),
         x=list(piv.columns),
