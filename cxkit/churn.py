@@ -317,7 +317,9 @@ def label_table(
             started = cust.first_ts.notnull() & (cust.first_ts <= e)
         pop = cust.filter(started & live)
         churned = pop.churned_at.notnull() & (pop.churned_at <= he)
-        return pop.select("customer_id", churned=churned.cast("int64")).order_by("customer_id")
+        # (cases, not a cast: PostgreSQL cannot cast boolean to bigint)
+        flag = ibis.cases((churned, 1), else_=0).cast("int64")
+        return pop.select("customer_id", churned=flag).order_by("customer_id")
     act = _activity(data, definition.basis)
     pop = act.filter(act.ts <= e).select("customer_id").distinct()
     stay = (
@@ -327,9 +329,8 @@ def label_table(
         .mutate(_stay=ibis.literal(1))
     )
     joined = pop.left_join(stay, pop.customer_id == stay.customer_id)
-    return joined.select(
-        customer_id=pop.customer_id, churned=joined._stay.isnull().cast("int64")
-    ).order_by("customer_id")
+    flag = ibis.cases((joined._stay.isnull(), 1), else_=0).cast("int64")
+    return joined.select(customer_id=pop.customer_id, churned=flag).order_by("customer_id")
 
 
 def _first_activity(data: CXData) -> ir.Table:

@@ -14,6 +14,7 @@ import cxkit
 from cxkit import churn, synth
 from cxkit.errors import NotAvailableError, UsageError
 from cxkit.findings import Finding
+from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
 
@@ -126,8 +127,8 @@ def test_definition_options_are_checked(tiny: dict[str, pd.DataFrame]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_features_hand_worked() -> None:
-    frames = {
+def _feature_frames() -> dict[str, pd.DataFrame]:
+    return {
         "customers": pd.DataFrame(
             {"customer_id": ["a"], "signup_at": _ts(["2023-12-15"]), "region": ["north"]}
         ),
@@ -159,6 +160,10 @@ def test_features_hand_worked() -> None:
             }
         ),
     }
+
+
+def test_features_hand_worked() -> None:
+    frames = _feature_frames()
     f = churn.features(cxkit.load(frames), "2024-03-31", bgnbd=False).iloc[0]
     end = pd.Timestamp("2024-04-01")  # the whole of 2024-03-31 is included
     assert f["orders_n"] == 2 and f["spend_total"] == 40.0 and f["spend_avg"] == 20.0
@@ -438,3 +443,70 @@ def test_contractual_end_to_end() -> None:
     live = customers[(customers.signup_at <= "2024-12-31") & customers.churned_at.isna()]
     assert set(a.scores["customer_id"]) == set(live["customer_id"])
     assert "cancelled" in churn.findings(result=a)[0].sentence
+
+
+# --------------------------------------------------------------------------------------
+# the same engine code on PostgreSQL and Spark
+# --------------------------------------------------------------------------------------
+
+
+def _engine_tables() -> dict[str, pd.DataFrame]:
+    frames = _feature_frames()
+    more = pd.DataFrame(
+        {
+            "order_id": ["4", "5", "6"],
+            "customer_id": ["b", "b", "c"],
+            "ts": _ts(["2024-02-10 09:30", "2024-05-20", "2024-03-30 18:00"]),
+            "amount": [12.5, 8.0, 100.0],
+            "channel": ["web", "store", "app"],
+        }
+    )
+    frames["orders"] = pd.concat([frames["orders"], more], ignore_index=True)
+    frames["customers"] = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "signup_at": _ts(["2023-12-15", "2024-01-20", "2024-03-01"]),
+            "region": ["north", "south", None],
+        }
+    )
+    frames["events"]["event_id"] = ["e1", "e2", "e3"]
+    return frames
+
+
+def _engine_results(data: cxkit.CXData, *, quick: bool = False) -> dict[str, pd.DataFrame]:
+    d = churn.define(data, horizon_days=60)
+    if quick:  # Spark runs each small query slowly: features and one label set
+        return {
+            "features": churn.features(data, "2024-03-31", bgnbd=False),
+            "labels": churn.labels(data, "2024-03-31", definition=d, check_window=False),
+        }
+    return {
+        "features": churn.features(data, "2024-03-31", bgnbd=False),
+        "labels": churn.labels(data, "2024-03-31", definition=d, check_window=False),
+        "activity_labels": churn.labels(
+            data, "2024-03-31", horizon_days=30, basis="activity", check_window=False
+        ),
+    }
+
+
+def _assert_engine_matches(other: cxkit.CXData, *, quick: bool = False) -> None:
+    ref = _engine_results(cxkit.load(_engine_tables()), quick=quick)
+    got = _engine_results(other, quick=quick)
+    for name, a in ref.items():
+        pd.testing.assert_frame_equal(a, got[name], check_dtype=False, rtol=1e-9, obj=name)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_churn_on_postgres_matches_duckdb(postgres_server: str) -> None:  # noqa: F811
+    from tests.test_backends import into_postgres
+
+    _assert_engine_matches(into_postgres(postgres_server, _engine_tables()))
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_churn_on_spark_matches_duckdb(spark_session: object) -> None:  # noqa: F811
+    from tests.test_backends import into_spark
+
+    _assert_engine_matches(into_spark(spark_session, _engine_tables()), quick=True)
