@@ -944,8 +944,10 @@ def _persona_name(z: pd.Series) -> str:
     def get(f: str) -> float:
         return float(z.get(f, 0.0)) if pd.notna(z.get(f, 0.0)) else 0.0
 
-    spend = get("spend") if "spend" in z.index else get("spend_per_order")
-    value = "High-value" if spend > 0.5 else ("Low-spend" if spend < -0.5 else "Mid-value")
+    value = ""
+    if "spend" in z.index or "spend_per_order" in z.index:  # no value word without orders
+        spend = get("spend") if "spend" in z.index else get("spend_per_order")
+        value = "High-value" if spend > 0.5 else ("Low-spend" if spend < -0.5 else "Mid-value")
     shares = z[[f for f in z.index if f.startswith("share_")]]
     channel = ""
     if len(shares) and shares.max() > 0.5:
@@ -967,7 +969,8 @@ def _persona_name(z: pd.Series) -> str:
         noun = "occasional buyers"
     else:
         noun = "regulars"
-    return " ".join(w for w in (value, channel, noun) if w)
+    name = " ".join(w for w in (value, channel, noun) if w)
+    return name[:1].upper() + name[1:]
 
 
 # ======================================================================================

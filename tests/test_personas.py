@@ -246,6 +246,8 @@ def test_names_from_distinguishing_features() -> None:
     assert P._persona_name(z) == "Low-spend social browsers"
     z = pd.Series({"spend": -1.2, "orders": -1.0, "recency_days": 0.3})  # orders only
     assert P._persona_name(z) == "Low-spend occasional buyers"
+    z = pd.Series({"events_per_month": 0.1, "support_contacts": 1.5, "share_phone": 0.9})
+    assert P._persona_name(z) == "Phone support seekers"  # events only: no value word
 
 
 def test_rule_text_keeps_tightest_bounds() -> None:
