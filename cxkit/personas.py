@@ -43,6 +43,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from cxkit import stats
 from cxkit.data import CXData, resolve_as_of
@@ -400,7 +401,7 @@ _CRITERIA = {
 }
 
 
-class Personas:
+class Personas(BaseEstimator):
     """Customer personas by k-means on standardised per-customer features.
 
     Parameters
@@ -551,10 +552,9 @@ class Personas:
         return self._transform_raw(self._raw_matrix(self._as_frame(X)))
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "k_"):
-            from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
 
-            raise NotFittedError("this Personas instance is not fitted yet; call fit(features)")
+        check_is_fitted(self, "k_", msg="this Personas instance is not fitted yet; call fit(X)")
 
     # ---- fitting ---------------------------------------------------------------------
 
@@ -892,10 +892,6 @@ class Personas:
             row["top_traits"] = traits
             rows.append(row)
         return pd.DataFrame(rows)
-
-    def __repr__(self) -> str:
-        fitted = f", k_={self.k_}" if hasattr(self, "k_") else ""
-        return f"Personas(k={self.k!r}, random_state={self.random_state!r}{fitted})"
 
 
 # ---- naming ------------------------------------------------------------------------------

@@ -224,6 +224,16 @@ def test_bad_options_and_not_fitted() -> None:
         P.Personas().predict(X)
 
 
+def test_scikit_learn_conventions() -> None:
+    from sklearn.base import clone
+
+    m = P.Personas(k=3, random_state=5, categorical_weight=0.25)
+    assert m.get_params()["categorical_weight"] == 0.25
+    c = clone(m).set_params(k=4)
+    assert (c.k, c.random_state) == (4, 5) and not hasattr(c, "k_")
+    assert "k=3" in repr(m)
+
+
 def test_log1p_on_skewed_columns_only() -> None:
     rng = np.random.default_rng(0)
     X = pd.DataFrame(
