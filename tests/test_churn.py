@@ -178,6 +178,14 @@ def test_features_hand_worked() -> None:
     assert (f["theme_delivery_n"], f["theme_support_n"], f["theme_price_n"]) == (1, 1, 0)
     assert f["tenure_days"] == pytest.approx((end - pd.Timestamp("2023-12-15")).days, abs=1e-6)
     assert f["region"] == "north"
+    only = churn.features(
+        cxkit.load(frames),
+        "2024-03-31",
+        bgnbd=False,
+        customers=pd.DataFrame({"customer_id": ["a", "zz"]}),
+    )
+    assert only["customer_id"].tolist() == ["a", "zz"]
+    assert only.loc[1, "orders_n"] == 0 and np.isnan(only.loc[1, "recency_days"])
 
 
 def _mutate_after(data: cxkit.CXData, cutoff: pd.Timestamp, seed: int) -> cxkit.CXData:
