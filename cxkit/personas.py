@@ -235,8 +235,8 @@ def customer_features(
     pandas.DataFrame
         Indexed by ``customer_id``; numeric columns only (NaN where a customer has no
         responses): ``recency_days``, ``tenure_days``, ``orders``, ``orders_per_month``,
-        ``spend``, ``spend_per_order``, ``events_per_month``, ``support_contacts``,
-        ``share_<channel>`` (share of the customer's events per channel; from orders when
+        ``spend``, ``spend_per_order`` (NaN without orders), ``events_per_month``,
+        ``support_contacts``, ``share_<channel>`` (share of the customer's events per channel; from orders when
         there are no events), ``csat_mean`` (1–5), ``nps_latest`` (0–10) and
         ``<attribute>=<level>`` one-hot columns. ``attrs["basis"]`` says what the
         features rest on, ``attrs["as_of"]`` the cut-off, ``attrs["tables"]`` the tables.
@@ -333,7 +333,8 @@ def _derive(
         out["orders"] = orders
         out["orders_per_month"] = orders / months
         out["spend"] = spend
-        out["spend_per_order"] = np.where(orders > 0, spend / orders.where(orders > 0, 1), 0.0)
+        # undefined without orders: NaN (the model fills it with the median of buyers)
+        out["spend_per_order"] = spend / orders.where(orders > 0)
     if has_events:
         out["events_per_month"] = raw["events_n"].fillna(0).astype(float) / months
         out["support_contacts"] = raw["support_contacts"].fillna(0).astype(float)
@@ -674,7 +675,7 @@ class Personas(BaseEstimator):
         self.sizes_.index.name = "persona"
         self.basis_ = X.attrs.get("basis", "the given features")
 
-        self._profile(raw, Z)
+        self._profile(sub, Z)
         self.names_ = self._name()
         self.stability_ = self._persona_stability(Zs, self.labels_[sample_idx], rng)
         self._surrogate(raw, rng)
@@ -772,6 +773,7 @@ class Personas(BaseEstimator):
         self.k_reason_ = reason
 
     def _profile(self, raw: pd.DataFrame, Z: np.ndarray) -> None:
+        # raw means over observed values (NaN skipped), z-scores on the filled matrix
         k = self.k_
         lab = self.labels_
         # z-scores without the categorical weight, so that they read as SDs

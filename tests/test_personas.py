@@ -96,6 +96,7 @@ def test_customer_features_hand_worked() -> None:
     assert np.isnan(b.csat_mean)
     # c never did anything: zero behaviour, recency = tenure from signup
     assert (c.orders, c.spend, c.events_per_month, c.share_web) == (0.0, 0.0, 0.0, 0.0)
+    assert np.isnan(c.spend_per_order)  # undefined without orders
     assert c.recency_days == pytest.approx(c.tenure_days)
     assert (a["region=north"], b["region=north"], b["region=south"]) == (1.0, 0.0, 1.0)
     assert f.attrs["basis"].startswith("behaviour across channels")
