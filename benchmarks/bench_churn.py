@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -55,9 +57,15 @@ def demo_folder(customers: int, seed: int) -> Path:
 
     out = WORK / f"demo_{customers}_{seed}"
     if not (out / "_truth.json").exists():
+        # Other benchmarks share this folder: write aside, then rename into place.
+        tmp = WORK / f".demo_{customers}_{seed}.{os.getpid()}"
         t = time.perf_counter()
-        synth.write_demo(out, customers=customers, seed=seed)
+        synth.write_demo(tmp, customers=customers, seed=seed)
         print(f"generated {customers:,} customers in {time.perf_counter() - t:.1f} s", flush=True)
+        try:
+            os.rename(tmp, out)
+        except OSError:  # someone else finished first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
