@@ -15,6 +15,8 @@ resident memory, ``ru_maxrss``, is its own):
   200,000 customers), per-persona bootstrap stability, names and the surrogate tree;
   then ``predict`` on every customer. The adjusted Rand index against the planted
   personas is printed as a check;
+* **cxkit journey map and pain points** — ``journey_map`` and ``pain_points`` for those
+  personas (engine-side joins of events, orders and responses with the assignments);
 * **scikit-learn KMeans (baseline)** — ``KMeans(5, n_init=10)`` on the same
   standardised matrix: one fit at a known k, no k choice and no explanation.
 
@@ -154,6 +156,9 @@ def part_cxkit_fit(folder: Path, feats_path: Path) -> dict:
     t = time.perf_counter()
     labels = model.predict(feats)
     predict_s = time.perf_counter() - t
+    asg = pd.DataFrame({"customer_id": feats.index.astype(str), "persona_name": labels.astype(str)})
+    asg["persona_name"] = [model.names_[p] for p in labels]
+    asg.to_parquet(feats_path.with_name(feats_path.stem + "_assignments.parquet"))
     truth = pd.read_parquet(folder / "_truth.parquet", columns=["customer_id", "persona"])
     planted = truth.set_index("customer_id").loc[feats.index, "persona"].to_numpy()
     return {
@@ -165,6 +170,29 @@ def part_cxkit_fit(folder: Path, feats_path: Path) -> dict:
         "names": model.names_,
         "stability_min": float(model.stability_.min()),
         "fidelity": model.fidelity_,
+    }
+
+
+def part_cxkit_journey(folder: Path, feats_path: Path) -> dict:
+    import cxkit
+    from cxkit import personas
+
+    asg = pd.read_parquet(feats_path.with_name(feats_path.stem + "_assignments.parquet"))
+    data = cxkit.load(folder)
+    t = time.perf_counter()
+    jm = personas.journey_map(data, asg)
+    journey_s = time.perf_counter() - t
+    t = time.perf_counter()
+    pains = personas.pain_points(data, asg)
+    pains_s = time.perf_counter() - t
+    target = pains.sort_values("diff").iloc[0]
+    return {
+        "seconds": journey_s + pains_s,
+        "journey_seconds": journey_s,
+        "pains_seconds": pains_s,
+        "cells": len(jm),
+        "pain": f"{target.persona_name} x {target.dimension} '{target.value}' "
+        f"({100 * target.csat_top2:.0f}% vs {100 * target.rest_top2:.0f}%)",
     }
 
 
@@ -188,6 +216,7 @@ PARTS = {
     "pandas_features": part_pandas_features,
     "cxkit_fit": part_cxkit_fit,
     "sklearn_fit": part_sklearn_fit,
+    "cxkit_journey": part_cxkit_journey,
 }
 
 
@@ -247,6 +276,7 @@ def main() -> None:
             raise SystemExit("the cxkit and pandas feature tables differ")
     r = run_part("cxkit_fit", folder, f_cx)
     rows.append(("fit: Personas(k='auto') + predict", r))
+    rows.append(("journey map + pain points (engine)", run_part("cxkit_journey", folder, f_cx)))
     if not args.no_baseline:
         rows.append(("fit: sklearn KMeans(k=5, n_init=10) (baseline)",
                      run_part("sklearn_fit", folder, f_cx)))  # fmt: skip
@@ -261,6 +291,11 @@ def main() -> None:
             notes += (
                 f"; votes {r['votes']}; predict {r['predict_seconds']:.2f} s; "
                 f"min stability {r['stability_min']:.2f}; fidelity {r['fidelity']:.2f}"
+            )
+        if "journey_seconds" in r:
+            notes = (
+                f"journey {r['journey_seconds']:.2f} s ({r['cells']} cells), pain points "
+                f"{r['pains_seconds']:.2f} s; worst: {r['pain']}"
             )
         if "rows" in r:
             notes = f"{r['rows']:,} customers x {r['columns']} features; "
