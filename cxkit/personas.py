@@ -9,16 +9,18 @@ The flow an analyst follows (or :func:`analyze` does in one call):
    pandas. With orders only (e.g. CDNOW) it falls back to purchase behaviour and says so
    in ``features.attrs["basis"]``.
 2. :class:`Personas` is a scikit-learn style estimator: log1p on skewed columns,
-   standardisation, k-means (mini-batch above ~200k customers). ``k="auto"`` combines
-   the elbow of the inertia curve (kneedle), the gap statistic and bootstrap stability
-   (adjusted Rand index between clusterings of bootstrap resamples); silhouette is only
-   reported, on a sample. It learns sizes, per-persona bootstrap stability (Jaccard),
+   standardisation, weights so that correlated measures of one concept count once
+   (:data:`FEATURE_GROUPS`), k-means (mini-batch above ~200k customers). ``k="auto"``
+   takes a vote of the elbow of the inertia curve (kneedle), the gap statistic and
+   bootstrap stability (adjusted Rand index between clusterings of bootstrap
+   resamples), all on a seeded sample; silhouette is only reported, on a sample. It learns sizes, per-persona bootstrap stability (Jaccard),
    profiles (raw means and z-scores), names from the most distinguishing features and a
    depth-3 surrogate decision tree with its rules and fidelity.
 3. :func:`journey_map`, :func:`pain_points` and :func:`comment_themes` describe each
    persona along the stages awareness → advocacy: reach, drop-off, channel share,
    CSAT / NPS with intervals, the worst channel or touchpoint (tested against the
-   persona's other channels) and the top comment theme.
+   persona's other channels) and the top comment theme. Stages come from
+   :mod:`cxkit.lifecycle`, comment themes from :func:`cxkit.voc.themes`.
 4. :func:`findings` turns it into sentences.
 
 Examples
