@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -63,15 +65,21 @@ def demo_folder(customers: int, seed: int) -> Path:
     """The generated demo for this size (made once in a child process, then reused)."""
     out = WORK / f"demo_{customers}_{seed}"
     if not (out / "_truth.json").exists():
+        # Other benchmarks share this folder: write aside, then rename into place.
+        tmp = WORK / f".demo_{customers}_{seed}.{os.getpid()}"
         t = time.perf_counter()
         code = (
             "import sys; from cxkit import synth; "
             "synth.write_demo(sys.argv[1], customers=int(sys.argv[2]), seed=int(sys.argv[3]))"
         )
         subprocess.run(
-            [sys.executable, "-c", code, str(out), str(customers), str(seed)], check=True, cwd=ROOT
+            [sys.executable, "-c", code, str(tmp), str(customers), str(seed)], check=True, cwd=ROOT
         )
         print(f"  generated {customers:,} customers in {time.perf_counter() - t:.1f} s -> {out}")
+        try:
+            os.rename(tmp, out)
+        except OSError:  # someone else finished first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
