@@ -29,6 +29,7 @@ being active, or cancel) in the next ``horizon_days``?*
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -674,7 +675,10 @@ def _bgnbd_scores(
         return None, "cxkit.clv is not installed"
     try:
         summary = rfm_summary(data.upto(end), observation_end=end, time_unit="D")
-        bg = BetaGeo().fit(summary)
+        with warnings.catch_warnings():
+            # standard errors are not used here; a warning about them is noise
+            warnings.simplefilter("ignore", RuntimeWarning)
+            bg = BetaGeo().fit(summary)
         alive = np.asarray(bg.p_alive(summary), dtype=float)
     except Exception as err:  # a failed unsupervised fit must not fail the analysis
         return None, str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 import cxkit
@@ -518,3 +520,66 @@ def test_churn_on_spark_matches_duckdb(spark_session: object) -> None:  # noqa: 
     from tests.test_backends import into_spark
 
     _assert_engine_matches(into_spark(spark_session, _engine_tables()), quick=True)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    cutoff_day=st.integers(20, 80),
+)
+def test_no_leakage_property(seed: int, cutoff_day: int) -> None:
+    """Random small tables: rewriting every row after a random cutoff changes no feature."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+
+    def stamps(n: int) -> pd.Series:
+        return pd.Series(start + pd.to_timedelta(rng.uniform(0, 100, n), "D")).dt.round("us")
+
+    ids = [f"c{i}" for i in range(12)]
+    n_o, n_e, n_r = 40, 80, 20
+    frames = {
+        "orders": pd.DataFrame(
+            {
+                "order_id": [f"o{i}" for i in range(n_o)],
+                "customer_id": rng.choice(ids, n_o),
+                "ts": stamps(n_o),
+                "amount": rng.gamma(2, 20, n_o).round(2),
+                "channel": rng.choice(["web", "app"], n_o),
+            }
+        ),
+        "events": pd.DataFrame(
+            {
+                "customer_id": rng.choice(ids, n_e),
+                "ts": stamps(n_e),
+                "event": rng.choice(["site_visit", "product_view", "support_contact"], n_e),
+                "channel": rng.choice(["web", "app", "chat"], n_e),
+            }
+        ),
+        "responses": pd.DataFrame(
+            {
+                "response_id": [f"r{i}" for i in range(n_r)],
+                "customer_id": rng.choice(ids, n_r),
+                "ts": stamps(n_r),
+                "survey": rng.choice(["nps", "csat"], n_r),
+                "score": rng.integers(1, 6, n_r),
+                "comment": rng.choice(["late again", "great", None], n_r),
+            }
+        ),
+    }
+    cutoff = start + pd.Timedelta(days=cutoff_day)
+    end = cutoff + pd.Timedelta(days=1)
+    changed = {}
+    for name, df in frames.items():
+        df = df.copy()
+        late = df["ts"] >= end
+        df.loc[late, "customer_id"] = rng.choice(ids, int(late.sum()))
+        df.loc[late, "ts"] = df.loc[late, "ts"] + pd.Timedelta(hours=7)
+        if name == "orders":
+            df.loc[late, "amount"] = 999.0
+        if name == "responses":
+            df.loc[late, "score"] = 0
+            df.loc[late, "comment"] = "app crashes"
+        changed[name] = df
+    a = churn.features(cxkit.load(frames), cutoff)
+    b = churn.features(cxkit.load(changed), cutoff)
+    pd.testing.assert_frame_equal(a, b)
