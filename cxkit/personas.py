@@ -2057,3 +2057,46 @@ def plot_persona_channels(channels: pd.DataFrame, persona_name: str) -> Any:
     fig.update_xaxes(title="stage")
     fig.update_yaxes(title="channel")
     return fig
+
+
+def persona_labels(
+    data: CXData,
+    *,
+    as_of: str | pd.Timestamp | None = None,
+    random_state: int | None = 0,
+    report: PersonaReport | None = None,
+) -> pd.Series:
+    """Persona name per customer, from the same model and defaults as the personas report.
+
+    Other reports (voice of the customer, CLV, the executive summary) break their numbers
+    down by persona through this one function, so a persona means the same customers
+    everywhere.
+
+    Parameters
+    ----------
+    data
+        Loaded data.
+    as_of
+        The date the personas stand at (default: the data's own).
+    random_state
+        Seed of the clustering (the personas report uses 0).
+    report
+        An already computed :func:`analyze` result, to avoid fitting twice.
+
+    Returns
+    -------
+    pandas.Series
+        ``persona`` names (string) indexed by ``customer_id``.
+
+    Raises
+    ------
+    NotAvailableError
+        When the data has nothing to cluster on.
+    """
+    rep = report if report is not None else analyze(data, as_of=as_of, random_state=random_state)
+    a = rep.assignments
+    return pd.Series(
+        a["persona_name"].astype("string").to_numpy(),
+        index=pd.Index(a["customer_id"].astype("string"), name="customer_id"),
+        name="persona",
+    )

@@ -274,7 +274,7 @@ def scorecard(
     h = f"{horizon_weeks}w"
 
     if personas is None:
-        personas = _try(notes, lambda: _personas(data, end, random_state)[0])
+        personas = _try(notes, lambda: _personas(data, end, random_state))
     if personas is not None:
         card = card.merge(personas[["customer_id", "persona"]], on="customer_id", how="left")
     else:
@@ -357,14 +357,10 @@ def _try(notes: list[str], fn: Callable[[], Any]) -> Any:
         return None
 
 
-def _personas(data: CXData, end: pd.Timestamp, random_state: int) -> tuple[pd.DataFrame, Any]:
+def _personas(data: CXData, end: pd.Timestamp, random_state: int) -> pd.DataFrame:
     from cxkit import personas
 
-    report = personas.analyze(data, as_of=end, random_state=random_state)
-    a = report.assignments.copy()
-    a["customer_id"] = a["customer_id"].astype("string")
-    a["persona"] = a["persona_name"].astype("string")
-    return a, report
+    return personas.persona_labels(data, as_of=end, random_state=random_state).reset_index()
 
 
 def _stages(data: CXData, end: pd.Timestamp) -> pd.DataFrame:
@@ -585,18 +581,17 @@ def executive_summary(
 
     persona_frame = None
     if domains["personas"].result is not None:
-        a = domains["personas"].result.assignments
-        persona_frame = a.assign(
-            persona=a["persona_name"].astype("string"),
-            customer_id=a["customer_id"].astype("string"),
-        )
+        labels = personas.persona_labels(cut, report=domains["personas"].result)
+        persona_frame = labels.reset_index()
 
     def _voc_run() -> tuple[Any, list[Finding]]:
         cut.require("responses", "survey", "score", analysis="Voice of the customer")
-        by_persona = None
-        if persona_frame is not None:
-            by_persona = persona_frame.set_index("customer_id")["persona"]
-        return None, voc.findings(cut, as_of=end, random_state=random_state, personas=by_persona)
+        # the same persona labels as the VoC report's default personas="auto"
+        if persona_frame is not None and not cut.has("customers", "persona"):
+            labels = persona_frame.set_index("customer_id")["persona"]
+        else:
+            labels, _note = voc.load_personas(cut, "auto")
+        return None, voc.findings(cut, as_of=end, random_state=random_state, personas=labels)
 
     domains["voc"] = _run("voc", _voc_run)
 

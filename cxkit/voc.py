@@ -234,7 +234,8 @@ def load_personas(
     source
         ``None`` (no personas), a path to a Parquet/CSV file with ``customer_id`` and
         ``persona`` columns, or ``"auto"``: the customers' ``persona`` column, else
-        ``_personas.parquet`` in ``folder``, else the demo's planted ``_truth.parquet``.
+        ``_personas.parquet`` in ``folder``, else the personas model
+        (:func:`cxkit.personas.persona_labels`, as in the personas report).
     folder
         The data folder (for ``"auto"``).
 
@@ -256,10 +257,13 @@ def load_personas(
         base = Path(folder) if folder else None
         if base is not None and (base / "_personas.parquet").exists():
             return load_personas(data, str(base / "_personas.parquet"))
-        if base is not None and (base / "_truth.parquet").exists():
-            labels, _ = load_personas(data, str(base / "_truth.parquet"))
-            return labels, "persona labels planted in the demo data (_truth.parquet)"
-        return None, "no persona labels found (give personas= a file with customer_id, persona)"
+        from cxkit import personas as _personas
+
+        try:
+            labels = _personas.persona_labels(data)
+        except NotAvailableError as err:
+            return None, f"no persona labels: {err}"
+        return labels, "personas from the personas report's model"
     path = Path(source)
     if not path.exists():
         raise UsageError(f"personas file not found: {source!r}")
