@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 import cxkit
-from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 
 def small_tables() -> dict[str, pd.DataFrame]:
@@ -137,11 +136,11 @@ def _check_engine(other: cxkit.CXData) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_postgres_matches_duckdb(postgres_server: str) -> None:  # noqa: F811
+def test_postgres_matches_duckdb(postgres_server: str) -> None:
     _check_engine(into_postgres(postgres_server, small_tables()))
 
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_spark_matches_duckdb(spark_session: object) -> None:  # noqa: F811
+def test_spark_matches_duckdb(spark_session: object) -> None:
     _check_engine(into_spark(spark_session, small_tables()))

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,40 +35,7 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-HOSTILE = [
-    '<script>alert("xss")</script> great service',
-    '<img src=x onerror="alert(2)"> slow delivery',
-    "</script><script>alert(3)</script>",
-]
-
-
-@pytest.fixture(scope="session")
-def hostile_demo(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo with hostile HTML in a few survey comments (untrusted text, DESIGN §3)."""
-    import pandas as pd
-
-    out = tmp_path_factory.mktemp("hostile") / "demo"
-    shutil.copytree(demo_dir, out)
-    path = out / "responses.parquet"
-    if path.exists():
-        df = pd.read_parquet(path)
-        if "comment" in df.columns:
-            idx = df.index[df["comment"].notna()][: len(HOSTILE)]
-            df.loc[idx, "comment"] = HOSTILE[: len(idx)]
-            df.to_parquet(path, index=False)
-    return out
-
-
-@pytest.fixture(scope="session")
-def report_run(hostile_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("browser") / "reports"
-    cmd = [sys.executable, "-m", "cxkit.cli", "report", "--config", str(CONFIG)]
-    cmd += ["--data", str(hostile_demo), "--out", str(out), "--jobs", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT)
-    manifest = (
-        json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
-    )
-    return {"out": out, "proc": proc, "manifest": manifest}
+from tests.conftest import HOSTILE  # noqa: E402,F401 - the hostile comments planted in the data
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,6 @@ import cxkit
 from cxkit import clv, datasets
 from cxkit.errors import ConvergenceError, DataError, UsageError
 from cxkit.findings import Finding
-from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 CAL_END = "1997-09-30"
 OBS_END = "1998-06-30"
@@ -655,7 +654,7 @@ def _same_rfm(other: cxkit.CXData) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_rfm_summary_on_postgres(postgres_server: str) -> None:  # noqa: F811
+def test_rfm_summary_on_postgres(postgres_server: str) -> None:
     from tests.test_backends import into_postgres
 
     _same_rfm(into_postgres(postgres_server, {"orders": _engine_orders()}))
@@ -663,7 +662,7 @@ def test_rfm_summary_on_postgres(postgres_server: str) -> None:  # noqa: F811
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_rfm_summary_on_spark(spark_session: object) -> None:  # noqa: F811
+def test_rfm_summary_on_spark(spark_session: object) -> None:
     from tests.test_backends import into_spark
 
     _same_rfm(into_spark(spark_session, {"orders": _engine_orders()}))

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 import cxkit
 from cxkit import stats, voc
 from cxkit.errors import NotAvailableError, UsageError
-from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 T0 = pd.Timestamp("2024-03-01")
 
@@ -695,7 +694,7 @@ def _assert_engine_matches(ref: cxkit.CXData, other: cxkit.CXData) -> None:
 
 
 @pytest.mark.postgres
-def test_voc_on_postgres_matches_duckdb(postgres_server: str) -> None:  # noqa: F811
+def test_voc_on_postgres_matches_duckdb(postgres_server: str) -> None:
     from tests.test_backends import into_postgres
 
     tables = _engine_tables()
@@ -703,7 +702,7 @@ def test_voc_on_postgres_matches_duckdb(postgres_server: str) -> None:  # noqa: 
 
 
 @pytest.mark.spark
-def test_voc_on_spark_matches_duckdb(spark_session: object) -> None:  # noqa: F811
+def test_voc_on_spark_matches_duckdb(spark_session: object) -> None:
     from tests.test_backends import into_spark
 
     tables = _engine_tables()
