@@ -188,6 +188,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--skip-domains", action="store_true", help="only the end-to-end run")
     parser.add_argument("--only", nargs="*", default=None, help="bench topics to run")
     parser.add_argument("--out", default=str(HERE / "results.md"))
     args, extra = parser.parse_known_args()
@@ -201,7 +202,8 @@ def main() -> int:
     ]
     if not args.skip_e2e:
         lines += e2e(args.customers, args.jobs)
-    lines += domain_benches(args.only, extra)
+    if not args.skip_domains:
+        lines += domain_benches(args.only, extra)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0
