@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 import cxkit
 from cxkit import lifecycle as lc
 from cxkit.errors import NotAvailableError, UsageError
-from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -565,7 +564,7 @@ def _assert_engine_matches(other: cxkit.CXData, *, quick: bool = False) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_lifecycle_on_postgres_matches_duckdb(postgres_server: str) -> None:  # noqa: F811
+def test_lifecycle_on_postgres_matches_duckdb(postgres_server: str) -> None:
     from tests.test_backends import into_postgres
 
     _assert_engine_matches(into_postgres(postgres_server, _engine_tables()))
@@ -573,7 +572,7 @@ def test_lifecycle_on_postgres_matches_duckdb(postgres_server: str) -> None:  # 
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_lifecycle_on_spark_matches_duckdb(spark_session: object) -> None:  # noqa: F811
+def test_lifecycle_on_spark_matches_duckdb(spark_session: object) -> None:
     from tests.test_backends import into_spark
 
     _assert_engine_matches(into_spark(spark_session, _engine_tables()), quick=True)
