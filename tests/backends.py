@@ -13,6 +13,7 @@ Each skips with a clear message only where the thing truly cannot exist on the m
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import shutil
 import socket
@@ -40,8 +41,8 @@ def _pg_bin(name: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A running PostgreSQL server on 127.0.0.1; yields a connection URL."""
+def postgres_cluster() -> Iterator[str]:
+    """A running PostgreSQL server on 127.0.0.1 for the session; yields its base URL."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.skip(
@@ -102,9 +103,37 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture
+def postgres_server(postgres_cluster: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server for one test; yields its URL."""
+    import ibis
+
+    name = f"cx_{next(_DB_COUNTER)}"
+    admin = ibis.connect(postgres_cluster)
+    admin.raw_sql(f"CREATE DATABASE {name}")
+    admin.disconnect()
+    base = postgres_cluster.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+
+
+_DB_COUNTER = itertools.count()
+
+
+@pytest.fixture
+def spark_session(spark_cluster: object) -> Iterator[object]:
+    """The session's Spark, with no temporary view or table left from an earlier test."""
+    catalog = spark_cluster.catalog  # type: ignore[attr-defined]
+    for table in catalog.listTables():
+        if table.isTemporary:
+            catalog.dropTempView(table.name)
+        else:
+            spark_cluster.sql(f"DROP TABLE IF EXISTS {table.name}")  # type: ignore[attr-defined]
+    yield spark_cluster
+
+
 @pytest.fixture(scope="session")
-def spark_session() -> Iterator[object]:
-    """A local pyspark session (2 cores, UTC)."""
+def spark_cluster() -> Iterator[object]:
+    """A local pyspark session (2 cores, UTC) for the whole test session."""
     if not shutil.which("java"):
         pytest.skip(
             "Java is not installed; pyspark needs Java 17 "
