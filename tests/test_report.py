@@ -519,3 +519,16 @@ def test_progress_lines_and_cli_only(runs: dict[str, Any], capfd: Any) -> None:
     assert list(m["reports"]) == ["good", "raises"]  # no longer in the file: dropped
     index = (runs["out"] / "index.html").read_text()
     assert "cell_timeout.html" not in index and "raises.html" in index
+
+
+def test_export_leaves_out_the_nbval_check_cells() -> None:
+    nb = _executed(
+        [
+            [{"output_type": "stream", "name": "stdout", "text": "shown to readers\n"}],
+            [{"output_type": "stream", "name": "stdout", "text": "pinned for tests\n"}],
+        ]
+    )
+    nb["cells"][-1]["source"] = "# NBVAL_CHECK_OUTPUT\nprint('pinned for tests')"
+    page = notebook_to_html(nb, title="t", meta={})
+    assert "shown to readers" in page
+    assert "pinned for tests" not in page
