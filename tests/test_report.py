@@ -27,7 +27,7 @@ from cxkit.report import (
     run_reports,
     sanitize_html,
 )
-from cxkit.report.config import check_parameters
+from cxkit.report.config import check_parameters, parse_config
 from cxkit.report.export import count_figures, plotly_js
 from cxkit.report.publish import atomic_write
 from cxkit.report.runner import leftover_processes
@@ -155,7 +155,7 @@ def test_config_reads_file_and_applies_overrides(nb_dir: Path, monkeypatch: Any)
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colour": "red"}, r"unknown key\(s\) 'colour'; valid keys: data, as_of, out, jobs"),
+        ({"colour": "red"}, r"unknown key\(s\) 'colour'; valid keys: data, as_of, mapping, out, jobs"),
         ({"jobs": 0}, r"jobs must be a positive integer, got 0"),
         ({"jobs": "two"}, r"jobs must be a positive number, got 'two'"),
         ({"as_of": "yesterday-ish"}, r"as_of must be an ISO date like '2024-06-30' or null"),
@@ -532,3 +532,64 @@ def test_export_leaves_out_the_nbval_check_cells() -> None:
     page = notebook_to_html(nb, title="t", meta={})
     assert "shown to readers" in page
     assert "pinned for tests" not in page
+
+
+# --------------------------------------------------------------------------------------
+# column mapping in reports.yml
+# --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mapping_is_checked_and_passed_only_when_set(tmp_path: Path) -> None:
+    base = {
+        "data": str(tmp_path),
+        "reports": [{"name": "h", "notebook": str(ROOT / "notebooks" / "00_data_health.ipynb")}],
+    }
+    cfg = parse_config({**base, "mapping": {"orders": {"order_ts": "ts"}}}, base=tmp_path)
+    assert cfg.mapping == {"orders": {"order_ts": "ts"}}
+    assert check_parameters(cfg.reports[0], extra=["mapping"]) is None
+    assert parse_config(base, base=tmp_path).mapping is None
+    with pytest.raises(UsageError, match=r"mapping names unknown table\(s\) \['sales'\]"):
+        parse_config({**base, "mapping": {"sales": {"a": "b"}}}, base=tmp_path)
+    with pytest.raises(UsageError, match="mapping must look like"):
+        parse_config({**base, "mapping": {"orders": ["ts"]}}, base=tmp_path)
+
+
+@pytest.mark.slow
+def test_report_with_mapped_columns(tmp_path: Path) -> None:
+    import pandas as pd
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame(
+        {
+            "order_id": ["1", "2", "3"],
+            "customer_id": ["007", "007", "008"],
+            "order_ts": ["2024-01-02", "2024-02-03", "2024-02-05"],
+            "total": [10.0, 20.0, 5.0],
+        }
+    ).to_csv(data / "orders.csv", index=False)
+    cfg = tmp_path / "reports.yml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": str(data),
+                "mapping": {"orders": {"order_ts": "ts", "total": "amount"}},
+                "out": str(tmp_path / "out"),
+                "reports": [
+                    {
+                        "name": "data_health",
+                        "title": "Data health",
+                        "notebook": str(ROOT / "notebooks" / "00_data_health.ipynb"),
+                    }
+                ],
+            }
+        )
+    )
+    assert main(["report", "--config", str(cfg)]) == 0
+    page = (tmp_path / "out" / "data_health.html").read_text()
+    assert "2 customers" in page or "2 customer" in page
+    bad = tmp_path / "bad.yml"
+    bad.write_text(cfg.read_text().replace("total: amount", "total: amount_x"))
+    assert main(["report", "--config", str(bad)]) == 2

@@ -41,7 +41,7 @@ __all__ = [
     "parse_config",
 ]
 
-TOP_KEYS = ("data", "as_of", "out", "jobs", "cell_timeout", "timeout", "reports")
+TOP_KEYS = ("data", "as_of", "mapping", "out", "jobs", "cell_timeout", "timeout", "reports")
 REPORT_KEYS = ("name", "notebook", "title", "parameters", "cell_timeout", "timeout")
 #: Parameters the runner passes to every notebook; each notebook must declare them.
 GLOBAL_PARAMETERS = ("data", "as_of")
@@ -73,6 +73,8 @@ class ReportConfig:
     jobs: int
     reports: tuple[ReportSpec, ...]
     source_file: Path | None = None
+    #: column mapping onto the data contract, {table: {user column: contract column}}
+    mapping: dict[str, dict[str, str]] | None = None
     #: every report name in the file, also those left out by ``only``
     all_names: tuple[str, ...] = ()
 
@@ -80,6 +82,28 @@ class ReportConfig:
     def names(self) -> list[str]:
         """Report names in file order."""
         return [r.name for r in self.reports]
+
+
+def _mapping(value: Any) -> dict[str, dict[str, str]] | None:
+    """Check ``mapping:`` — {table: {your column: contract column}} — and return it."""
+    if value is None:
+        return None
+    from cxkit.data import TABLES
+
+    ok = isinstance(value, Mapping) and all(
+        isinstance(cols, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in cols.items())
+        for cols in value.values()
+    )
+    if not ok:
+        raise UsageError(
+            "mapping must look like {orders: {order_ts: ts}} (table -> your column -> "
+            f"contract column), got {value!r}"
+        )
+    bad = [t for t in value if t not in TABLES]
+    if bad:
+        raise UsageError(f"mapping names unknown table(s) {bad}; valid: {', '.join(TABLES)}")
+    return {t: dict(cols) for t, cols in value.items()}
 
 
 def _keys_error(where: str, unknown: Iterable[str], valid: Sequence[str]) -> UsageError:
@@ -157,7 +181,7 @@ def parse_config(
     >>> parse_config({"data": "/d", "colour": "red"}, base=Path("/w"))
     Traceback (most recent call last):
     ...
-    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, out, jobs, cell_timeout, timeout, reports
+    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, cell_timeout, timeout, reports
     """
     if not isinstance(raw, Mapping):
         raise UsageError(f"the reports file must be a mapping with keys {', '.join(TOP_KEYS)}")
@@ -173,6 +197,7 @@ def parse_config(
         data_value = _resolve_data(raw["data"], base)
 
     as_of_value = _as_of_text(as_of if as_of is not None else raw.get("as_of"))
+    mapping_value = _mapping(raw.get("mapping"))
 
     if out is not None:
         out_path = Path(out).expanduser()
@@ -255,6 +280,7 @@ def parse_config(
         jobs=jobs_value,
         reports=tuple(specs),
         source_file=source_file,
+        mapping=mapping_value,
         all_names=all_names,
     )
 
@@ -305,12 +331,16 @@ def notebook_parameters(notebook: str | Path) -> dict[str, str] | None:
     return None
 
 
-def check_parameters(spec: ReportSpec) -> str | None:
-    """Why ``spec`` cannot run with its parameters, or ``None`` when it can."""
+def check_parameters(spec: ReportSpec, *, extra: Sequence[str] = ()) -> str | None:
+    """Why ``spec`` cannot run with its parameters, or ``None`` when it can.
+
+    ``extra`` names run-wide parameters passed only when set (``mapping``).
+    """
     declared = notebook_parameters(spec.notebook)
     if declared is None:
         return f"notebook {spec.notebook.name} has no code cell tagged 'parameters'"
-    wanted = list(GLOBAL_PARAMETERS) + [k for k in spec.parameters if k not in GLOBAL_PARAMETERS]
+    wanted = [*GLOBAL_PARAMETERS, *extra]
+    wanted += [k for k in spec.parameters if k not in wanted]
     unknown = [k for k in wanted if k not in declared]
     if unknown:
         return (

@@ -92,7 +92,7 @@ def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], int
     """Load the data, validate it (errors -> DataError) and return data facts."""
     from cxkit.data import load, resolve_as_of
 
-    data = load(cfg.data)
+    data = load(cfg.data, mapping=cfg.mapping)
     n_warnings = 0
     try:
         from cxkit.validate import format_problems, validate
@@ -182,7 +182,8 @@ def run_reports(
         print(text, file=stream, flush=True)
 
     cfg = load_config(config_path, data=data, as_of=as_of, out=out, only=only, jobs=jobs)
-    preflight = {spec.name: check_parameters(spec) for spec in cfg.reports}
+    run_wide = {"mapping": cfg.mapping} if cfg.mapping else {}
+    preflight = {spec.name: check_parameters(spec, extra=list(run_wide)) for spec in cfg.reports}
     loaded, as_of_resolved, fingerprint, n_warnings = _load_and_validate(cfg)
     source = getattr(loaded, "source", cfg.data)
     del loaded
@@ -306,7 +307,12 @@ def _execute(
     job_list: list[Job] = []
     by_name = {spec.name: spec for spec in cfg.reports}
     for spec in cfg.reports:
-        params = {"data": cfg.data, "as_of": cfg.as_of, **_expand(spec.parameters, subs)}
+        params = {
+            "data": cfg.data,
+            "as_of": cfg.as_of,
+            **({"mapping": cfg.mapping} if cfg.mapping else {}),
+            **_expand(spec.parameters, subs),
+        }
         params_of[spec.name] = params
         if preflight[spec.name] is not None:
             finish(spec, None, preflight[spec.name])
