@@ -87,7 +87,7 @@ def nps_ci(promoters: Any, detractors: Any, n: Any, *, level: float = 0.95) -> t
     --------
     >>> nps, lo, hi = nps_ci(50, 20, 100)
     >>> round(float(nps), 1), round(float(lo), 1), round(float(hi), 1)
-    (30.0, 13.3, 45.6)
+    (30.0, 14.1, 44.2)
     """
     p = np.asarray(promoters, dtype=float)
     d = np.asarray(detractors, dtype=float)
