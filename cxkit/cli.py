@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="override the output folder")
     p.add_argument("--only", action="append", default=None, help="run only these reports")
     p.add_argument("--jobs", type=int, default=None, help="notebooks run at once")
+    p.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=None,
+        help="memory budget of the run: a report starts only when its estimated peak fits",
+    )
     p.set_defaults(func=_cmd_report)
     return parser
 

@@ -178,6 +178,8 @@ class CXData:
         *,
         source: str = "",
         as_of: pd.Timestamp | None = None,
+        token: str | None = None,
+        cut_end: pd.Timestamp | None = None,
     ) -> None:
         unknown = set(raw) - set(TABLES)
         if unknown:
@@ -186,6 +188,8 @@ class CXData:
         self.raw: dict[str, ir.Table] = dict(raw)
         self.source = source
         self._as_of = as_of
+        self._token = token
+        self._cut_end = cut_end
         self._typed: dict[str, ir.Table] = {k: _typed_table(k, v) for k, v in self.raw.items()}
 
     # ---- what is there --------------------------------------------------------------
@@ -288,7 +292,10 @@ class CXData:
                         )
                     )
             raw[name] = tbl
-        return CXData(self.con, raw, source=self.source, as_of=cutoff)
+        cut_end = end if self._cut_end is None else min(end, self._cut_end)
+        return CXData(
+            self.con, raw, source=self.source, as_of=cutoff, token=self._token, cut_end=cut_end
+        )
 
     @property
     def as_of(self) -> pd.Timestamp | None:
@@ -296,6 +303,19 @@ class CXData:
         return self._as_of
 
     # ---- identity ---------------------------------------------------------------------
+
+    @property
+    def cache_token(self) -> str | None:
+        """Identifies these rows for :mod:`cxkit.cache` within one report run, or None.
+
+        Set by :func:`load` for folders and connection URLs (source, mapping, file sizes
+        and times); :meth:`upto` keeps it and records the cut. Data built any other way
+        (DataFrames, live connections, filtered copies) has none and is never cached.
+        """
+        if self._token is None:
+            return None
+        cut = "" if self._cut_end is None else f"|upto={self._cut_end.isoformat()}"
+        return self._token + cut
 
     def fingerprint(self) -> dict[str, Any]:
         """Identify the data cheaply: per table rows, columns, min/max ts and a hash.
@@ -481,7 +501,30 @@ def load(
             table=label,
             fix=f"provide at least one of {', '.join(TABLES)} (as .parquet or .csv files)",
         )
-    return CXData(con, raw, source=label)
+    token = _source_token(source, mapping, tables) if isinstance(source, str | Path) else None
+    return CXData(con, raw, source=label, token=token)
+
+
+def _source_token(source: str | Path, mapping: Mapping[str, Mapping[str, str]], tables: Any) -> str:
+    """Identify a folder or URL source: its path or URL, the mapping and, for a folder,
+    every file's size and modification time."""
+    files: list[tuple[str, int, int]] = []
+    if "://" not in str(source):
+        folder = Path(source).resolve()
+        ident = str(folder)
+        for found in _find_files(folder).values():
+            parts = sorted(found.glob("*.parquet")) if found.is_dir() else [found]
+            for path in parts:
+                st = path.stat()
+                files.append((str(path.relative_to(folder)), st.st_size, st.st_mtime_ns))
+    else:
+        ident = str(source)
+    text = json.dumps(
+        {"source": ident, "mapping": mapping, "tables": dict(tables or {}), "files": files},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _redact(url: str) -> str:

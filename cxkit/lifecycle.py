@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from cxkit import stats
+from cxkit.cache import run_cached
 from cxkit.data import CXData, _end_of, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
@@ -1363,6 +1364,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+@run_cached("lifecycle.findings")
 def findings(
     data: Any,
     *,

@@ -48,6 +48,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from cxkit import stats
+from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
@@ -1493,6 +1494,7 @@ class PersonaReport:
         return s
 
 
+@run_cached("personas.analyze")
 def analyze(
     data: CXData,
     *,
@@ -2059,6 +2061,7 @@ def plot_persona_channels(channels: pd.DataFrame, persona_name: str) -> Any:
     return fig
 
 
+@run_cached("personas.persona_labels")
 def persona_labels(
     data: CXData,
     *,

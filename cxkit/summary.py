@@ -26,6 +26,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
 from cxkit.findings import Finding
@@ -80,6 +81,7 @@ def _run(name: str, fn: Callable[[], tuple[Any, list[Finding]]]) -> DomainRun:
         return DomainRun(name, [], None, str(err), time.perf_counter() - start)
 
 
+@run_cached("clv.analysis")
 def clv_analysis(
     data: CXData,
     *,
@@ -559,7 +561,13 @@ def executive_summary(
     cut = data.upto(end)
     domains: dict[str, DomainRun] = {}
 
-    domains["lifecycle"] = _run("lifecycle", lambda: (None, lifecycle.findings(cut, as_of=end)))
+    def _lifecycle_run() -> tuple[Any, list[Finding]]:
+        # the arguments the lifecycle report passes, so a report run computes this once
+        stage_map, _missing = lifecycle.available_stages(cut)
+        by = "acquisition_channel" if cut.has("customers", "acquisition_channel") else None
+        return None, lifecycle.findings(cut, stage_map=stage_map, by=by)
+
+    domains["lifecycle"] = _run("lifecycle", _lifecycle_run)
 
     def _clv() -> tuple[Any, list[Finding]]:
         summary, bg, _gg, frame = clv_analysis(cut, as_of=end, horizon_weeks=horizon_weeks)
@@ -586,12 +594,9 @@ def executive_summary(
 
     def _voc_run() -> tuple[Any, list[Finding]]:
         cut.require("responses", "survey", "score", analysis="Voice of the customer")
-        # the same persona labels as the VoC report's default personas="auto"
-        if persona_frame is not None and not cut.has("customers", "persona"):
-            labels = persona_frame.set_index("customer_id")["persona"]
-        else:
-            labels, _note = voc.load_personas(cut, "auto")
-        return None, voc.findings(cut, as_of=end, random_state=random_state, personas=labels)
+        # the VoC report's own call: personas="auto", its defaults for the rest
+        labels, _note = voc.load_personas(cut, "auto")
+        return None, voc.findings(cut, personas=labels, random_state=random_state)
 
     domains["voc"] = _run("voc", _voc_run)
 

@@ -20,6 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from cxkit.cache import run_cached
 from cxkit.data import SCHEMA, SCORE_RANGES, TABLES, CXData, _end_of, _typed_column, resolve_as_of
 from cxkit.errors import Problem
 
@@ -28,6 +29,7 @@ __all__ = ["format_problems", "has_errors", "validate"]
 _ACTIVITY = ("events", "orders", "responses")
 
 
+@run_cached("validate", cut_at=None)
 def validate(data: CXData, *, as_of: str | pd.Timestamp | None = None) -> list[Problem]:
     """Check ``data`` against the data contract and return every problem found.
 

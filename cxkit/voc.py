@@ -37,6 +37,7 @@ from ibis import _
 from scipy import stats as _st
 
 from cxkit import stats
+from cxkit.cache import run_cached
 from cxkit.data import SCORE_RANGES, CXData, _end_of, resolve_as_of
 from cxkit.errors import NotAvailableError, UsageError
 from cxkit.findings import Finding
@@ -817,6 +818,7 @@ def _driver_scale(name: str) -> tuple[int, int]:
     return SCORE_RANGES.get(prefix, (np.nan, np.nan))  # type: ignore[return-value]
 
 
+@run_cached("voc.key_drivers")
 def key_drivers(
     data: DataLike,
     *,
@@ -1953,6 +1955,7 @@ def _fmt_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+@run_cached("voc.findings")
 def findings(
     data: DataLike,
     *,
@@ -1960,7 +1963,7 @@ def findings(
     days: int = 90,
     as_of: str | pd.Timestamp | None = None,
     text: bool = True,
-    n_boot: int = 100,
+    n_boot: int = 200,
     random_state: int = 0,
 ) -> list[Finding]:
     """The voice-of-customer findings as :class:`~cxkit.findings.Finding` records.

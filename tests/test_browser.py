@@ -107,6 +107,22 @@ def test_report_run_succeeded(report_run: dict[str, Any]) -> None:
         assert f"] {name}: started" in proc.stdout and f"] {name}: OK in " in proc.stdout
 
 
+def test_report_run_computes_shared_results_once(report_run: dict[str, Any]) -> None:
+    """The run cache: every shared result is computed by one report and read by the rest."""
+    run_dir = report_run["out"] / "_runs" / report_run["manifest"]["run_id"]
+    assert not (run_dir / "cache").exists()  # removed at the end of the run
+    events = [line.split() for line in (run_dir / "cache.log").read_text().splitlines()]
+    computed = [e[3] for e in events if e[2] != "hit"]  # kind-key
+    assert len(computed) == len(set(computed)), f"computed twice: {computed}"
+    computed = [e.rsplit("-", 1)[0] for e in computed]
+    read = [e[3].rsplit("-", 1)[0] for e in events if e[2] == "hit"]
+    for kind in ("validate", "churn.analyze", "personas.analyze", "voc.findings"):
+        assert kind in read, f"{kind} was never reused: {events}"
+    assert "validate" not in computed  # the pipeline's own validation was reused
+    for name, entry in report_run["manifest"]["reports"].items():
+        assert entry["peak_memory_mb"] > 50, name
+
+
 @pytest.mark.parametrize("name", REPORTS)
 def test_report_page_in_chromium(name: str, report_run: dict[str, Any], browser: Any) -> None:
     out = report_run["out"]

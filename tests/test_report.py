@@ -155,7 +155,10 @@ def test_config_reads_file_and_applies_overrides(nb_dir: Path, monkeypatch: Any)
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colour": "red"}, r"unknown key\(s\) 'colour'; valid keys: data, as_of, mapping, out, jobs"),
+        (
+            {"colour": "red"},
+            r"unknown key\(s\) 'colour'; valid keys: data, as_of, mapping, out, jobs",
+        ),
         ({"jobs": 0}, r"jobs must be a positive integer, got 0"),
         ({"jobs": "two"}, r"jobs must be a positive number, got 'two'"),
         ({"as_of": "yesterday-ish"}, r"as_of must be an ISO date like '2024-06-30' or null"),
@@ -593,3 +596,74 @@ def test_report_with_mapped_columns(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text(cfg.read_text().replace("total: amount", "total: amount_x"))
     assert main(["report", "--config", str(bad)]) == 2
+
+
+# --------------------------------------------------------------------------------------
+# memory: per-report peaks, estimates and the memory budget
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_manifest_records_kernel_peaks_and_the_next_run_uses_them(runs: dict[str, Any]) -> None:
+    first = runs["manifest1"]["reports"]["good"]
+    assert 20 < first["peak_memory_mb"] < 4000  # a live kernel was sampled
+    assert first["memory_estimate_source"].startswith("no measurement yet")
+    second = json.loads((runs["out"] / "manifest.json").read_text())["reports"]["good"]
+    assert second["memory_estimate_source"] == "measured in the previous run"
+    # same data, so no scaling: 1.25 x max(peak, kernel base)
+    assert second["memory_estimate_mb"] == pytest.approx(
+        1.25 * max(first["peak_memory_mb"], 300.0), abs=0.1
+    )
+    assert not (runs["res1"].run_dir / "cache").exists()  # the run cache is removed
+
+
+def test_memory_estimates_scale_measured_peaks_and_guess_from_size() -> None:
+    from cxkit.report.pipeline import memory_estimates
+
+    previous = {
+        "fingerprint": {"tables": {"orders": {"rows": 1_000}, "events": {"rows": 1_000}}},
+        "reports": {"churn": {"peak_memory_mb": 1300.0}, "clv": {"peak_memory_mb": 200.0}},
+    }
+    now = {"tables": {"orders": {"rows": 3_000}, "events": {"rows": 1_000}}}
+    est = memory_estimates(previous, now, ["churn", "clv", "new"])
+    assert est["churn"] == (1.25 * (300 + 1000 * 2), "measured in the previous run")
+    assert est["clv"][0] == 1.25 * 300  # below the kernel base: the base
+    guess = 400 + 180 * 4_000 / 2**20
+    assert est["new"] == (round(guess, 1), "no measurement yet: a guess from the data's size")
+
+
+@pytest.mark.slow
+def test_memory_budget_keeps_big_jobs_apart_in_file_order(tmp_path: Path) -> None:
+    from cxkit.report.runner import Job, run_jobs
+
+    nb = _tiny_notebook(tmp_path / "tiny.ipynb")
+
+    def job(name: str, mb: float) -> Job:
+        return Job(name, nb, tmp_path / f"{name}.ipynb", {}, 60, 120, f"budget/{name}", mb)
+
+    jobs = [job("big_a", 600), job("big_b", 600), job("small", 300)]
+    started: list[str] = []
+    res = run_jobs(
+        jobs,
+        workers=2,
+        log_dir=tmp_path,
+        on_start=lambda j: started.append(j.name),
+        memory_limit_mb=1000,
+    )
+    assert all(r.ok for r in res.values()), {n: r.error for n, r in res.items()}
+    assert started == ["big_a", "big_b", "small"]  # nothing jumps the queue
+    a, b, small = res["big_a"], res["big_b"], res["small"]
+    assert b.started_at >= a.finished_at - 0.01  # never together: 1200 MB > 1000 MB
+    assert small.started_at < b.finished_at  # 900 MB fit together
+    # alone, a job larger than the whole budget still runs
+    alone = run_jobs([job("huge", 5000)], workers=2, log_dir=tmp_path, memory_limit_mb=1000)
+    assert alone["huge"].ok
+
+
+def test_memory_limit_gb_is_checked(nb_dir: Path) -> None:
+    base = {"data": "/d", "reports": [{"name": "t", "notebook": "tiny.ipynb"}]}
+    with pytest.raises(UsageError, match="memory_limit_gb must be a positive number, got 'lots'"):
+        parse_config({**base, "memory_limit_gb": "lots"}, base=nb_dir)
+    assert parse_config({**base, "memory_limit_gb": 6}, base=nb_dir).memory_limit_gb == 6.0
+    assert parse_config(base, base=nb_dir, memory_limit_gb=2.5).memory_limit_gb == 2.5
+    assert parse_config(base, base=nb_dir).memory_limit_gb is None

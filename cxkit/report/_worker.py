@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -19,6 +20,42 @@ from typing import Any
 def _first_line(text: str, limit: int = 300) -> str:
     line = next((s for s in str(text).strip().splitlines() if s.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class _PeakMemory:
+    """Samples the summed resident memory of this process's children (the kernel and
+    anything it starts) every ``interval`` seconds, in a background thread."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def peak_mb(self) -> float | None:
+        return round(self.peak_bytes / 2**20, 1) if self.peak_bytes else None
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -30,6 +67,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     os.environ[marker_env] = job["marker"]
     started = time.monotonic()
     result: dict[str, Any] = {"name": job["name"], "ok": False, "error": None}
+    memory = _PeakMemory()
+    memory.start()
     try:
         pm.execute_notebook(
             job["input"],
@@ -57,6 +96,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         if isinstance(err, KeyboardInterrupt):
             raise
     finally:
+        memory.stop()
+        result["peak_memory_mb"] = memory.peak_mb
         os.environ.pop(marker_env, None)
         result["seconds"] = round(time.monotonic() - started, 3)
     return result

@@ -41,7 +41,17 @@ __all__ = [
     "parse_config",
 ]
 
-TOP_KEYS = ("data", "as_of", "mapping", "out", "jobs", "cell_timeout", "timeout", "reports")
+TOP_KEYS = (
+    "data",
+    "as_of",
+    "mapping",
+    "out",
+    "jobs",
+    "memory_limit_gb",
+    "cell_timeout",
+    "timeout",
+    "reports",
+)
 REPORT_KEYS = ("name", "notebook", "title", "parameters", "cell_timeout", "timeout")
 #: Parameters the runner passes to every notebook; each notebook must declare them.
 GLOBAL_PARAMETERS = ("data", "as_of")
@@ -77,6 +87,9 @@ class ReportConfig:
     mapping: dict[str, dict[str, str]] | None = None
     #: every report name in the file, also those left out by ``only``
     all_names: tuple[str, ...] = ()
+    #: memory budget of the whole run: a report starts only when its estimated peak fits
+    #: beside those running (None: no budget, only ``jobs`` limits)
+    memory_limit_gb: float | None = None
 
     @property
     def names(self) -> list[str]:
@@ -156,6 +169,7 @@ def parse_config(
     out: str | Path | None = None,
     only: Sequence[str] | None = None,
     jobs: int | None = None,
+    memory_limit_gb: float | None = None,
     source_file: Path | None = None,
 ) -> ReportConfig:
     """Validate a parsed reports file and apply command-line overrides.
@@ -166,7 +180,7 @@ def parse_config(
         The mapping read from YAML.
     base
         Folder that relative paths in ``raw`` are relative to.
-    data, as_of, out, only, jobs
+    data, as_of, out, only, jobs, memory_limit_gb
         Overrides (relative paths are relative to the current directory).
 
     Raises
@@ -181,7 +195,7 @@ def parse_config(
     >>> parse_config({"data": "/d", "colour": "red"}, base=Path("/w"))
     Traceback (most recent call last):
     ...
-    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, cell_timeout, timeout, reports
+    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, memory_limit_gb, cell_timeout, timeout, reports
     """
     if not isinstance(raw, Mapping):
         raise UsageError(f"the reports file must be a mapping with keys {', '.join(TOP_KEYS)}")
@@ -208,6 +222,9 @@ def parse_config(
 
     jobs_value = jobs if jobs is not None else raw.get("jobs", 2)
     jobs_value = int(_positive(jobs_value, "jobs", integer=True))
+    memory_value = memory_limit_gb if memory_limit_gb is not None else raw.get("memory_limit_gb")
+    if memory_value is not None:
+        memory_value = float(_positive(memory_value, "memory_limit_gb"))
 
     cell_timeout = float(_positive(raw.get("cell_timeout", DEFAULT_CELL_TIMEOUT), "cell_timeout"))
     timeout = float(_positive(raw.get("timeout", DEFAULT_TIMEOUT), "timeout"))
@@ -282,6 +299,7 @@ def parse_config(
         source_file=source_file,
         mapping=mapping_value,
         all_names=all_names,
+        memory_limit_gb=memory_value,
     )
 
 

@@ -11,13 +11,14 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+from cxkit.cache import CACHE_ENV, store
 from cxkit.errors import CxkitError, DataError, UsageError
 from cxkit.report.config import ReportConfig, ReportSpec, check_parameters, load_config
 from cxkit.report.export import extract_headline, notebook_to_html
@@ -88,27 +89,24 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
 
-def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], int]:
-    """Load the data, validate it (errors -> DataError) and return data facts."""
+def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], list[Any]]:
+    """Load the data, validate it (errors -> DataError) and return data facts.
+
+    Returns ``(data, as_of, fingerprint, problems)``; ``problems`` are the warnings.
+    """
     from cxkit.data import load, resolve_as_of
+    from cxkit.validate import format_problems, validate
 
     data = load(cfg.data, mapping=cfg.mapping)
-    n_warnings = 0
-    try:
-        from cxkit.validate import format_problems, validate
-    except ImportError:  # validation lands with the foundation; run without it until then
-        validate = None
-    if validate is not None:
-        problems = validate(data, as_of=cfg.as_of)
-        errors = [p for p in problems if p.severity == "error"]
-        n_warnings = len(problems) - len(errors)
-        if errors:
-            raise DataError(
-                f"the data failed validation with {len(errors)} error(s); nothing was run or "
-                f"published:\n{format_problems(problems, source=data.source)}"
-            )
+    problems = validate(data, as_of=cfg.as_of)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise DataError(
+            f"the data failed validation with {len(errors)} error(s); nothing was run or "
+            f"published:\n{format_problems(problems, source=data.source)}"
+        )
     as_of = resolve_as_of(data, cfg.as_of)
-    return data, as_of.isoformat(sep=" "), data.fingerprint(), n_warnings
+    return data, as_of.isoformat(sep=" "), data.fingerprint(), problems
 
 
 def _expand(value: Any, subs: dict[str, str]) -> Any:
@@ -122,6 +120,46 @@ def _expand(value: Any, subs: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_expand(v, subs) for v in value]
     return value
+
+
+#: Memory estimate of a report never run on data of this size: a base plus this many
+#: bytes per data row (the churn report measured about 165 at 1M customers).
+UNKNOWN_BASE_MB = 400.0
+UNKNOWN_BYTES_PER_ROW = 180.0
+#: Margin on a measured peak (which report computes a shared result first varies).
+MEASURED_MARGIN = 1.25
+_KERNEL_BASE_MB = 300.0
+
+
+def _total_rows(fingerprint: Mapping[str, Any] | None) -> float:
+    tables = (fingerprint or {}).get("tables") or {}
+    return float(sum(float(t.get("rows") or 0) for t in tables.values()))
+
+
+def memory_estimates(
+    previous: Mapping[str, Any], fingerprint: Mapping[str, Any], names: Sequence[str]
+) -> dict[str, tuple[float, str]]:
+    """Estimated peak memory (MB) of each report's kernel, and where the estimate comes from.
+
+    A report's peak in the previous run's manifest, scaled by the change in data rows
+    (above a kernel's ~300 MB base) with a 25% margin; without one, a conservative guess
+    from the data's size (:data:`UNKNOWN_BASE_MB` + :data:`UNKNOWN_BYTES_PER_ROW` per row).
+    """
+    rows_now = _total_rows(fingerprint)
+    rows_prev = _total_rows(previous.get("fingerprint"))
+    prev_reports = previous.get("reports") or {}
+    out: dict[str, tuple[float, str]] = {}
+    for name in names:
+        peak = (prev_reports.get(name) or {}).get("peak_memory_mb")
+        if peak and rows_prev > 0:
+            scaled = _KERNEL_BASE_MB + max(float(peak) - _KERNEL_BASE_MB, 0.0) * (
+                rows_now / rows_prev
+            )
+            out[name] = (round(MEASURED_MARGIN * scaled, 1), "measured in the previous run")
+        else:
+            guess = UNKNOWN_BASE_MB + UNKNOWN_BYTES_PER_ROW * rows_now / 2**20
+            out[name] = (round(guess, 1), "no measurement yet: a guess from the data's size")
+    return out
 
 
 def _prune_runs(runs: Path, keep: int = KEEP_RUNS) -> None:
@@ -150,6 +188,7 @@ def run_reports(
     out: str | Path | None = None,
     only: list[str] | None = None,
     jobs: int | None = None,
+    memory_limit_gb: float | None = None,
     stream: TextIO | None = None,
 ) -> RunResult:
     """Run the reports of a reports file and publish them.
@@ -158,7 +197,7 @@ def run_reports(
     ----------
     config_path
         The reports file (``reports.yml``).
-    data, as_of, out, only, jobs
+    data, as_of, out, only, jobs, memory_limit_gb
         Overrides of the file's settings (``only``: report names to run).
     stream
         Where progress lines go (default: stdout).
@@ -181,12 +220,18 @@ def run_reports(
     def say(text: str) -> None:
         print(text, file=stream, flush=True)
 
-    cfg = load_config(config_path, data=data, as_of=as_of, out=out, only=only, jobs=jobs)
+    cfg = load_config(
+        config_path,
+        data=data,
+        as_of=as_of,
+        out=out,
+        only=only,
+        jobs=jobs,
+        memory_limit_gb=memory_limit_gb,
+    )
     run_wide = {"mapping": cfg.mapping} if cfg.mapping else {}
     preflight = {spec.name: check_parameters(spec, extra=list(run_wide)) for spec in cfg.reports}
-    loaded, as_of_resolved, fingerprint, n_warnings = _load_and_validate(cfg)
-    source = getattr(loaded, "source", cfg.data)
-    del loaded
+    loaded, as_of_resolved, fingerprint, problems = _load_and_validate(cfg)
 
     with _run_lock(cfg.out):
         return _execute(
@@ -194,8 +239,8 @@ def run_reports(
             preflight=preflight,
             as_of_resolved=as_of_resolved,
             fingerprint=fingerprint,
-            n_warnings=n_warnings,
-            source=source,
+            loaded=loaded,
+            problems=problems,
             only=only,
             say=say,
             t_start=t_start,
@@ -227,8 +272,8 @@ def _execute(
     preflight: dict[str, str | None],
     as_of_resolved: str,
     fingerprint: dict[str, Any],
-    n_warnings: int,
-    source: str,
+    loaded: Any,
+    problems: list[Any],
     only: list[str] | None,
     say: Callable[[str], None],
     t_start: float,
@@ -238,12 +283,19 @@ def _execute(
     runs = cfg.out / "_runs"
     run_dir = runs / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
+    source = loaded.source
+    n_warnings = len(problems)
+    # Results shared by the run's notebooks (cxkit.cache); the up-front validation is
+    # the data-health report's, so it is stored for that notebook to reuse.
+    cache = run_dir / "cache"
+    store("validate", {"data": loaded, "as_of": cfg.as_of}, problems, folder=cache)
     versions = _versions()
     total = len(cfg.reports)
     pos = {spec.name: i for i, spec in enumerate(cfg.reports, 1)}
     say(
         f"cxkit report: run {run_id}: {total} report(s) on {cfg.data} as of {as_of_resolved} "
         f"({n_warnings} validation warning(s)), {cfg.jobs} job(s)"
+        + (f", memory budget {cfg.memory_limit_gb:g} GB" if cfg.memory_limit_gb else "")
     )
 
     subs = {"out": str(cfg.out), "run_dir": str(run_dir), "data": cfg.data}
@@ -299,12 +351,16 @@ def _execute(
             "html": f"{spec.name}.html" if (ok or last_good) else None,
             "run_id": run_id,
             "last_good": last_good,
+            "peak_memory_mb": res.peak_memory_mb if res else None,
+            "memory_estimate_mb": estimates[spec.name][0],
+            "memory_estimate_source": estimates[spec.name][1],
             "killed_processes": list(res.killed) if res else [],
         }
         statuses[spec.name] = ReportStatus(spec.name, ok, error, seconds, html_path, headline)
 
     params_of: dict[str, dict[str, Any]] = {}
     job_list: list[Job] = []
+    estimates = memory_estimates(previous, fingerprint, cfg.names)
     by_name = {spec.name: spec for spec in cfg.reports}
     for spec in cfg.reports:
         params = {
@@ -326,6 +382,7 @@ def _execute(
                 cell_timeout=spec.cell_timeout,
                 timeout=spec.timeout,
                 marker=f"{run_id}/{spec.name}",
+                memory_mb=estimates[spec.name][0],
             )
         )
 
@@ -335,7 +392,20 @@ def _execute(
     def on_finish(job: Job, res: JobResult) -> None:
         finish(by_name[job.name], res, None if res.ok else res.error)
 
-    run_jobs(job_list, workers=cfg.jobs, log_dir=run_dir, on_start=on_start, on_finish=on_finish)
+    try:
+        run_jobs(
+            job_list,
+            workers=cfg.jobs,
+            log_dir=run_dir,
+            on_start=on_start,
+            on_finish=on_finish,
+            env={CACHE_ENV: str(cache)},
+            memory_limit_mb=None
+            if cfg.memory_limit_gb is None
+            else cfg.memory_limit_gb * 1e9 / 2**20,
+        )
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)  # results are never reused across runs
 
     entries = {n: entries[n] for n in cfg.names}
     statuses = {n: statuses[n] for n in cfg.names}
@@ -356,6 +426,7 @@ def _execute(
         "as_of": cfg.as_of,
         "as_of_resolved": as_of_resolved,
         "jobs": cfg.jobs,
+        "memory_limit_gb": cfg.memory_limit_gb,
         "only": only,
         "fingerprint": fingerprint,
         "versions": versions,
@@ -386,6 +457,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
             out=getattr(args, "out", None),
             only=getattr(args, "only", None),
             jobs=getattr(args, "jobs", None),
+            memory_limit_gb=getattr(args, "memory_limit_gb", None),
         )
     except (UsageError, DataError, CxkitError) as err:
         print(f"cxkit report: {err}", file=sys.stderr)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,8 @@ class Job:
     cell_timeout: float
     timeout: float
     marker: str
+    #: estimated peak memory of the notebook's kernel (MB), for ``memory_limit_mb``
+    memory_mb: float | None = None
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,8 @@ class JobResult:
     finished_at: float
     #: command lines of the processes killed after a job timeout
     killed: tuple[str, ...] = ()
+    #: peak resident memory of the notebook's kernel and its children (MB, sampled)
+    peak_memory_mb: float | None = None
 
 
 def leftover_processes(marker: str) -> list[Any]:
@@ -135,14 +139,15 @@ def kill_tree(pid: int | None, marker: str | None = None) -> list[str]:
 class _Worker:
     """One worker subprocess, restarted after a kill."""
 
-    def __init__(self, index: int, log_dir: Path) -> None:
+    def __init__(self, index: int, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.index = index
         self.log_dir = log_dir
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[str] | None = None
         self.ready = False
 
     def start(self) -> None:
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         env.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
         env["PYTHONUNBUFFERED"] = "1"
         log = open(self.log_dir / f"worker-{self.index}.log", "ab")
@@ -234,18 +239,37 @@ def run_jobs(
     log_dir: Path,
     on_start: Callable[[Job], None] | None = None,
     on_finish: Callable[[Job, JobResult], None] | None = None,
+    env: Mapping[str, str] | None = None,
+    memory_limit_mb: float | None = None,
 ) -> dict[str, JobResult]:
-    """Run ``jobs`` on at most ``workers`` worker processes; results by job name."""
+    """Run ``jobs`` on at most ``workers`` worker processes; results by job name.
+
+    Jobs start in the given order. With ``memory_limit_mb``, the next job starts only
+    when its estimated peak (:attr:`Job.memory_mb`) fits beside the estimates of the jobs
+    running, and always when nothing else runs. No job goes ahead of a waiting one: a
+    later report may read what an earlier one computes (:mod:`cxkit.cache`), and running
+    it first would make it compute that itself, beyond its estimate. ``env`` adds
+    environment variables for the workers and their kernels.
+    """
     results: dict[str, JobResult] = {}
     if not jobs:
         return results
     n = max(1, min(workers, len(jobs)))
     pool: queue.Queue[_Worker] = queue.Queue()
-    all_workers = [_Worker(i, log_dir) for i in range(n)]
+    all_workers = [_Worker(i, log_dir, env) for i in range(n)]
     for w in all_workers:
         w.start()  # start now: each imports papermill in parallel while we queue jobs
         pool.put(w)
     lock = threading.Lock()
+    changed = threading.Condition()
+    pending = list(jobs)
+    running: dict[str, float] = {}  # job name -> estimated peak (MB)
+    errors: list[BaseException] = []
+
+    def fits(job: Job) -> bool:
+        if memory_limit_mb is None or not running:
+            return True
+        return sum(running.values()) + (job.memory_mb or 0.0) <= memory_limit_mb
 
     def one(job: Job) -> None:
         worker = pool.get()
@@ -264,19 +288,41 @@ def run_jobs(
                 started_at=started,
                 finished_at=time.time(),
                 killed=tuple(raw.get("killed") or ()),
+                peak_memory_mb=raw.get("peak_memory_mb"),
             )
             with lock:
                 results[job.name] = res
                 if on_finish:
                     on_finish(job, res)
+        except BaseException as err:  # reported to the scheduling loop
+            errors.append(err)
         finally:
             pool.put(worker)
+            with changed:
+                running.pop(job.name, None)
+                changed.notify_all()
 
     ex = ThreadPoolExecutor(max_workers=n)
     restore = _terminate_as_interrupt()
+    futures = []
     try:
-        for f in [ex.submit(one, j) for j in jobs]:
+        with changed:
+            while pending or running:
+                if errors:
+                    raise errors[0]
+                nxt = None
+                if len(running) < n and pending and fits(pending[0]):
+                    nxt = pending[0]
+                if nxt is None:
+                    changed.wait(timeout=1.0)
+                    continue
+                pending.remove(nxt)
+                running[nxt.name] = nxt.memory_mb or 0.0
+                futures.append(ex.submit(one, nxt))
+        for f in futures:
             f.result()
+        if errors:
+            raise errors[0]
     except BaseException:
         # Ctrl-C or SIGTERM: stop now, kill every worker and kernel, then re-raise
         ex.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,284 @@
+"""Share expensive domain results between the notebooks of one report run.
+
+Several reports need the same costly result: the executive summary needs the churn
+analysis, the CLV fit and the personas; the lifecycle, CLV and voice-of-the-customer
+reports all break their numbers down by persona. Within one ``cxkit report`` run the data
+and ``as_of`` are fixed, so each result is computed once and read back by the others.
+
+``cxkit report`` sets the environment variable :data:`CACHE_ENV` to a folder inside the
+run (``_runs/<run_id>/cache``), which its notebook kernels inherit, and deletes that
+folder when the run ends: nothing is reused across runs. Without the variable (an
+analyst in JupyterLab, a test, a script) :func:`run_cached` functions simply compute.
+
+A result is cached only when every argument can be identified exactly: the data through
+:attr:`cxkit.data.CXData.cache_token` (set for folders and connection URLs, kept by
+:meth:`~cxkit.data.CXData.upto`), plain values through their JSON form, pandas objects
+through a hash of their content. Anything else (a live object, a callable) makes the call
+compute as if there were no cache. Two kernels asking for the same result at once wait
+for each other through a file lock, so it is still computed only once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import inspect
+import json
+import os
+import pickle
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CACHE_ENV", "cache_dir", "cache_stats", "lookup", "run_cached", "store"]
+
+#: Environment variable naming the run's cache folder (set by ``cxkit report``).
+CACHE_ENV = "CXKIT_CACHE_DIR"
+
+#: How long a kernel waits for another one computing the same result before computing it
+#: itself (seconds).
+LOCK_WAIT_S = 1800.0
+
+T = TypeVar("T")
+
+_stats = {"hits": 0, "misses": 0, "uncacheable": 0}
+
+
+class _Uncacheable(Exception):
+    """An argument cannot be identified exactly; compute without the cache."""
+
+
+def cache_dir() -> Path | None:
+    """The run's cache folder, or None when no report run set one."""
+    value = os.environ.get(CACHE_ENV)
+    return Path(value) if value else None
+
+
+def cache_stats() -> dict[str, int]:
+    """Hits, misses and uncacheable calls in this process (for tests and benchmarks)."""
+    return dict(_stats)
+
+
+def _identify(value: Any) -> Any:
+    """A JSON-able identity of ``value``; raises _Uncacheable when there is none."""
+    from cxkit.data import CXData
+
+    if isinstance(value, CXData):
+        if value.cache_token is None:
+            raise _Uncacheable("data without a cache token")
+        return {"cxdata": value.cache_token}
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, np.generic):
+        return _identify(value.item())
+    if isinstance(value, pd.Timestamp):
+        return {"ts": value.isoformat()}
+    if isinstance(value, pd.Timedelta):
+        return {"td": value.isoformat()}
+    if isinstance(value, list | tuple):
+        return [type(value).__name__, [_identify(v) for v in value]]
+    if isinstance(value, dict):
+        return {"dict": sorted((str(k), _identify(v)) for k, v in value.items())}
+    if isinstance(value, pd.Series | pd.DataFrame | pd.Index):
+        hashed = pd.util.hash_pandas_object(value, index=not isinstance(value, pd.Index))
+        digest = hashlib.sha256(hashed.to_numpy().tobytes())
+        names = list(value.columns) if isinstance(value, pd.DataFrame) else [value.name]
+        digest.update(json.dumps([str(n) for n in names]).encode())
+        return {"pandas": digest.hexdigest()}
+    raise _Uncacheable(f"argument of type {type(value).__name__}")
+
+
+def _key(kind: str, params: dict[str, Any]) -> str:
+    ident = {"kind": kind, "params": {k: _identify(v) for k, v in params.items()}}
+    text = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def _locked(path: Path, wait_s: float) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path``; yields False when it could not be had in time."""
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.2)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _read(path: Path) -> tuple[bool, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return True, pickle.load(fh)
+    except FileNotFoundError:
+        return False, None
+    except Exception:  # a damaged entry is recomputed, never trusted
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return False, None
+
+
+def _write(path: Path, value: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _replay(entry: dict[str, Any]) -> Any:
+    """Re-issue the warnings the computation raised, so a hit warns like a miss."""
+    for message, category in entry["warnings"]:
+        warnings.warn(message, category, stacklevel=3)
+    return entry["value"]
+
+
+def _note(path: Path, what: str, t0: float) -> None:
+    """Count and log a lookup: ``<cache folder>.log`` gets one line per call."""
+    _stats["hits" if what == "hit" else "misses"] += 1
+    line = f"{time.time():.3f} pid={os.getpid()} {what} {path.stem} {time.monotonic() - t0:.2f}s\n"
+    with contextlib.suppress(OSError), open(f"{path.parent}.log", "a") as fh:
+        fh.write(line)
+
+
+def _cut(params: dict[str, Any], data_param: str, cut_at: str) -> dict[str, Any]:
+    """Key on the data cut at the resolved date (see ``run_cached(cut_at=...)``)."""
+    from cxkit.data import CXData, resolve_as_of
+
+    data = params.get(data_param)
+    if not isinstance(data, CXData) or data.cache_token is None:
+        return params
+    end = resolve_as_of(data, params.get(cut_at))
+    return {**params, data_param: data.upto(end), cut_at: end}
+
+
+def _entry(kind: str, params: dict[str, Any], folder: Path | None = None) -> Path | None:
+    folder = folder or cache_dir()
+    if folder is None:
+        return None
+    try:
+        key = _key(kind, params)
+    except _Uncacheable:
+        _stats["uncacheable"] += 1
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{kind}-{key}.pkl"
+
+
+def lookup(
+    kind: str, params: dict[str, Any], *, folder: str | Path | None = None
+) -> tuple[bool, Any]:
+    """``(True, value)`` when the cache holds ``kind`` for ``params``, else ``(False, None)``.
+
+    ``params`` are the function's arguments by name, defaults included; ``folder``
+    defaults to the run's cache folder (:data:`CACHE_ENV`).
+    """
+    path = _entry(kind, params, Path(folder) if folder else None)
+    if path is None:
+        return False, None
+    found, entry = _read(path)
+    return (True, entry["value"]) if found else (False, None)
+
+
+def store(
+    kind: str, params: dict[str, Any], value: Any, *, folder: str | Path | None = None
+) -> bool:
+    """Put a result computed elsewhere into the cache; False when it cannot be keyed.
+
+    ``params`` as for :func:`lookup`: the arguments by name, defaults included (the
+    pipeline stores its up-front validation so the data-health notebook reuses it).
+    """
+    path = _entry(kind, params, Path(folder) if folder else None)
+    if path is None:
+        return False
+    _write(path, {"value": value, "warnings": []})
+    return True
+
+
+def run_cached(
+    kind: str, *, cut_at: str | None = "as_of", ignore: tuple[str, ...] = ()
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a domain function so a report run computes it once for given arguments.
+
+    Parameters
+    ----------
+    kind
+        A stable name for the result (``"churn.analyze"``); part of the cache file name.
+    cut_at
+        The parameter holding the date up to which the function reads ``data`` (its
+        first argument). The key then uses the resolved date and the data cut there, so
+        ``f(data)``, ``f(data, as_of=end)`` and ``f(data.upto(end))`` share one entry.
+        ``None`` for a function that reads every row whatever its ``as_of``.
+    ignore
+        Parameters that do not change the result (left out of the key).
+
+    Notes
+    -----
+    The key is built from all bound arguments, defaults applied, so ``f(data)`` and
+    ``f(data, random_state=0)`` share an entry. Warnings raised while computing are kept
+    with the result and raised again on every hit. Results are returned as read from
+    the cache: treat them as read-only.
+    """
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        sig = inspect.signature(fn)
+        first = next(iter(sig.parameters))
+        if cut_at is not None and cut_at not in sig.parameters:
+            raise TypeError(f"{fn.__name__} has no parameter {cut_at!r} to cut the data at")
+
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> T:
+            if cache_dir() is None:
+                return fn(*args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            params = {k: v for k, v in bound.arguments.items() if k not in ignore}
+            if cut_at is not None:
+                params = _cut(params, first, cut_at)
+            path = _entry(kind, params)
+            if path is None:
+                return fn(*args, **kwargs)
+            t0 = time.monotonic()
+            found, entry = _read(path)
+            if found:
+                _note(path, "hit", t0)
+                return _replay(entry)
+            with _locked(path.with_suffix(".lock"), LOCK_WAIT_S) as have_lock:
+                if have_lock:
+                    found, entry = _read(path)
+                    if found:
+                        _note(path, "hit", t0)
+                        return _replay(entry)
+                with warnings.catch_warnings(record=True) as caught:
+                    value = fn(*args, **kwargs)
+                entry = {"value": value, "warnings": [(str(w.message), w.category) for w in caught]}
+                if have_lock:
+                    _write(path, entry)
+                _note(path, "miss" if have_lock else "miss (lock wait timed out)", t0)
+                return _replay(entry)
+
+        inner.__wrapped__ = fn  # type: ignore[attr-defined]
+        return inner
+
+    return wrap
