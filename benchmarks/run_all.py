@@ -109,7 +109,8 @@ def _slowest_cells(executed: Path, top: int = 3) -> str:
         took = cell.get("metadata", {}).get("papermill", {}).get("duration")
         if took:
             first = "".join(cell.get("source", "")).strip().splitlines()
-            text = next((ln for ln in first if not ln.startswith(("import", "from", "#"))), "")
+            code = [ln for ln in first if ln.strip() and not ln.startswith(("import", "from", "#"))]
+            text = code[0] if code else (first[0] if first else "")
             cells.append((float(took), text.strip()[:60].replace("|", "/")))
     cells.sort(reverse=True)
     return "; ".join(f"{t:.0f} s `{c}`" for t, c in cells[:top] if t >= 1)
@@ -237,6 +238,9 @@ def main() -> int:
         lines += e2e(args.customers, args.jobs)
     if not args.skip_domains:
         lines += domain_benches(args.only, extra)
+    history = HERE / "history.md"
+    if history.exists():
+        lines += ["", history.read_text().strip(), ""]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -43,7 +43,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from cxkit import plots
-from cxkit.data import CXData, _end_of, load, resolve_as_of
+from cxkit.data import CXData, _end_of, load, require_columns, resolve_as_of
 from cxkit.errors import ConvergenceError, DataError, UsageError
 from cxkit.findings import Finding
 from cxkit.stats import MIN_N, mean_ci, wilson_ci
@@ -91,26 +91,18 @@ def _check_unit(time_unit: str, *, allowed: Sequence[str] = ("D", "W"), name: st
 # ======================================================================================
 
 
+_AND = "customer_id, ts and amount"
+
+
 def _orders_table(orders: Any) -> tuple[ir.Table, CXData | None]:
     if isinstance(orders, CXData):
         return orders.require("orders", "customer_id", "ts", "amount", analysis="CLV"), orders
+    needed = ("customer_id", "ts", "amount")
     if isinstance(orders, ir.Table):
-        missing = [c for c in ("customer_id", "ts", "amount") if c not in orders.columns]
-        if missing:
-            raise DataError(
-                f"missing column(s) {missing}",
-                table="orders",
-                fix="the orders table needs customer_id, ts and amount",
-            )
+        require_columns(orders, needed, name="orders", fix="the orders table needs " + _AND)
         return orders, None
     if isinstance(orders, pd.DataFrame):
-        missing = [c for c in ("customer_id", "ts", "amount") if c not in orders.columns]
-        if missing:
-            raise DataError(
-                f"missing column(s) {missing}",
-                table="orders",
-                fix="the orders frame needs customer_id, ts and amount",
-            )
+        require_columns(orders, needed, name="orders", fix="the orders frame needs " + _AND)
         frame = orders[["customer_id", "ts", "amount"]].copy()
         frame.insert(0, "order_id", np.arange(len(frame)).astype(str))
         data = load({"orders": frame})

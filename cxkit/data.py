@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -344,6 +344,24 @@ class CXData:
             digest.update(json.dumps({name: info}, sort_keys=True, default=str).encode())
         out["hash"] = digest.hexdigest()[:16]
         return out
+
+
+def require_columns(table: Any, columns: Sequence[str], *, name: str, fix: str) -> None:
+    """Raise :class:`DataError` naming ``columns`` that ``table`` (ibis or pandas) lacks.
+
+    For functions that also accept a bare table or frame instead of a :class:`CXData`.
+
+    Examples
+    --------
+    >>> require_columns(pd.DataFrame({"ts": []}), ["customer_id", "ts"], name="orders",
+    ...                 fix="add customer_id")
+    Traceback (most recent call last):
+    ...
+    cxkit.errors.DataError: orders: missing column(s) ['customer_id']. Fix: add customer_id
+    """
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(f"missing column(s) {missing}", table=name, fix=fix)
 
 
 def _jsonable(v: Any) -> Any:

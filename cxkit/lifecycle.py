@@ -38,7 +38,7 @@ import pandas as pd
 
 from cxkit import stats
 from cxkit.cache import run_cached
-from cxkit.data import CXData, _end_of, resolve_as_of
+from cxkit.data import CXData, _end_of, require_columns, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
 
@@ -128,13 +128,12 @@ def _source(data: Any, as_of: Any = None, *, resolve: bool = False) -> _Source:
     if isinstance(data, pd.DataFrame):
         data = _events_from_frame(data)
     if isinstance(data, ir.Table):
-        missing = [c for c in ("customer_id", "ts", "event") if c not in data.columns]
-        if missing:
-            raise DataError(
-                f"the events table lacks column(s) {missing}",
-                table="events",
-                fix="give a table with customer_id, ts and event (or a CXData from cxkit.load)",
-            )
+        require_columns(
+            data,
+            ("customer_id", "ts", "event"),
+            name="events",
+            fix="give a table with customer_id, ts and event (or a CXData from cxkit.load)",
+        )
         at = None
         if as_of is not None:
             at = pd.Timestamp(as_of)
