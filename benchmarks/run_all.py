@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
@@ -98,22 +99,28 @@ def machine() -> str:
     )
 
 
+_CALL = re.compile(r"\b(?:churn|lifecycle|voc|summary|personas|clv|health)\.\w+\(|\bvalidate\(")
+
+
 def _slowest_cells(executed: Path, top: int = 3) -> str:
-    """The slowest cells of an executed notebook (papermill's per-cell durations)."""
+    """The slowest cells of an executed notebook (papermill's per-cell durations).
+
+    Each is named by its number and its first call into cxkit (else its first line).
+    """
     try:
         nb = json.loads(executed.read_text())
     except (OSError, ValueError):
         return ""
     cells = []
-    for cell in nb.get("cells", []):
+    for i, cell in enumerate(nb.get("cells", [])):
         took = cell.get("metadata", {}).get("papermill", {}).get("duration")
         if took:
-            first = "".join(cell.get("source", "")).strip().splitlines()
-            code = [ln for ln in first if ln.strip() and not ln.startswith(("import", "from", "#"))]
-            text = code[0] if code else (first[0] if first else "")
-            cells.append((float(took), text.strip()[:60].replace("|", "/")))
+            lines = [ln.strip() for ln in "".join(cell.get("source", "")).splitlines()]
+            code = [ln for ln in lines if ln and not ln.startswith(("import", "from", "#"))]
+            call = next((ln for ln in code if _CALL.search(ln)), code[0] if code else "")
+            cells.append((float(took), i, call[:60].replace("|", "/")))
     cells.sort(reverse=True)
-    return "; ".join(f"{t:.0f} s `{c}`" for t, c in cells[:top] if t >= 1)
+    return "; ".join(f"{t:.0f} s cell {i} `{c}`" for t, i, c in cells[:top] if t >= 1)
 
 
 def _report_run(data: Path, out: Path, jobs: int, label: str) -> tuple[list[str], bool]:
