@@ -156,12 +156,12 @@ def _report_run(data: Path, out: Path, jobs: int, label: str) -> tuple[list[str]
         hits = misses = 0
         computed = []
         for line in log.read_text().splitlines():
-            parts = line.split()
-            if parts[2] == "hit":
+            _t, _pid, stem, took, what = line.split(maxsplit=4)
+            if what == "hit":
                 hits += 1
             else:
                 misses += 1
-                computed.append(f"{parts[-2].split('-')[0]} {parts[-1]}")
+                computed.append(f"{stem.rsplit('-', 1)[0]} {took}")
         lines += [
             "",
             f"Run cache: {misses} results computed once ({', '.join(computed)}), "

@@ -56,6 +56,10 @@ class _Uncacheable(Exception):
     """An argument cannot be identified exactly; compute without the cache."""
 
 
+#: Stands for an argument that makes a call uncacheable.
+_NO_KEY = object()
+
+
 def cache_dir() -> Path | None:
     """The run's cache folder, or None when no report run set one."""
     value = os.environ.get(CACHE_ENV)
@@ -88,9 +92,13 @@ def _identify(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [type(value).__name__, [_identify(v) for v in value]]
     if isinstance(value, dict):
-        return {"dict": sorted((str(k), _identify(v)) for k, v in value.items())}
+        items = ((type(k).__name__, str(k), _identify(v)) for k, v in value.items())
+        return {"dict": sorted(items, key=lambda kv: (kv[0], kv[1]))}
     if isinstance(value, pd.Series | pd.DataFrame | pd.Index):
-        hashed = pd.util.hash_pandas_object(value, index=not isinstance(value, pd.Index))
+        try:
+            hashed = pd.util.hash_pandas_object(value, index=not isinstance(value, pd.Index))
+        except TypeError as err:  # cells holding lists or dicts
+            raise _Uncacheable("pandas object with unhashable cells") from err
         digest = hashlib.sha256(hashed.to_numpy().tobytes())
         names = list(value.columns) if isinstance(value, pd.DataFrame) else [value.name]
         digest.update(json.dumps([str(n) for n in names]).encode())
@@ -155,22 +163,34 @@ def _replay(entry: dict[str, Any]) -> Any:
 
 
 def _note(path: Path, what: str, t0: float) -> None:
-    """Count and log a lookup: ``<cache folder>.log`` gets one line per call."""
+    """Count and log a lookup: ``<cache folder>.log`` gets one line per call.
+
+    A line is ``<unix time> pid=<pid> <kind>-<key> <seconds>s <hit|miss|...>``.
+    """
     _stats["hits" if what == "hit" else "misses"] += 1
-    line = f"{time.time():.3f} pid={os.getpid()} {what} {path.stem} {time.monotonic() - t0:.2f}s\n"
+    took = time.monotonic() - t0
+    line = f"{time.time():.3f} pid={os.getpid()} {path.stem} {took:.2f}s {what}\n"
     with contextlib.suppress(OSError), open(f"{path.parent}.log", "a") as fh:
         fh.write(line)
 
 
-def _cut(params: dict[str, Any], data_param: str, cut_at: str) -> dict[str, Any]:
+def _cut(
+    params: dict[str, Any],
+    data_param: str,
+    cut_at: str,
+    resolve: Callable[[Any, Any], pd.Timestamp] | None,
+) -> dict[str, Any]:
     """Key on the data cut at the resolved date (see ``run_cached(cut_at=...)``)."""
     from cxkit.data import CXData, resolve_as_of
 
     data = params.get(data_param)
     if not isinstance(data, CXData) or data.cache_token is None:
         return params
-    end = resolve_as_of(data, params.get(cut_at))
-    return {**params, data_param: data.upto(end), cut_at: end}
+    try:
+        end = (resolve or resolve_as_of)(data, params.get(cut_at))
+        return {**params, data_param: data.upto(end), cut_at: end}
+    except Exception:  # let the function itself report a bad as_of
+        return {**params, data_param: _NO_KEY}
 
 
 def _entry(kind: str, params: dict[str, Any], folder: Path | None = None) -> Path | None:
@@ -217,7 +237,11 @@ def store(
 
 
 def run_cached(
-    kind: str, *, cut_at: str | None = "as_of", ignore: tuple[str, ...] = ()
+    kind: str,
+    *,
+    cut_at: str | None = "as_of",
+    resolve: Callable[[Any, Any], pd.Timestamp] | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate a domain function so a report run computes it once for given arguments.
 
@@ -229,7 +253,12 @@ def run_cached(
         The parameter holding the date up to which the function reads ``data`` (its
         first argument). The key then uses the resolved date and the data cut there, so
         ``f(data)``, ``f(data, as_of=end)`` and ``f(data.upto(end))`` share one entry.
-        ``None`` for a function that reads every row whatever its ``as_of``.
+        ``None`` for a function that reads every row whatever its ``as_of``, or for
+        which ``as_of=None`` means "no cut" (the data is then keyed as passed).
+    resolve
+        How the function turns ``(data, as_of)`` into the instant it cuts at, when that
+        is not :func:`cxkit.data.resolve_as_of` (churn rounds a missing ``as_of`` up to
+        the end of the latest day).
     ignore
         Parameters that do not change the result (left out of the key).
 
@@ -255,7 +284,7 @@ def run_cached(
             bound.apply_defaults()
             params = {k: v for k, v in bound.arguments.items() if k not in ignore}
             if cut_at is not None:
-                params = _cut(params, first, cut_at)
+                params = _cut(params, first, cut_at, resolve)
             path = _entry(kind, params)
             if path is None:
                 return fn(*args, **kwargs)
@@ -274,7 +303,10 @@ def run_cached(
                     value = fn(*args, **kwargs)
                 entry = {"value": value, "warnings": [(str(w.message), w.category) for w in caught]}
                 if have_lock:
-                    _write(path, entry)
+                    try:
+                        _write(path, entry)
+                    except Exception as err:  # a full disk must not lose a computed result
+                        _note(path, f"not stored ({type(err).__name__})", t0)
                 _note(path, "miss" if have_lock else "miss (lock wait timed out)", t0)
                 return _replay(entry)
 

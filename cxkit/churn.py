@@ -1692,7 +1692,7 @@ class ChurnAnalysis:
         return g
 
 
-@run_cached("churn.analyze")
+@run_cached("churn.analyze", resolve=_cutoff_end)
 def analyze(
     data: CXData,
     *,

@@ -378,7 +378,8 @@ def _stages(data: CXData, end: pd.Timestamp) -> pd.DataFrame:
 def _churn(data: CXData, end: pd.Timestamp, random_state: int) -> Any:
     from cxkit import churn
 
-    return churn.analyze(data, as_of=end, random_state=random_state)
+    # as the churn report calls it: data cut at ``end``, as_of from the data
+    return churn.analyze(data.upto(end), random_state=random_state)
 
 
 # --------------------------------------------------------------------------------------
@@ -576,7 +577,7 @@ def executive_summary(
     domains["clv"] = _run("clv", _clv)
 
     def _churn_run() -> tuple[Any, list[Finding]]:
-        res = churn.analyze(cut, as_of=end, random_state=random_state)
+        res = churn.analyze(cut, random_state=random_state)  # as the churn report does
         return res, churn.findings(result=res)
 
     domains["churn"] = _run("churn", _churn_run)

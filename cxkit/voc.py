@@ -818,7 +818,7 @@ def _driver_scale(name: str) -> tuple[int, int]:
     return SCORE_RANGES.get(prefix, (np.nan, np.nan))  # type: ignore[return-value]
 
 
-@run_cached("voc.key_drivers")
+@run_cached("voc.key_drivers", cut_at=None)  # as_of=None means "no cut" here
 def key_drivers(
     data: DataLike,
     *,
@@ -1955,7 +1955,7 @@ def _fmt_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-@run_cached("voc.findings")
+@run_cached("voc.findings", cut_at=None)  # as_of=None means "no cut" here
 def findings(
     data: DataLike,
     *,

@@ -111,11 +111,12 @@ def test_report_run_computes_shared_results_once(report_run: dict[str, Any]) -> 
     """The run cache: every shared result is computed by one report and read by the rest."""
     run_dir = report_run["out"] / "_runs" / report_run["manifest"]["run_id"]
     assert not (run_dir / "cache").exists()  # removed at the end of the run
-    events = [line.split() for line in (run_dir / "cache.log").read_text().splitlines()]
-    computed = [e[3] for e in events if e[2] != "hit"]  # kind-key
+    # each line: <time> pid=<pid> <kind>-<key> <seconds>s <hit|miss|...>
+    events = [line.split(maxsplit=4) for line in (run_dir / "cache.log").read_text().splitlines()]
+    computed = [e[2] for e in events if e[4] != "hit"]  # kind-key
     assert len(computed) == len(set(computed)), f"computed twice: {computed}"
     computed = [e.rsplit("-", 1)[0] for e in computed]
-    read = [e[3].rsplit("-", 1)[0] for e in events if e[2] == "hit"]
+    read = [e[2].rsplit("-", 1)[0] for e in events if e[4] == "hit"]
     for kind in ("validate", "churn.analyze", "personas.analyze", "voc.findings"):
         assert kind in read, f"{kind} was never reused: {events}"
     assert "validate" not in computed  # the pipeline's own validation was reused

@@ -52,7 +52,7 @@ def test_a_second_call_reads_the_first_result(demo_data: CXData, run_cache: Path
     assert len(calls) == 1
     assert len(list(run_cache.glob("test.count-*.pkl"))) == 1
     log = Path(f"{run_cache}.log").read_text().splitlines()
-    assert [line.split()[2] for line in log] == ["miss", "hit"]
+    assert [line.split(maxsplit=4)[4] for line in log] == ["miss", "hit"]
 
 
 def test_the_same_cut_shares_one_entry_other_arguments_do_not(
@@ -181,3 +181,44 @@ def test_a_cut_at_that_is_not_a_parameter_is_a_programming_error() -> None:
         @cache.run_cached("test.bad")
         def f(data: CXData) -> int:
             return 0
+
+
+def test_a_function_that_rounds_its_cut_is_keyed_on_its_own_cut(
+    demo_data: CXData, run_cache: Path
+) -> None:
+    """churn.analyze rounds a missing as_of up to the end of the day: never the same key
+    as an explicit as_of at a time of day."""
+    from cxkit.churn import _cutoff_end
+
+    calls: list[Any] = []
+
+    @cache.run_cached("test.rounds", resolve=_cutoff_end)
+    def cut_end(data: CXData, *, as_of: Any = None) -> str:
+        calls.append(as_of)
+        return str(_cutoff_end(data, as_of))
+
+    noon = resolve_as_of(demo_data, None).normalize() - pd.Timedelta(days=3, hours=-12)
+    explicit = cut_end(demo_data, as_of=noon)
+    from_data = cut_end(demo_data.upto(noon))
+    assert explicit == str(noon) and from_data == str(
+        noon.normalize() + pd.Timedelta("1D") - pd.Timedelta("1us")
+    )
+    assert len(calls) == 2
+    assert cut_end(demo_data.upto(noon)) == from_data and len(calls) == 2
+
+
+def test_unhashable_cells_and_bad_dates_compute_without_the_cache(
+    demo_data: CXData, run_cache: Path
+) -> None:
+    calls: list[int] = []
+
+    @cache.run_cached("test.odd")
+    def f(data: CXData, *, as_of: Any = None, extra: Any = None) -> int:
+        calls.append(1)
+        return 1
+
+    f(demo_data, extra=pd.Series([[1, 2], [3]]))
+    f(demo_data, extra=pd.Series([[1, 2], [3]]))
+    f(demo_data, as_of="not a date")
+    assert len(calls) == 3
+    assert not list(run_cache.glob("test.odd-*.pkl"))

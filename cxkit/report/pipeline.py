@@ -289,6 +289,10 @@ def _execute(
     # the data-health report's, so it is stored for that notebook to reuse.
     cache = run_dir / "cache"
     store("validate", {"data": loaded, "as_of": cfg.as_of}, problems, folder=cache)
+    # Let go of the data before the kernels open it (a DuckDB file allows one writer).
+    with contextlib.suppress(Exception):
+        loaded.con.disconnect()
+    del loaded
     versions = _versions()
     total = len(cfg.reports)
     pos = {spec.name: i for i, spec in enumerate(cfg.reports, 1)}
