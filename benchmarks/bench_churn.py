@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -44,29 +42,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "benchmarks" / "_work"
+
+from _demo import demo_folder  # noqa: E402  (benchmarks/ is on sys.path)
+
 CUTOFF = "2024-10-02"  # the latest cutoff whose 90-day label window the demo observes
 
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def demo_folder(customers: int, seed: int) -> Path:
-    """The generated demo for this size (made once, then reused)."""
-    from cxkit import synth
-
-    out = WORK / f"demo_{customers}_{seed}"
-    if not (out / "_truth.json").exists():
-        # Other benchmarks share this folder: write aside, then rename into place.
-        tmp = WORK / f".demo_{customers}_{seed}.{os.getpid()}"
-        t = time.perf_counter()
-        synth.write_demo(tmp, customers=customers, seed=seed)
-        print(f"generated {customers:,} customers in {time.perf_counter() - t:.1f} s", flush=True)
-        try:
-            os.rename(tmp, out)
-        except OSError:  # someone else finished first: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 # --------------------------------------------------------------------------------------

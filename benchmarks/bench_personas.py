@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "benchmarks" / "_work"
 
+from _demo import demo_folder  # noqa: E402  (benchmarks/ is on sys.path)
+
 
 def _peak_mib() -> float:
     """This process's peak resident memory (VmHWM: unlike ru_maxrss it does not carry
@@ -59,28 +59,6 @@ def _peak_mib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def demo_folder(customers: int, seed: int) -> Path:
-    """The generated demo for this size (made once in a child process, then reused)."""
-    out = WORK / f"demo_{customers}_{seed}"
-    if not (out / "_truth.json").exists():
-        # Other benchmarks share this folder: write aside, then rename into place.
-        tmp = WORK / f".demo_{customers}_{seed}.{os.getpid()}"
-        t = time.perf_counter()
-        code = (
-            "import sys; from cxkit import synth; "
-            "synth.write_demo(sys.argv[1], customers=int(sys.argv[2]), seed=int(sys.argv[3]))"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, str(tmp), str(customers), str(seed)], check=True, cwd=ROOT
-        )
-        print(f"  generated {customers:,} customers in {time.perf_counter() - t:.1f} s -> {out}")
-        try:
-            os.rename(tmp, out)
-        except OSError:  # someone else finished first: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 # ---- the parts, each run in a child process ---------------------------------------------
