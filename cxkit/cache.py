@@ -28,7 +28,6 @@ import inspect
 import json
 import os
 import pickle
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -37,6 +36,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+
+from cxkit.data import CXData, resolve_as_of
+from cxkit.files import atomic_open
 
 __all__ = ["CACHE_ENV", "cache_dir", "cache_stats", "lookup", "run_cached", "store"]
 
@@ -73,8 +75,6 @@ def cache_stats() -> dict[str, int]:
 
 def _identify(value: Any) -> Any:
     """A JSON-able identity of ``value``; raises _Uncacheable when there is none."""
-    from cxkit.data import CXData
-
     if isinstance(value, CXData):
         if value.cache_token is None:
             raise _Uncacheable("data without a cache token")
@@ -145,14 +145,8 @@ def _read(path: Path) -> tuple[bool, Any]:
 
 
 def _write(path: Path, value: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _replay(entry: dict[str, Any]) -> Any:
@@ -181,8 +175,6 @@ def _cut(
     resolve: Callable[[Any, Any], pd.Timestamp] | None,
 ) -> dict[str, Any]:
     """Key on the data cut at the resolved date (see ``run_cached(cut_at=...)``)."""
-    from cxkit.data import CXData, resolve_as_of
-
     data = params.get(data_param)
     if not isinstance(data, CXData) or data.cache_token is None:
         return params

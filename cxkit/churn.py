@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from cxkit.cache import run_cached
-from cxkit.data import CXData, _end_of, resolve_as_of
+from cxkit.data import CXData, end_of_day, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
 from cxkit.stats import MIN_N, is_small, wilson_ci
@@ -244,7 +244,7 @@ def _cutoff_end(data: CXData, cutoff: Any) -> pd.Timestamp:
     ts = resolve_as_of(data, cutoff)
     if cutoff is None:
         ts = ts.normalize()
-    return _end_of(ts)
+    return end_of_day(ts)
 
 
 def _ts(value: pd.Timestamp) -> ir.Scalar:
@@ -304,7 +304,7 @@ def label_table(
     if check_window:
         latest = data_end(data, definition)
         # A day's grace: a data set "to 2024-12-31" may stop at its last order's time.
-        if hend > _end_of(latest.normalize()):
+        if hend > end_of_day(latest.normalize()):
             raise UsageError(
                 f"the label window ({end:%Y-%m-%d} + {definition.horizon_days} days = "
                 f"{hend:%Y-%m-%d}) runs past the end of the data ({latest:%Y-%m-%d}); "
@@ -1057,7 +1057,7 @@ class ChurnModel:
         definition = _resolve_definition(data, definition, self.horizon_days, self.basis, self.kind)
         h = pd.Timedelta(days=definition.horizon_days)
         if cutoff is None:
-            cal_end = _end_of((data_end(data, definition) - h).normalize())
+            cal_end = end_of_day((data_end(data, definition) - h).normalize())
         else:
             cal_end = _cutoff_end(data, cutoff)
         fit_end = cal_end - h
@@ -1511,7 +1511,7 @@ def validate(
     definition = _resolve_definition(data, definition, horizon_days, basis, kind)
     h = pd.Timedelta(days=definition.horizon_days)
     if t0 is None:
-        t0_end = _end_of((data_end(data, definition) - 2 * h).normalize())
+        t0_end = end_of_day((data_end(data, definition) - 2 * h).normalize())
     else:
         t0_end = _cutoff_end(data, t0)
     t1_end = t0_end + h
@@ -1652,7 +1652,7 @@ def score(
         )
     out = model.predict_proba(data, as_of=end, _cache=cache)
     out["risk_band"] = risk_band(out["churn_probability"], thresholds=thresholds).array
-    out["as_of"] = end.normalize() if end == _end_of(end.normalize()) else end
+    out["as_of"] = end.normalize() if end == end_of_day(end.normalize()) else end
     out["horizon_days"] = model.definition_.horizon_days
     out.attrs["definition"] = model.definition_.to_dict()
     out.attrs["thresholds"] = tuple(thresholds)

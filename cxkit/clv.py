@@ -43,7 +43,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from cxkit import plots
-from cxkit.data import CXData, _end_of, load, require_columns, resolve_as_of
+from cxkit.data import CXData, end_of_day, load, require_columns, resolve_as_of
 from cxkit.errors import ConvergenceError, DataError, UsageError
 from cxkit.findings import Finding
 from cxkit.stats import MIN_N, mean_ci, wilson_ci
@@ -152,10 +152,10 @@ def _rfm(
 ) -> tuple[ir.Table, pd.Timestamp, pd.Timestamp | None]:
     _check_unit(time_unit)
     table, data = _orders_table(orders)
-    obs_end = _end_of(_resolve_end(table, data, observation_end))
+    obs_end = end_of_day(_resolve_end(table, data, observation_end))
     obs_day = _day_number(obs_end)
     if calibration_end is not None:
-        cal_end = _end_of(_resolve_end(table, data, calibration_end))
+        cal_end = end_of_day(_resolve_end(table, data, calibration_end))
         cal_day = _day_number(cal_end)
         if cal_day >= obs_day:
             raise UsageError(
@@ -1320,8 +1320,8 @@ def cumulative_repeat_purchases(
         ``expected_repeat_purchases``, their ``cumulative_*`` sums, and ``holdout`` (bool).
     """
     table, data = _orders_table(orders)
-    obs_end = _end_of(_resolve_end(table, data, observation_end))
-    cal_end = _end_of(_resolve_end(table, data, calibration_end))
+    obs_end = end_of_day(_resolve_end(table, data, observation_end))
+    cal_end = end_of_day(_resolve_end(table, data, calibration_end))
     obs_day, cal_day = _day_number(obs_end), _day_number(cal_end)
     daily = _daily(table, obs_end)
     first = daily.group_by("customer_id").aggregate(first_day=daily.day.min())

@@ -17,6 +17,7 @@ Two versions of each table are kept:
 from __future__ import annotations
 
 import csv
+import datetime as dt_
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -267,15 +268,25 @@ class CXData:
                     earliest = value if earliest is None else min(earliest, value)
         return earliest
 
-    def upto(self, as_of: str | pd.Timestamp | None) -> CXData:
-        """A new ``CXData`` with nothing after ``as_of`` (inclusive of the whole day).
+    def upto(self, as_of: str | pd.Timestamp | dt_.date | None) -> CXData:
+        """A new ``CXData`` with nothing after ``as_of`` (see :func:`resolve_as_of`).
 
         Activity rows (events, orders, responses) with ``ts > as_of`` are dropped, and
         customers who signed up after ``as_of``. ``churned_at`` after ``as_of`` is set to
         NULL: at ``as_of`` that churn had not happened yet.
+
+        Parameters
+        ----------
+        as_of
+            The cut; a date includes its whole day, ``None`` the data's latest timestamp.
+
+        Returns
+        -------
+        CXData
+            The cut data; its :attr:`as_of` is the resolved instant.
         """
-        cutoff = resolve_as_of(self, as_of)
-        end = _end_of(cutoff)
+        end = resolve_as_of(self, as_of)
+        cutoff = end
         raw: dict[str, ir.Table] = {}
         for name, tbl in self.raw.items():
             if name in ("events", "orders", "responses") and "ts" in tbl.columns:
@@ -301,6 +312,71 @@ class CXData:
     def as_of(self) -> pd.Timestamp | None:
         """The ``as_of`` this data was cut at by :meth:`upto`, or ``None``."""
         return self._as_of
+
+    def between(
+        self,
+        start: str | pd.Timestamp | dt_.date | None = None,
+        end: str | pd.Timestamp | dt_.date | None = None,
+    ) -> CXData:
+        """A new ``CXData`` with activity (events, orders, responses) in ``[start, end]``.
+
+        Parameters
+        ----------
+        start
+            The first instant kept (a date: from its midnight); ``None`` keeps the start.
+        end
+            The last instant kept, as in :meth:`upto` (a date includes its whole day);
+            ``None`` keeps everything up to the data's own cut.
+
+        Returns
+        -------
+        CXData
+            The window. Customers are cut as :meth:`upto` cuts them; ``start`` does not
+            drop customers, so a window's customers are those known at its end.
+        """
+        d = self.upto(end) if end is not None else self
+        if start is None:
+            return d
+        lo = pd.Timestamp(start)
+        if lo.tzinfo is not None:
+            lo = lo.tz_convert("UTC").tz_localize(None)
+        raw: dict[str, ir.Table] = {}
+        for name, tbl in d.raw.items():
+            if name in ("events", "orders", "responses") and "ts" in tbl.columns:
+                tbl = tbl.filter(_typed_column(tbl.ts, "timestamp") >= lo.to_pydatetime())
+            raw[name] = tbl
+        token = None if d._token is None else f"{d._token}|from={lo.isoformat()}"
+        return CXData(d.con, raw, source=d.source, as_of=d.as_of, token=token, cut_end=d._cut_end)
+
+    def replace(self, **tables: ir.Table) -> CXData:
+        """A new ``CXData`` with some tables replaced (e.g. filtered) and the rest kept.
+
+        Parameters
+        ----------
+        **tables
+            ``name=table`` for each table to replace or add, as raw or typed ibis tables
+            with contract column names.
+
+        Returns
+        -------
+        CXData
+            The new data. It keeps :attr:`as_of` but has no :attr:`cache_token`: its
+            rows are no longer the loaded ones, so nothing computed from it is cached.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> d = load({"orders": pd.DataFrame({"customer_id": ["a", "b"],
+        ...           "ts": pd.to_datetime(["2024-01-01", "2024-01-02"]), "amount": [1.0, 2.0]})})
+        >>> o = d.table("orders")
+        >>> d.replace(orders=o.filter(o.amount > 1)).table("orders").count().to_pandas()
+        1
+        """
+        unknown = set(tables) - set(TABLES)
+        if unknown:
+            raise UsageError(f"unknown table(s) {sorted(unknown)}; valid tables: {list(TABLES)}")
+        raw = {**self.raw, **tables}
+        return CXData(self.con, raw, source=self.source, as_of=self.as_of, cut_end=self._cut_end)
 
     # ---- identity ---------------------------------------------------------------------
 
@@ -378,35 +454,127 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _end_of(ts: pd.Timestamp) -> pd.Timestamp:
-    """A date-only ``as_of`` includes the whole day."""
+def end_of_day(ts: pd.Timestamp) -> pd.Timestamp:
+    """The last instant ``ts`` stands for: a date (midnight) means the whole of that day.
+
+    Parameters
+    ----------
+    ts
+        A naive UTC timestamp.
+
+    Returns
+    -------
+    pandas.Timestamp
+        ``ts`` itself when it has a time of day, else the last microsecond of its day.
+
+    Examples
+    --------
+    >>> end_of_day(pd.Timestamp("2024-06-30"))
+    Timestamp('2024-06-30 23:59:59.999999')
+    >>> end_of_day(pd.Timestamp("2024-06-30 12:00"))
+    Timestamp('2024-06-30 12:00:00')
+    """
     if ts == ts.normalize():
         return ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
     return ts
 
 
-def resolve_as_of(data: CXData, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
-    """Resolve ``as_of``: a given date, the data's own cut, or its latest timestamp.
+def parse_as_of(as_of: str | pd.Timestamp | dt_.date | None) -> pd.Timestamp | None:
+    """Parse an ``as_of`` value into a naive UTC timestamp (``None`` stays ``None``).
+
+    Parameters
+    ----------
+    as_of
+        An ISO date or date-time, a timestamp, a date, or ``None``/``""``/``"none"``.
+
+    Returns
+    -------
+    pandas.Timestamp or None
+        The instant, converted to UTC and made naive when it carried a time zone; a
+        date-only value is rounded to the end of its day (see :func:`end_of_day`).
+
+    Raises
+    ------
+    UsageError
+        When ``as_of`` cannot be parsed.
+    """
+    if as_of is None or (isinstance(as_of, str) and as_of.strip().lower() in ("", "none")):
+        return None
+    try:
+        ts = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"as_of must be an ISO date like '2024-06-30', got {as_of!r}") from err
+    if ts is pd.NaT:
+        raise UsageError(f"as_of must be an ISO date like '2024-06-30', got {as_of!r}")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return end_of_day(ts)
+
+
+def resolve_as_of(data: CXData, as_of: str | pd.Timestamp | dt_.date | None) -> pd.Timestamp:
+    """The one meaning of ``as_of`` in cxkit: the last instant an analysis may see.
+
+    Every analysis sees the rows with ``ts <= resolve_as_of(data, as_of)`` and measures
+    ages, recencies and horizons from that instant.
+
+    * A date (``"2024-06-30"``) includes its whole day: it resolves to
+      ``2024-06-30 23:59:59.999999``.
+    * A date-time is taken as it is; one with a time zone is converted to UTC.
+    * ``None`` means the cut the data was made at (:meth:`CXData.upto`), else the
+      data's latest timestamp (the end of that day when the data holds dates only).
+
+    Parameters
+    ----------
+    data
+        The data (for the default).
+    as_of
+        The value given by the caller, or ``None``.
+
+    Returns
+    -------
+    pandas.Timestamp
+        A naive UTC timestamp.
 
     Raises
     ------
     UsageError
         When ``as_of`` cannot be parsed, or when the data has no timestamps to default to.
     """
-    if as_of is None or (isinstance(as_of, str) and as_of.strip().lower() in ("", "none")):
-        if data.as_of is not None:
-            return data.as_of
-        latest = data.max_ts()
-        if latest is None:
-            raise UsageError("as_of was not given and the data has no timestamps to default to")
-        return latest
-    try:
-        ts = pd.Timestamp(as_of)
-    except (ValueError, TypeError) as err:
-        raise UsageError(f"as_of must be an ISO date like '2024-06-30', got {as_of!r}") from err
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
+    ts = parse_as_of(as_of)
+    if ts is not None:
+        return ts
+    if data.as_of is not None:
+        return data.as_of
+    latest = data.max_ts()
+    if latest is None:
+        raise UsageError("as_of was not given and the data has no timestamps to default to")
+    return end_of_day(latest)
+
+
+def format_as_of(ts: pd.Timestamp) -> str:
+    """Show a resolved ``as_of``: its date when it is a whole day, else date and time.
+
+    Parameters
+    ----------
+    ts
+        A value returned by :func:`resolve_as_of`.
+
+    Returns
+    -------
+    str
+        ``"2024-06-30"`` or ``"2024-06-30 18:23:11"``; :func:`parse_as_of` reads it back
+        to the same instant.
+
+    Examples
+    --------
+    >>> format_as_of(pd.Timestamp("2024-06-30 23:59:59.999999"))
+    '2024-06-30'
+    >>> format_as_of(pd.Timestamp("2024-06-30 18:23:11"))
+    '2024-06-30 18:23:11'
+    """
+    if ts == end_of_day(ts.normalize()):
+        return ts.strftime("%Y-%m-%d")
+    return ts.isoformat(sep=" ")
 
 
 def normalize_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:

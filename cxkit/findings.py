@@ -17,12 +17,19 @@ exporter styles and reads):
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pandas as pd
+from IPython.display import HTML, display
+
+from cxkit.stats import MIN_N
+
 __all__ = [
     "Finding",
+    "finding_from_rate",
     "findings_frame",
     "headline",
     "not_available",
@@ -89,16 +96,135 @@ class Finding:
         return d
 
 
-def findings_frame(findings: Iterable[Finding]) -> Any:
-    """The findings as a pandas DataFrame (one row each)."""
-    import pandas as pd
+#: The scale of :attr:`Finding.importance`: 0 (background) to 10 (the headline number).
+IMPORTANCE_MAX = 10.0
 
+
+def _num(value: object) -> float | None:
+    """A float, or None for a missing value."""
+    if value is None:
+        return None
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def finding_from_rate(
+    row: Mapping[str, Any],
+    *,
+    domain: str,
+    metric: str,
+    sentence: str,
+    unit: str = "share",
+    importance: float,
+    value: str = "value",
+    low: str | None = "ci_low",
+    high: str | None = "ci_high",
+    n: str | None = "n",
+    scale: float = 1.0,
+    comparison: str | None = None,
+    p_value: str | float | None = None,
+    small_n: bool | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Finding:
+    """A :class:`Finding` from one row of a rate or score table.
+
+    Every domain's tables carry a value, its interval and its ``n`` (and often a
+    ``small_n`` flag) under their own column names; this reads them the same way
+    everywhere, so no finding forgets its interval or its small-group flag.
+
+    Parameters
+    ----------
+    row
+        A table row (a ``pandas.Series`` or a mapping).
+    domain, metric, sentence, unit
+        As in :class:`Finding`.
+    importance
+        0 to :data:`IMPORTANCE_MAX` (10); larger is shown first.
+    value, low, high, n
+        The row's column names for the value, the interval bounds and the count;
+        ``None`` when the row has none.
+    scale
+        Multiplies the value and its interval (``100`` to report a share in percent).
+    comparison
+        What the value is compared to, in words.
+    p_value
+        A column name holding the p-value, or the p-value itself.
+    small_n
+        The small-group flag; by default the row's ``small_n`` column, else whether
+        ``n`` is below :data:`cxkit.stats.MIN_N`.
+    extra
+        Anything else to keep with the finding.
+
+    Returns
+    -------
+    Finding
+        The finding.
+
+    Raises
+    ------
+    ValueError
+        When ``importance`` is outside 0–10.
+
+    Examples
+    --------
+    >>> f = finding_from_rate({"value": 0.25, "ci_low": 0.2, "ci_high": 0.3, "n": 20},
+    ...                       domain="churn", metric="rate", sentence="25% churned.",
+    ...                       importance=5)
+    >>> (f.value, f.ci_low, f.n, f.small_n)
+    (0.25, 0.2, 20, True)
+    """
+    if not 0.0 <= importance <= IMPORTANCE_MAX:
+        raise ValueError(f"importance must be between 0 and {IMPORTANCE_MAX}, got {importance}")
+    raw_value = _num(row[value])
+    count = None if n is None or _num(row.get(n)) is None else int(row[n])
+    if small_n is None:
+        if "small_n" in row and row["small_n"] is not None and not pd.isna(row["small_n"]):
+            small_n = bool(row["small_n"])
+        else:
+            small_n = count is not None and count < MIN_N
+    pv = _num(row.get(p_value)) if isinstance(p_value, str) else _num(p_value)
+
+    def scaled(col: str | None) -> float | None:
+        got = None if col is None else _num(row.get(col))
+        return None if got is None else scale * got
+
+    return Finding(
+        domain=domain,
+        metric=metric,
+        value=float("nan") if raw_value is None else scale * raw_value,
+        sentence=sentence,
+        unit=unit,
+        ci_low=scaled(low),
+        ci_high=scaled(high),
+        n=count,
+        comparison=comparison,
+        p_value=pv,
+        importance=float(importance),
+        small_n=bool(small_n),
+        extra=dict(extra or {}),
+    )
+
+
+def findings_frame(findings: Iterable[Finding]) -> pd.DataFrame:
+    """The findings as a pandas DataFrame (one row each).
+
+    Parameters
+    ----------
+    findings
+        The findings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per finding, the columns of :meth:`Finding.to_dict`.
+    """
     return pd.DataFrame([f.to_dict() for f in findings])
 
 
 def _display_html(text: str) -> None:
-    from IPython.display import HTML, display
-
     display(HTML(text))
 
 

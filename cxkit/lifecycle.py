@@ -38,7 +38,7 @@ import pandas as pd
 
 from cxkit import stats
 from cxkit.cache import run_cached
-from cxkit.data import CXData, _end_of, require_columns, resolve_as_of
+from cxkit.data import CXData, end_of_day, require_columns, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
 
@@ -854,7 +854,7 @@ def funnel_period_compare(
     if src.as_of is None:
         raise DataError("no timestamps to define periods", table="events", fix="check the data")
     win_s = _window_seconds(window)
-    end = _end_of(src.as_of) - pd.Timedelta(seconds=win_s or 0)
+    end = end_of_day(src.as_of) - pd.Timedelta(seconds=win_s or 0)
     length_s = float(period_days) * 86400.0
     rows, _ = _chain(
         src, steps, window=window, entry=entry, by=None, stage_map=stage_map,

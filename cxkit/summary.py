@@ -14,8 +14,6 @@ latest NPS group, and a recommended focus from transparent rules
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ import pandas as pd
 from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
+from cxkit.files import atomic_open
 from cxkit.findings import Finding
 
 __all__ = [
@@ -639,17 +638,8 @@ def write_scores(card: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
         ("scores.parquet", lambda p: card.to_parquet(p, index=False)),
         ("scores.csv", lambda p: card.to_csv(p, index=False)),
     ):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-        os.close(fd)
-        try:
-            writer(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(out / name) as fh:
+            writer(fh)
         paths.append(out / name)
     return paths[0], paths[1]
 
@@ -657,63 +647,6 @@ def write_scores(card: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------------------
 # display
 # --------------------------------------------------------------------------------------
-
-_TILE_CSS = """
-<style>
-.cx-tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:12px;
-  margin:8px 0 16px}
-.cx-tile{border:1px solid #e4e7eb;border-radius:8px;padding:12px 14px;background:#fff}
-.cx-tile .cx-kpi{font-size:13px;color:#52606d;margin:0}
-.cx-tile .cx-value{font-size:26px;font-weight:600;color:#1f2933;margin:4px 0}
-.cx-tile .cx-detail{font-size:12px;color:#52606d;margin:0;line-height:1.35}
-.cx-tile.cx-na .cx-value{color:#9aa5b1}
-.cx-tile.cx-small{border-color:#E69F00}
-</style>
-"""
-
-
-def _fmt_value(row: pd.Series) -> str:
-    v, unit = row["value"], str(row["unit"])
-    if not row["available"] or v is None or pd.isna(v):
-        return "—"
-    if unit == "points":
-        return f"{v:+.0f}"
-    if unit in ("share",):
-        return f"{v:.0%}"
-    if unit.startswith("%"):
-        return f"{v:.0f}%"
-    if unit == "currency":
-        return f"{v:,.0f}"
-    if unit == "customers":
-        return f"{v:,.0f}"
-    return f"{v:,.2f}"
-
-
-def tiles_html(kpis: pd.DataFrame) -> str:
-    """The KPI tiles as an HTML grid; every text is escaped."""
-    import html
-
-    parts = [_TILE_CSS, '<div class="cx-tiles">']
-    for _, row in kpis.iterrows():
-        cls = (
-            "cx-tile"
-            + ("" if row["available"] else " cx-na")
-            + (" cx-small" if row.get("small_n") else "")
-        )
-        parts.append(
-            f'<div class="{cls}"><p class="cx-kpi">{html.escape(str(row["kpi"]))}</p>'
-            f'<p class="cx-value">{html.escape(_fmt_value(row))}</p>'
-            f'<p class="cx-detail">{html.escape(str(row["sentence"]))}</p></div>'
-        )
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def show_tiles(kpis: pd.DataFrame) -> None:
-    """Display the KPI tiles in a notebook."""
-    from IPython.display import HTML, display
-
-    display(HTML(tiles_html(kpis)))
 
 
 def show_section(title: str, link: str, run: DomainRun, *, top: int = 3) -> None:

@@ -21,7 +21,15 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from cxkit.cache import run_cached
-from cxkit.data import SCHEMA, SCORE_RANGES, TABLES, CXData, _end_of, _typed_column, resolve_as_of
+from cxkit.data import (
+    SCHEMA,
+    SCORE_RANGES,
+    TABLES,
+    CXData,
+    _typed_column,
+    end_of_day,
+    resolve_as_of,
+)
 from cxkit.errors import Problem
 
 __all__ = ["format_problems", "has_errors", "validate"]
@@ -69,7 +77,7 @@ def validate(data: CXData, *, as_of: str | pd.Timestamp | None = None) -> list[P
         return problems
     cutoff = None
     if as_of is not None:
-        cutoff = _end_of(resolve_as_of(data, as_of))
+        cutoff = end_of_day(resolve_as_of(data, as_of))
     for name in data.names:
         problems.extend(_check_table(data, name, cutoff))
     problems.extend(_check_orphans(data))

@@ -38,7 +38,8 @@ from scipy import stats as _st
 
 from cxkit import stats
 from cxkit.cache import run_cached
-from cxkit.data import SCORE_RANGES, CXData, _end_of, resolve_as_of
+from cxkit.data import SCORE_RANGES, CXData, end_of_day, resolve_as_of
+from cxkit.display import show_table, style_table
 from cxkit.errors import NotAvailableError, UsageError
 from cxkit.findings import Finding
 
@@ -522,7 +523,7 @@ def score_summary(
     top-2-box answers (change in percentage points), CES in scale points.
     """
     d = _as_data(data)
-    end = _end_of(resolve_as_of(d, as_of))
+    end = end_of_day(resolve_as_of(d, as_of))
     start_cur = end - pd.Timedelta(days=days)
     start_prev = end - pd.Timedelta(days=2 * days)
     rows: list[dict[str, Any]] = []
@@ -1670,51 +1671,6 @@ def promoters_not_referred(
 # --------------------------------------------------------------------------------------
 # display helpers (escape untrusted text)
 # --------------------------------------------------------------------------------------
-
-
-def style_table(
-    df: pd.DataFrame,
-    *,
-    formats: Mapping[str, str | Callable[[Any], str]] | None = None,
-    percent: Sequence[str] = (),
-    caption: str | None = None,
-) -> Any:
-    """A pandas ``Styler`` for notebooks and reports with every cell HTML-escaped.
-
-    Numbers get thousands separators and sensible rounding unless ``formats`` says
-    otherwise; columns in ``percent`` (0–1 shares) are shown as percentages. Column
-    labels, cells and the caption are escaped, so comment text is shown as inert text.
-    """
-    fmts: dict[str, Any] = {}
-    for c in df.columns:
-        if c in percent:
-            fmts[c] = "{:.1%}"
-        elif pd.api.types.is_bool_dtype(df[c]):
-            fmts[c] = lambda v: "yes" if v else ""
-        elif pd.api.types.is_integer_dtype(df[c]):
-            fmts[c] = "{:,}"
-        elif pd.api.types.is_float_dtype(df[c]):
-            fmts[c] = "{:,.2f}"
-        elif pd.api.types.is_datetime64_any_dtype(df[c]):
-            fmts[c] = lambda v: "" if pd.isna(v) else f"{v:%Y-%m-%d}"
-    fmts.update(formats or {})
-    shown = df.copy()
-    shown.columns = [str(c) for c in shown.columns]
-    styler = shown.style.format(na_rep="–", escape="html")
-    for col, f in fmts.items():
-        if col in shown.columns:
-            styler = styler.format(f, subset=[col], na_rep="–", escape="html")
-    styler = styler.format_index(escape="html", axis=1).hide(axis="index")
-    if caption:
-        styler = styler.set_caption(html.escape(caption))
-    return styler
-
-
-def show_table(df: pd.DataFrame, **kwargs: Any) -> None:
-    """Display :func:`style_table` of ``df`` in a notebook."""
-    from IPython.display import display
-
-    display(style_table(df, **kwargs))
 
 
 def _esc(values: Iterable[Any]) -> list[str]:

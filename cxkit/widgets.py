@@ -55,6 +55,7 @@ import plotly.graph_objects as go
 
 from cxkit import lifecycle, plots, stats, voc
 from cxkit.data import CXData
+from cxkit.display import format_cell, table_html
 from cxkit.errors import CxkitError
 
 __all__ = [
@@ -103,53 +104,6 @@ def _as_date(ts: Any) -> _dt.date | None:
     if ts is None or pd.isna(ts):
         return None
     return pd.Timestamp(ts).date()
-
-
-def _fmt_cell(v: Any, col: str, percent: bool = False) -> str:
-    if v is None or (not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v)):
-        return "–"
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else ""
-    if isinstance(v, pd.Timestamp | _dt.datetime):
-        return f"{pd.Timestamp(v):%Y-%m-%d %H:%M}"
-    if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
-    if isinstance(v, float | np.floating):
-        if percent or col.endswith(("rate", "share", "probability")) or col.startswith("rate_"):
-            return f"{100 * float(v):.1f}%"
-        return f"{float(v):,.2f}"
-    return str(v)
-
-
-def table_html(
-    df: pd.DataFrame, *, max_rows: int | None = None, percent: Sequence[str] = ()
-) -> str:
-    """A small HTML table of ``df`` with every header and cell HTML-escaped.
-
-    Columns in ``percent`` and shares/rates/probabilities (named ``*rate``, ``rate_*``,
-    ``*share``, ``*probability``) are shown as percentages, other floats with two
-    decimals, counts with thousands separators, missing values as "–".
-
-    Examples
-    --------
-    >>> table_html(pd.DataFrame({"comment": ["<b>hi</b>"], "rate": [0.25]}))[-69:]
-    '<tr><td>&lt;b&gt;hi&lt;/b&gt;</td><td>25.0%</td></tr></tbody></table>'
-    """
-    if max_rows is not None:
-        df = df.head(max_rows)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    pct = [str(c) in percent for c in df.columns]
-    rows = []
-    for rec in df.itertuples(index=False, name=None):
-        cells = "".join(
-            f"<td>{html.escape(_fmt_cell(v, str(c), p))}</td>"
-            for v, c, p in zip(rec, df.columns, pct, strict=True)
-        )
-        rows.append(f"<tr>{cells}</tr>")
-    return (
-        '<table class="cx-widget-table" style="border-collapse:collapse;font-size:12px">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
 
 
 def _message_html(text: str, kind: str = "info") -> str:
@@ -648,7 +602,7 @@ class PersonaExplorer(_Explorer):
                 for col in card.columns:
                     if col in ("persona", "persona_name", "n_customers", "share"):
                         continue
-                    rows.append((col, _fmt_cell(r[col], col)))
+                    rows.append((col, format_cell(r[col], col)))
         body = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
             for k, v in rows
@@ -835,7 +789,7 @@ class CustomerLookup(_Explorer):
         if cust is not None and len(cust):
             for c in cust.columns:
                 if c != "customer_id":
-                    items.append((c, _fmt_cell(cust.iloc[0][c], c)))
+                    items.append((c, format_cell(cust.iloc[0][c], c)))
         n_ev = 0 if ev is None else len(ev)
         n_od = 0 if od is None else len(od)
         spend = float(od["amount"].sum()) if n_od else 0.0
@@ -848,7 +802,7 @@ class CustomerLookup(_Explorer):
         for frame in self._extra:
             if cid in frame.index:
                 for c, v in frame.loc[cid].items():
-                    items.append((str(c), _fmt_cell(v, str(c))))
+                    items.append((str(c), format_cell(v, str(c))))
         body = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
             for k, v in items
@@ -869,7 +823,7 @@ class CustomerLookup(_Explorer):
             y = sub["what"] if kind != "order" else pd.Series("order", index=sub.index)
             hover = [
                 "<br>".join(
-                    html.escape(f"{k}: {_fmt_cell(v, k)}")
+                    html.escape(f"{k}: {format_cell(v, k)}")
                     for k, v in r.items()
                     if k != "kind" and not (pd.api.types.is_scalar(v) and pd.isna(v))
                 )

@@ -151,13 +151,13 @@ def test_upto_drops_later_activity_and_later_churn() -> None:
     # a date-only as_of includes the whole day
     assert sorted(orders.order_id) == ["1", "3"]
     assert data.to_pandas("customers").churned_at.isna().all()
-    assert data.as_of == pd.Timestamp("2024-02-03")
-    assert resolve_as_of(data, None) == pd.Timestamp("2024-02-03")
+    assert data.as_of == pd.Timestamp("2024-02-03 23:59:59.999999")  # the whole day
+    assert resolve_as_of(data, None) == pd.Timestamp("2024-02-03 23:59:59.999999")
 
 
 def test_as_of_defaults_to_latest_timestamp_and_rejects_garbage() -> None:
     data = cxkit.load(_tables())
-    assert resolve_as_of(data, None) == pd.Timestamp("2024-03-01")
+    assert resolve_as_of(data, None) == pd.Timestamp("2024-03-01 23:59:59.999999")
     with pytest.raises(UsageError, match="as_of must be an ISO date like '2024-06-30', got 'soon'"):
         resolve_as_of(data, "soon")
 

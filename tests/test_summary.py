@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sst
 
 import cxkit
-from cxkit import summary
+from cxkit import display, summary
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_tiles_escape_text() -> None:
             }
         ]
     )
-    html = summary.tiles_html(kpis)
+    html = display.tiles_html(kpis)
     assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert "cx-small" in html
 

@@ -94,7 +94,7 @@ def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], lis
 
     Returns ``(data, as_of, fingerprint, problems)``; ``problems`` are the warnings.
     """
-    from cxkit.data import load, resolve_as_of
+    from cxkit.data import format_as_of, load, resolve_as_of
     from cxkit.validate import format_problems, validate
 
     data = load(cfg.data, mapping=cfg.mapping)
@@ -106,7 +106,7 @@ def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], lis
             f"published:\n{format_problems(problems, source=data.source)}"
         )
     as_of = resolve_as_of(data, cfg.as_of)
-    return data, as_of.isoformat(sep=" "), data.fingerprint(), problems
+    return data, format_as_of(as_of), data.fingerprint(), problems
 
 
 def _expand(value: Any, subs: dict[str, str]) -> Any:

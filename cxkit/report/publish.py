@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cxkit.files import atomic_write
 from cxkit.report.export import page
 
 __all__ = [
@@ -22,35 +20,6 @@ __all__ = [
     "read_manifest",
     "write_manifest",
 ]
-
-
-def atomic_write(path: str | Path, content: str | bytes, *, mode: int = 0o644) -> Path:
-    """Write ``content`` to ``path`` atomically: temp file in the same folder, fsync, rename.
-
-    A reader sees the old file or the new one, never a half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    return path
 
 
 def format_time(ts: float | str | None) -> str:
