@@ -120,14 +120,15 @@ def part_pandas(folder: Path) -> dict:
 def part_score(folder: Path) -> dict:
     import cxkit
     from cxkit import churn
+    from cxkit.churn.features import FeatureCache
 
     t = time.perf_counter()
     data = cxkit.load(folder)
-    cache = churn._FeatureCache(data, 90, 12, None, 90)
+    cache = FeatureCache(data, 90, 12, None, 90)
     model = churn.ChurnModel(random_state=0).fit(data, _cache=cache)
     fit_s = time.perf_counter() - t
     t2 = time.perf_counter()
-    end = churn._cutoff_end(data, None)
+    end = cxkit.resolve_as_of(data, None)
     frame = cache.frame(end, model.definition_, labelled=False)
     feat_s = time.perf_counter() - t2
     t3 = time.perf_counter()

@@ -119,9 +119,10 @@ def funnel_pandas(ev: pd.DataFrame) -> tuple[list[int], list[float]]:
 
 
 def funnel_cxkit(table) -> tuple[list[int], list[float]]:
+    from cxkit import CXData
     from cxkit.lifecycle import funnel
 
-    f = funnel(table, STEPS, window="7D", entry="first")
+    f = funnel(CXData(table.get_backend(), {"events": table}), STEPS, window="7D", entry="first")
     med = (f.median_time_from_previous_hours * 3600).tolist()[1:]
     return f.n_customers.tolist(), med
 

@@ -124,7 +124,9 @@ def part_pandas_features(folder: Path, out: Path) -> dict:
         .join(nps)
         .reset_index()
     )
-    feats = personas._derive(raw, cut, cats, has_events=True, has_orders=True, has_resp=True)
+    feats = personas.derive_features(
+        raw, cut, cats, has_events=True, has_orders=True, has_resp=True
+    )
     seconds = time.perf_counter() - t
     feats.to_parquet(out)
     return {"seconds": seconds, "rows": len(feats), "columns": feats.shape[1]}

@@ -155,7 +155,7 @@ def _drivers_cxkit(folder: Path) -> dict:
     t = time.perf_counter()
     table = voc.driver_table(data)
     t_table = time.perf_counter() - t
-    kd = voc.key_drivers(table, n_boot=200, random_state=0)
+    kd = voc.driver_importance(table, n_boot=200, random_state=0)
     secs = time.perf_counter() - t
     return {
         "seconds": secs,

@@ -125,7 +125,7 @@ def bench_funnel(data: cxkit.CXData, personas: pd.DataFrame, repeats: int) -> di
         steps, window, entry, _ = sel[i % len(sel)]
         start, end = ranges[(i // len(sel)) % len(ranges)]
         return lambda: lifecycle.funnel(
-            W._between(data, start, end), steps, window=window or None, entry=entry, by=fx._by()
+            data.between(start, end), steps, window=window or None, entry=entry, by=fx._by()
         )
 
     base = []
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     s = clv.rfm_summary(data)
     bg = clv.BetaGeo().fit(s)
     gg = clv.GammaGamma().fit(s[s.frequency > 0])
-    scores = clv.clv(s, bg, gg)
+    scores = clv.customer_value(s, bg, gg)
     scores["churn_probability"] = 1.0 - scores["p_alive"]
     print(f"scores (CLV fit, not timed below): {time.perf_counter() - t:.1f} s")
 

@@ -39,6 +39,7 @@ import pandas as pd
 
 from cxkit.data import CXData, resolve_as_of
 from cxkit.files import atomic_open
+from cxkit.result import AsOf
 
 __all__ = ["CACHE_ENV", "cache_dir", "cache_stats", "lookup", "run_cached", "store"]
 
@@ -63,18 +64,30 @@ _NO_KEY = object()
 
 
 def cache_dir() -> Path | None:
-    """The run's cache folder, or None when no report run set one."""
+    """Return the run's cache folder, or None when no report run set one.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder named by :data:`CACHE_ENV`.
+    """
     value = os.environ.get(CACHE_ENV)
     return Path(value) if value else None
 
 
 def cache_stats() -> dict[str, int]:
-    """Hits, misses and uncacheable calls in this process (for tests and benchmarks)."""
+    """Count the hits, misses and uncacheable calls in this process (tests, benchmarks).
+
+    Returns
+    -------
+    dict of str to int
+        ``{"hits": ..., "misses": ..., "uncacheable": ...}`` (a copy).
+    """
     return dict(_stats)
 
 
-def _identify(value: Any) -> Any:
-    """A JSON-able identity of ``value``; raises _Uncacheable when there is none."""
+def _identify(value: object) -> object:
+    """Return a JSON-able identity of ``value``; raise _Uncacheable when there is none."""
     if isinstance(value, CXData):
         if value.cache_token is None:
             raise _Uncacheable("data without a cache token")
@@ -106,7 +119,7 @@ def _identify(value: Any) -> Any:
     raise _Uncacheable(f"argument of type {type(value).__name__}")
 
 
-def _key(kind: str, params: dict[str, Any]) -> str:
+def _key(kind: str, params: dict[str, object]) -> str:
     ident = {"kind": kind, "params": {k: _identify(v) for k, v in params.items()}}
     text = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -144,12 +157,12 @@ def _read(path: Path) -> tuple[bool, Any]:
         return False, None
 
 
-def _write(path: Path, value: Any) -> None:
+def _write(path: Path, value: object) -> None:
     with atomic_open(path) as fh:
         pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _replay(entry: dict[str, Any]) -> Any:
+def _replay(entry: dict[str, Any]) -> object:
     """Re-issue the warnings the computation raised, so a hit warns like a miss."""
     for message, category in entry["warnings"]:
         warnings.warn(message, category, stacklevel=3)
@@ -169,11 +182,11 @@ def _note(path: Path, what: str, t0: float) -> None:
 
 
 def _cut(
-    params: dict[str, Any],
+    params: dict[str, object],
     data_param: str,
     cut_at: str,
-    resolve: Callable[[Any, Any], pd.Timestamp] | None,
-) -> dict[str, Any]:
+    resolve: Callable[[CXData, AsOf], pd.Timestamp] | None,
+) -> dict[str, object]:
     """Key on the data cut at the resolved date (see ``run_cached(cut_at=...)``)."""
     data = params.get(data_param)
     if not isinstance(data, CXData) or data.cache_token is None:
@@ -185,7 +198,7 @@ def _cut(
         return {**params, data_param: _NO_KEY}
 
 
-def _entry(kind: str, params: dict[str, Any], folder: Path | None = None) -> Path | None:
+def _entry(kind: str, params: dict[str, object], folder: Path | None = None) -> Path | None:
     folder = folder or cache_dir()
     if folder is None:
         return None
@@ -199,12 +212,25 @@ def _entry(kind: str, params: dict[str, Any], folder: Path | None = None) -> Pat
 
 
 def lookup(
-    kind: str, params: dict[str, Any], *, folder: str | Path | None = None
-) -> tuple[bool, Any]:
-    """``(True, value)`` when the cache holds ``kind`` for ``params``, else ``(False, None)``.
+    kind: str, params: dict[str, object], *, folder: str | Path | None = None
+) -> tuple[bool, object]:
+    """Look up a result in the cache.
 
-    ``params`` are the function's arguments by name, defaults included; ``folder``
-    defaults to the run's cache folder (:data:`CACHE_ENV`).
+    Parameters
+    ----------
+    kind
+        The result's name, as given to :func:`run_cached`.
+    params
+        The function's arguments by name, defaults included.
+    folder
+        The cache folder; by default the run's (:data:`CACHE_ENV`).
+
+    Returns
+    -------
+    tuple of (bool, object)
+        ``(True, value)`` when the cache holds ``kind`` for ``params``, else
+        ``(False, None)`` (also when there is no cache folder or the arguments
+        cannot be keyed).
     """
     path = _entry(kind, params, Path(folder) if folder else None)
     if path is None:
@@ -214,12 +240,28 @@ def lookup(
 
 
 def store(
-    kind: str, params: dict[str, Any], value: Any, *, folder: str | Path | None = None
+    kind: str, params: dict[str, object], value: object, *, folder: str | Path | None = None
 ) -> bool:
-    """Put a result computed elsewhere into the cache; False when it cannot be keyed.
+    """Put a result computed elsewhere into the cache.
 
-    ``params`` as for :func:`lookup`: the arguments by name, defaults included (the
-    pipeline stores its up-front validation so the data-health notebook reuses it).
+    The pipeline stores its up-front validation so the data-health notebook reuses it.
+
+    Parameters
+    ----------
+    kind
+        The result's name, as given to :func:`run_cached`.
+    params
+        As for :func:`lookup`: the arguments by name, defaults included.
+    value
+        The result (picklable).
+    folder
+        The cache folder; by default the run's (:data:`CACHE_ENV`).
+
+    Returns
+    -------
+    bool
+        True when stored; False when there is no cache folder or ``params`` cannot be
+        keyed.
     """
     path = _entry(kind, params, Path(folder) if folder else None)
     if path is None:
@@ -232,7 +274,7 @@ def run_cached(
     kind: str,
     *,
     cut_at: str | None = "as_of",
-    resolve: Callable[[Any, Any], pd.Timestamp] | None = None,
+    resolve: Callable[[CXData, AsOf], pd.Timestamp] | None = None,
     ignore: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate a domain function so a report run computes it once for given arguments.
@@ -249,10 +291,22 @@ def run_cached(
         which ``as_of=None`` means "no cut" (the data is then keyed as passed).
     resolve
         How the function turns ``(data, as_of)`` into the instant it cuts at, when that
-        is not :func:`cxkit.data.resolve_as_of` (churn rounds a missing ``as_of`` up to
-        the end of the latest day).
+        is not :func:`cxkit.data.resolve_as_of` (e.g. one that rounds a missing
+        ``as_of`` up to the end of the latest day).
     ignore
         Parameters that do not change the result (left out of the key).
+
+    Returns
+    -------
+    callable
+        The decorator: it returns a function with ``fn``'s signature that reads the
+        cache, or computes and stores, when :func:`cache_dir` is set, and otherwise
+        calls ``fn``.
+
+    Raises
+    ------
+    TypeError
+        When decorating a function that has no parameter ``cut_at``.
 
     Notes
     -----
@@ -269,7 +323,7 @@ def run_cached(
             raise TypeError(f"{fn.__name__} has no parameter {cut_at!r} to cut the data at")
 
         @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> T:
+        def inner(*args: object, **kwargs: object) -> T:
             if cache_dir() is None:
                 return fn(*args, **kwargs)
             bound = sig.bind(*args, **kwargs)

@@ -10,14 +10,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cxkit import synth
+from cxkit.data import load
 from cxkit.errors import CxkitError, DataError, UsageError
+from cxkit.report import run_from_cli
+from cxkit.validate import format_problems, validate
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from cxkit import synth
-
     synth.write_demo(
         args.out,
         customers=args.customers,
@@ -31,9 +33,6 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from cxkit.data import load
-    from cxkit.validate import format_problems, validate
-
     data = load(args.source)
     problems = validate(data, as_of=args.as_of)
     print(format_problems(problems, source=str(args.source)))
@@ -41,13 +40,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from cxkit.report import run_from_cli
-
     return run_from_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and ``--help``)."""
+    """Build the argument parser of the ``cxkit`` command (exposed for tests and ``--help``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser with the ``synth``, ``validate`` and ``report`` sub-commands; each
+        sets ``func`` to the function that runs it.
+    """
     parser = argparse.ArgumentParser(
         prog="cxkit",
         description="Customer-experience analytics: demo data, validation and HTML reports.",
@@ -86,7 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cxkit`` command."""
+    """Run the ``cxkit`` command.
+
+    Parameters
+    ----------
+    argv
+        The arguments after ``cxkit``; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit code: 0 all good, 1 some report failed, 2 bad input or usage (the
+        message, without a traceback, goes to stderr), 130 interrupted.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

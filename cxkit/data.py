@@ -18,28 +18,39 @@ from __future__ import annotations
 
 import csv
 import datetime as dt_
+import gzip
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from ibis.backends import BaseBackend
 
 from cxkit.errors import DataError, NotAvailableError, UsageError
+
+if TYPE_CHECKING:  # pyspark is an optional dependency
+    from pyspark.sql import SparkSession
 
 __all__ = [
     "SCHEMA",
     "TABLES",
     "CXData",
     "Column",
+    "end_of_day",
+    "format_as_of",
     "load",
+    "normalize_frame",
+    "parse_as_of",
+    "require_columns",
     "resolve_as_of",
+    "typed_column",
 ]
 
 TABLES: tuple[str, ...] = ("customers", "events", "orders", "responses")
@@ -48,7 +59,19 @@ ID_COLUMNS = {"customer_id", "order_id", "response_id", "event_id"}
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the data contract."""
+    """One column of the data contract.
+
+    Attributes
+    ----------
+    name
+        The canonical column name.
+    kind
+        ``"string"``, ``"timestamp"``, ``"float"`` or ``"int"``: its type after loading.
+    required
+        Whether the table must have it.
+    unique
+        Whether its values must be unique.
+    """
 
     name: str
     kind: str  # "string" | "timestamp" | "float" | "int"
@@ -100,6 +123,7 @@ _PANDAS_STRING = pd.StringDtype()
 
 
 def _contract(table: str) -> dict[str, Column]:
+    """Return the contract's columns of ``table`` by name."""
     return {c.name: c for c in SCHEMA[table]}
 
 
@@ -108,8 +132,36 @@ def _contract(table: str) -> dict[str, Column]:
 # --------------------------------------------------------------------------------------
 
 
-def _typed_column(col: ir.Column, kind: str) -> ir.Column:
-    """Convert one raw column to its contract type; unconvertible values become NULL."""
+def typed_column(col: ir.Column, kind: str) -> ir.Column:
+    """Convert one raw column to its contract type; unconvertible values become NULL.
+
+    Timestamps come out naive UTC (a zone-aware value or a string with an offset is
+    converted to UTC first); :func:`cxkit.validate` compares the raw column with this
+    one to count the values that could not be converted.
+
+    Parameters
+    ----------
+    col
+        The raw column (any ibis type).
+    kind
+        Its contract type: ``"string"``, ``"timestamp"``, ``"float"`` or ``"int"``.
+
+    Returns
+    -------
+    ibis.expr.types.Column
+        The converted column expression (not yet named).
+
+    Raises
+    ------
+    AssertionError
+        When ``kind`` is not one of the four contract types.
+
+    Examples
+    --------
+    >>> t = ibis.memtable({"amount": ["1.5", "abc"]})
+    >>> t.select(a=typed_column(t.amount, "float")).to_pandas().a.tolist()
+    [1.5, nan]
+    """
     dtype = col.type()
     if kind == "string":
         return col if dtype.is_string() else col.cast("string")
@@ -141,11 +193,12 @@ def _typed_column(col: ir.Column, kind: str) -> ir.Column:
 
 
 def _typed_table(name: str, raw: ir.Table) -> ir.Table:
+    """Return ``raw`` with every contract column converted by :func:`typed_column`."""
     contract = _contract(name)
     cols = []
     for col_name in raw.columns:
         if col_name in contract:
-            cols.append(_typed_column(raw[col_name], contract[col_name].kind).name(col_name))
+            cols.append(typed_column(raw[col_name], contract[col_name].kind).name(col_name))
         else:
             cols.append(raw[col_name])
     return raw.select(cols)
@@ -162,6 +215,27 @@ class CXData:
     Build it with :func:`load`. Methods that filter return a new ``CXData``; nothing is
     changed in place.
 
+    Parameters
+    ----------
+    con
+        The ibis backend connection the tables live on.
+    raw
+        Table name -> ibis table with canonical column names, as loaded.
+    source
+        A short text naming where the data came from.
+    as_of
+        The instant the data was cut at (set by :meth:`upto`), or ``None``.
+    token
+        Identifies the loaded rows for :mod:`cxkit.cache` (set by :func:`load`), or
+        ``None`` for data that must never be cached.
+    cut_end
+        The earliest cut applied so far (part of :attr:`cache_token`).
+
+    Raises
+    ------
+    UsageError
+        When ``raw`` names a table outside the contract.
+
     Attributes
     ----------
     con
@@ -174,7 +248,7 @@ class CXData:
 
     def __init__(
         self,
-        con: Any,
+        con: BaseBackend,
         raw: Mapping[str, ir.Table],
         *,
         source: str = "",
@@ -201,11 +275,44 @@ class CXData:
         return [t for t in TABLES if t in self.raw]
 
     def has(self, table: str, *columns: str) -> bool:
-        """Whether ``table`` is present and has every one of ``columns``."""
+        """Tell whether ``table`` is present and has every one of ``columns``.
+
+        Parameters
+        ----------
+        table
+            A contract table name.
+        *columns
+            Column names (canonical).
+
+        Returns
+        -------
+        bool
+            True when the table and all the columns are there.
+        """
         return table in self.raw and all(c in self.raw[table].columns for c in columns)
 
     def require(self, table: str, *columns: str, analysis: str | None = None) -> ir.Table:
-        """Return the typed table, or raise :class:`NotAvailableError` naming what is missing."""
+        """Return the typed table, or raise :class:`NotAvailableError` naming what is missing.
+
+        Parameters
+        ----------
+        table
+            A contract table name.
+        *columns
+            The columns the caller needs.
+        analysis
+            The caller's name for the message (``"CLV"``).
+
+        Returns
+        -------
+        ibis.expr.types.Table
+            The typed table (as :meth:`table`).
+
+        Raises
+        ------
+        NotAvailableError
+            When the table or one of ``columns`` is missing; the message names them.
+        """
         if table not in self.raw:
             raise NotAvailableError(f"the table '{table}'", analysis=analysis)
         missing = [c for c in columns if c not in self.raw[table].columns]
@@ -215,15 +322,33 @@ class CXData:
         return self._typed[table]
 
     def table(self, name: str) -> ir.Table:
-        """The typed ibis table expression ``name`` (contract types, as_of filter applied)."""
+        """Return the typed ibis table expression ``name`` (contract types, cut applied).
+
+        Parameters
+        ----------
+        name
+            A contract table name.
+
+        Returns
+        -------
+        ibis.expr.types.Table
+            The table with contract types (see the module docstring).
+
+        Raises
+        ------
+        NotAvailableError
+            When the data has no such table.
+        """
         if name not in self._typed:
             raise NotAvailableError(f"the table '{name}'")
         return self._typed[name]
 
     def __contains__(self, name: object) -> bool:
+        """Tell whether the table ``name`` is present."""
         return name in self.raw
 
     def __repr__(self) -> str:
+        """Show the source and the present tables."""
         return f"CXData(source={self.source!r}, tables={self.names})"
 
     # ---- pandas edge ------------------------------------------------------------------
@@ -234,6 +359,23 @@ class CXData:
         IDs and other contract strings come back as pandas ``string``, timestamps as naive
         ``datetime64[ns]``, amounts as ``float64`` and scores as nullable ``Int64``,
         whatever the backend.
+
+        Parameters
+        ----------
+        name
+            A contract table name.
+        columns
+            Only these columns; ``None`` for all.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The rows, with the dtypes of :func:`normalize_frame`.
+
+        Raises
+        ------
+        NotAvailableError
+            When the data has no such table.
         """
         expr = self.table(name)
         if columns is not None:
@@ -243,7 +385,14 @@ class CXData:
     # ---- time -----------------------------------------------------------------------
 
     def max_ts(self) -> pd.Timestamp | None:
-        """Latest timestamp over the activity tables (the default ``as_of``)."""
+        """Return the latest timestamp over the activity tables.
+
+        Returns
+        -------
+        pandas.Timestamp or None
+            The latest ``ts`` of events, orders and responses; without those, the
+            latest ``signup_at``; ``None`` when there is no timestamp at all.
+        """
         latest = None
         for name in ("events", "orders", "responses"):
             if self.has(name, "ts"):
@@ -258,7 +407,13 @@ class CXData:
         return latest
 
     def min_ts(self) -> pd.Timestamp | None:
-        """Earliest timestamp over the activity tables."""
+        """Return the earliest timestamp over the activity tables.
+
+        Returns
+        -------
+        pandas.Timestamp or None
+            The earliest ``ts`` of events, orders and responses, or ``None``.
+        """
         earliest = None
         for name in ("events", "orders", "responses"):
             if self.has(name, "ts"):
@@ -269,7 +424,7 @@ class CXData:
         return earliest
 
     def upto(self, as_of: str | pd.Timestamp | dt_.date | None) -> CXData:
-        """A new ``CXData`` with nothing after ``as_of`` (see :func:`resolve_as_of`).
+        """Return a new ``CXData`` with nothing after ``as_of`` (see :func:`resolve_as_of`).
 
         Activity rows (events, orders, responses) with ``ts > as_of`` are dropped, and
         customers who signed up after ``as_of``. ``churned_at`` after ``as_of`` is set to
@@ -284,19 +439,24 @@ class CXData:
         -------
         CXData
             The cut data; its :attr:`as_of` is the resolved instant.
+
+        Raises
+        ------
+        UsageError
+            As :func:`resolve_as_of`.
         """
         end = resolve_as_of(self, as_of)
         cutoff = end
         raw: dict[str, ir.Table] = {}
         for name, tbl in self.raw.items():
             if name in ("events", "orders", "responses") and "ts" in tbl.columns:
-                tbl = tbl.filter(_typed_column(tbl.ts, "timestamp") <= end)
+                tbl = tbl.filter(typed_column(tbl.ts, "timestamp") <= end)
             elif name == "customers":
                 if "signup_at" in tbl.columns:
-                    signup = _typed_column(tbl.signup_at, "timestamp")
+                    signup = typed_column(tbl.signup_at, "timestamp")
                     tbl = tbl.filter(signup.isnull() | (signup <= end))
                 if "churned_at" in tbl.columns:
-                    churned = _typed_column(tbl.churned_at, "timestamp")
+                    churned = typed_column(tbl.churned_at, "timestamp")
                     tbl = tbl.mutate(
                         churned_at=ibis.cases((churned <= end, churned), else_=ibis.null()).cast(
                             dt.Timestamp()
@@ -318,7 +478,7 @@ class CXData:
         start: str | pd.Timestamp | dt_.date | None = None,
         end: str | pd.Timestamp | dt_.date | None = None,
     ) -> CXData:
-        """A new ``CXData`` with activity (events, orders, responses) in ``[start, end]``.
+        """Return a new ``CXData`` with activity (events, orders, responses) in ``[start, end]``.
 
         Parameters
         ----------
@@ -333,6 +493,11 @@ class CXData:
         CXData
             The window. Customers are cut as :meth:`upto` cuts them; ``start`` does not
             drop customers, so a window's customers are those known at its end.
+
+        Raises
+        ------
+        UsageError
+            When ``end`` cannot be parsed (see :func:`parse_as_of`).
         """
         d = self.upto(end) if end is not None else self
         if start is None:
@@ -343,13 +508,13 @@ class CXData:
         raw: dict[str, ir.Table] = {}
         for name, tbl in d.raw.items():
             if name in ("events", "orders", "responses") and "ts" in tbl.columns:
-                tbl = tbl.filter(_typed_column(tbl.ts, "timestamp") >= lo.to_pydatetime())
+                tbl = tbl.filter(typed_column(tbl.ts, "timestamp") >= lo.to_pydatetime())
             raw[name] = tbl
         token = None if d._token is None else f"{d._token}|from={lo.isoformat()}"
         return CXData(d.con, raw, source=d.source, as_of=d.as_of, token=token, cut_end=d._cut_end)
 
     def replace(self, **tables: ir.Table) -> CXData:
-        """A new ``CXData`` with some tables replaced (e.g. filtered) and the rest kept.
+        """Return a new ``CXData`` with some tables replaced (e.g. filtered) and the rest kept.
 
         Parameters
         ----------
@@ -362,6 +527,11 @@ class CXData:
         CXData
             The new data. It keeps :attr:`as_of` but has no :attr:`cache_token`: its
             rows are no longer the loaded ones, so nothing computed from it is cached.
+
+        Raises
+        ------
+        UsageError
+            When a name is not a contract table.
 
         Examples
         --------
@@ -398,6 +568,13 @@ class CXData:
 
         The hash combines row counts, distinct customers and timestamp/amount sums, all
         computed in the engine, so it changes when the data changes in any usual way.
+
+        Returns
+        -------
+        dict
+            ``{"source": ..., "tables": {name: {"rows", "customers", "min_ts", "max_ts",
+            "amount_sum", "score_sum", "columns"}}, "hash": ...}`` with JSON-able values
+            (a table's entry has the aggregates its columns allow).
         """
         out: dict[str, Any] = {"source": self.source, "tables": {}}
         digest = hashlib.sha256()
@@ -422,10 +599,28 @@ class CXData:
         return out
 
 
-def require_columns(table: Any, columns: Sequence[str], *, name: str, fix: str) -> None:
+def require_columns(
+    table: ir.Table | pd.DataFrame, columns: Sequence[str], *, name: str, fix: str
+) -> None:
     """Raise :class:`DataError` naming ``columns`` that ``table`` (ibis or pandas) lacks.
 
     For functions that also accept a bare table or frame instead of a :class:`CXData`.
+
+    Parameters
+    ----------
+    table
+        The ibis table or pandas frame.
+    columns
+        The columns it must have.
+    name
+        The table's name, for the message.
+    fix
+        What the user should do, for the message.
+
+    Raises
+    ------
+    DataError
+        When a column is missing; it names the table, the columns and the fix.
 
     Examples
     --------
@@ -440,7 +635,8 @@ def require_columns(table: Any, columns: Sequence[str], *, name: str, fix: str) 
         raise DataError(f"missing column(s) {missing}", table=name, fix=fix)
 
 
-def _jsonable(v: Any) -> Any:
+def _jsonable(v: object) -> object:
+    """Return ``v`` as a JSON value (missing values as None, timestamps as ISO text)."""
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return None
     if isinstance(v, pd.Timestamp):
@@ -455,7 +651,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def end_of_day(ts: pd.Timestamp) -> pd.Timestamp:
-    """The last instant ``ts`` stands for: a date (midnight) means the whole of that day.
+    """Return the last instant ``ts`` stands for: a date (midnight) means its whole day.
 
     Parameters
     ----------
@@ -512,7 +708,7 @@ def parse_as_of(as_of: str | pd.Timestamp | dt_.date | None) -> pd.Timestamp | N
 
 
 def resolve_as_of(data: CXData, as_of: str | pd.Timestamp | dt_.date | None) -> pd.Timestamp:
-    """The one meaning of ``as_of`` in cxkit: the last instant an analysis may see.
+    """Resolve ``as_of`` to the one meaning it has in cxkit: the last instant an analysis sees.
 
     Every analysis sees the rows with ``ts <= resolve_as_of(data, as_of)`` and measures
     ages, recencies and horizons from that instant.
@@ -578,7 +774,30 @@ def format_as_of(ts: pd.Timestamp) -> str:
 
 
 def normalize_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
-    """Give a pandas frame of table ``name`` the contract's pandas dtypes."""
+    """Give a pandas frame of table ``name`` the contract's pandas dtypes.
+
+    Contract strings and any other ``*_id`` column become pandas ``string``,
+    timestamps naive ``datetime64[ns]`` (zone-aware ones converted to UTC), amounts
+    ``float64`` and scores nullable ``Int64``; other columns are kept as they are.
+
+    Parameters
+    ----------
+    name
+        The contract table the frame holds (an unknown name converts ``*_id`` only).
+    df
+        The frame; it is not changed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A converted copy.
+
+    Examples
+    --------
+    >>> out = normalize_frame("orders", pd.DataFrame({"customer_id": [7], "amount": [1]}))
+    >>> [str(t) for t in out.dtypes], out.customer_id.iloc[0]
+    (['string', 'float64'], '7')
+    """
     contract = _contract(name) if name in SCHEMA else {}
     out = df.copy()
     for col in out.columns:
@@ -598,6 +817,7 @@ def normalize_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _to_naive_ns(s: pd.Series) -> pd.Series:
+    """Return ``s`` as naive UTC ``datetime64[ns]``."""
     s = pd.to_datetime(s, utc=False)
     if getattr(s.dt, "tz", None) is not None:
         s = s.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -610,7 +830,7 @@ def _to_naive_ns(s: pd.Series) -> pd.Series:
 
 
 def load(
-    source: Any,
+    source: str | Path | BaseBackend | SparkSession | Mapping[str, pd.DataFrame | None],
     mapping: Mapping[str, Mapping[str, str]] | None = None,
     *,
     tables: Mapping[str, str] | None = None,
@@ -639,12 +859,16 @@ def load(
     Returns
     -------
     CXData
+        The data; folders and URLs get a :attr:`CXData.cache_token`.
 
     Raises
     ------
     DataError
         When the source does not exist, holds no usable table, or a mapping names a
         column that is not there.
+    UsageError
+        When ``source`` is of an unsupported kind, or ``mapping``/``tables`` name a
+        table outside the contract.
 
     Examples
     --------
@@ -691,9 +915,14 @@ def load(
     return CXData(con, raw, source=label, token=token)
 
 
-def _source_token(source: str | Path, mapping: Mapping[str, Mapping[str, str]], tables: Any) -> str:
-    """Identify a folder or URL source: its path or URL, the mapping and, for a folder,
-    every file's size and modification time."""
+def _source_token(
+    source: str | Path, mapping: Mapping[str, Mapping[str, str]], tables: Mapping[str, str] | None
+) -> str:
+    """Identify a folder or URL source.
+
+    The token covers its path or URL, the mapping and, for a folder, every file's size
+    and modification time.
+    """
     files: list[tuple[str, int, int]] = []
     if "://" not in str(source):
         folder = Path(source).resolve()
@@ -723,7 +952,8 @@ def _redact(url: str) -> str:
     return url
 
 
-def _set_utc(con: Any) -> None:
+def _set_utc(con: BaseBackend) -> None:
+    """Make the session's time zone UTC where the backend has one."""
     name = getattr(con, "name", "")
     try:
         if name == "duckdb":
@@ -734,13 +964,17 @@ def _set_utc(con: Any) -> None:
         pass
 
 
-def _new_duckdb() -> Any:
+def _new_duckdb() -> BaseBackend:
+    """Return a new in-memory DuckDB connection in UTC."""
     con = ibis.duckdb.connect()
     _set_utc(con)
     return con
 
 
-def _load_frames(frames: Mapping[str, Any]) -> tuple[Any, dict[str, ir.Table], str]:
+def _load_frames(
+    frames: Mapping[str, pd.DataFrame | None],
+) -> tuple[BaseBackend, dict[str, ir.Table], str]:
+    """Put pandas frames into a new DuckDB connection."""
     bad = set(frames) - set(TABLES)
     if bad:
         raise UsageError(f"unknown table(s) {sorted(bad)}; valid tables: {list(TABLES)}")
@@ -754,6 +988,7 @@ def _load_frames(frames: Mapping[str, Any]) -> tuple[Any, dict[str, ir.Table], s
 
 
 def _find_files(folder: Path) -> dict[str, Path]:
+    """Find each table's file (or folder of Parquet parts) in ``folder``."""
     found: dict[str, Path] = {}
     for name in TABLES:
         for ext in (".parquet", ".csv", ".csv.gz"):
@@ -770,7 +1005,8 @@ def _find_files(folder: Path) -> dict[str, Path]:
 
 def _load_folder(
     folder: Path, mapping: Mapping[str, Mapping[str, str]]
-) -> tuple[Any, dict[str, ir.Table], str]:
+) -> tuple[BaseBackend, dict[str, ir.Table], str]:
+    """Read a folder's table files into a new DuckDB connection."""
     if not folder.exists():
         raise DataError(
             "the data folder does not exist",
@@ -795,14 +1031,12 @@ def _load_folder(
     return con, raw, str(folder)
 
 
-def _read_csv(con: Any, name: str, path: Path, mapping: Mapping[str, str]) -> ir.Table:
+def _read_csv(con: BaseBackend, name: str, path: Path, mapping: Mapping[str, str]) -> ir.Table:
     """Read a CSV with contract columns as text (so "00042" stays "00042").
 
     Conversion to contract types happens in the typed view, where bad values become
     NULL and are reported by validation instead of failing the read.
     """
-    import gzip
-
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
         header = next(csv.reader(fh), [])
@@ -827,7 +1061,8 @@ def _read_csv(con: Any, name: str, path: Path, mapping: Mapping[str, str]) -> ir
         ) from err
 
 
-def _load_connection(con: Any, tables: Mapping[str, str] | None) -> dict[str, ir.Table]:
+def _load_connection(con: BaseBackend, tables: Mapping[str, str] | None) -> dict[str, ir.Table]:
+    """Find the contract's tables on a database connection."""
     tables = dict(tables or {})
     bad = set(tables) - set(TABLES)
     if bad:
@@ -848,6 +1083,7 @@ def _load_connection(con: Any, tables: Mapping[str, str] | None) -> dict[str, ir
 
 
 def _apply_mapping(name: str, tbl: ir.Table, rename: Mapping[str, str]) -> ir.Table:
+    """Rename the user's columns to the canonical names (``rename``: user -> canonical)."""
     if not rename:
         return tbl
     missing = [user for user in rename if user not in tbl.columns]

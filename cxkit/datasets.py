@@ -74,6 +74,7 @@ def read_cdnow_raw(path: str | Path, *, sample: bool | None = None) -> pd.DataFr
 
 
 def _raw_path(sample: bool) -> Path | None:
+    """Return the raw CDNOW text file, if one is found."""
     for folder in _RAW_DIRS:
         path = folder / RAW[sample]
         if path.exists():
@@ -82,12 +83,13 @@ def _raw_path(sample: bool) -> Path | None:
 
 
 def _committed_path(sample: bool) -> Path | None:
+    """Return the committed contract-shaped CDNOW file, if the checkout has it."""
     path = _REPO / COMMITTED[sample]
     return path if path.exists() else None
 
 
 def cdnow_orders(sample: bool = True) -> pd.DataFrame:
-    """The CDNOW orders as a pandas DataFrame in the contract's ``orders`` shape.
+    """Return the CDNOW orders as a pandas DataFrame in the contract's ``orders`` shape.
 
     Reads the committed ``data/cdnow`` (sample) or ``data/cdnow_master`` file; falls back
     to the raw text files in ``../shared/data/cdnow``.
@@ -96,6 +98,11 @@ def cdnow_orders(sample: bool = True) -> pd.DataFrame:
     ----------
     sample
         True for the 2,357-customer sample, False for all 23,570 customers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``order_id, customer_id, ts, amount, items`` with the contract's dtypes.
 
     Raises
     ------
@@ -125,7 +132,23 @@ def cdnow_orders(sample: bool = True) -> pd.DataFrame:
 
 
 def cdnow(sample: bool = True) -> CXData:
-    """The CDNOW purchase log as a :class:`~cxkit.data.CXData` with one table, ``orders``.
+    """Load the CDNOW purchase log as a :class:`~cxkit.data.CXData` with one table, ``orders``.
+
+    Parameters
+    ----------
+    sample
+        True for the 2,357-customer sample, False for all 23,570 customers.
+
+    Returns
+    -------
+    CXData
+        The committed folder loaded with :func:`cxkit.load` (so it can be cached), or,
+        without it, the raw files as in-memory data.
+
+    Raises
+    ------
+    DataError
+        As :func:`cdnow_orders`.
 
     Examples
     --------

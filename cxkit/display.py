@@ -31,11 +31,34 @@ def style_table(
     percent: Sequence[str] = (),
     caption: str | None = None,
 ) -> Styler:
-    """A pandas ``Styler`` for notebooks and reports with every cell HTML-escaped.
+    """Return a pandas ``Styler`` for notebooks and reports with every cell HTML-escaped.
 
     Numbers get thousands separators and sensible rounding unless ``formats`` says
     otherwise; columns in ``percent`` (0–1 shares) are shown as percentages. Column
     labels, cells and the caption are escaped, so comment text is shown as inert text.
+
+    Parameters
+    ----------
+    df
+        The table; its index is hidden.
+    formats
+        Column name -> a format string (``"{:.1f}"``) or a function of the value,
+        overriding the default for that column.
+    percent
+        Columns holding 0–1 shares, shown as ``"25.0%"``.
+    caption
+        A caption above the table.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler
+        The styled table; missing values show as "–".
+
+    Examples
+    --------
+    >>> html_text = style_table(pd.DataFrame({"n": [1234], "x": ["<b>"]})).to_html()
+    >>> "1,234" in html_text, "&lt;b&gt;" in html_text
+    (True, True)
     """
     fmts: dict[str, Any] = {}
     for c in df.columns:
@@ -62,13 +85,25 @@ def style_table(
     return styler
 
 
-def show_table(df: pd.DataFrame, **kwargs: Any) -> None:
-    """Display :func:`style_table` of ``df`` in a notebook."""
-    display(style_table(df, **kwargs))
+def show_table(
+    df: pd.DataFrame,
+    *,
+    formats: Mapping[str, str | Callable[[Any], str]] | None = None,
+    percent: Sequence[str] = (),
+    caption: str | None = None,
+) -> None:
+    """Display :func:`style_table` of ``df`` in a notebook.
+
+    Parameters
+    ----------
+    df, formats, percent, caption
+        As in :func:`style_table`.
+    """
+    display(style_table(df, formats=formats, percent=percent, caption=caption))
 
 
 def format_cell(v: object, col: str, percent: bool = False) -> str:
-    """One value as :func:`table_html` shows it.
+    """Format one value as :func:`table_html` shows it.
 
     Parameters
     ----------
@@ -107,11 +142,26 @@ def format_cell(v: object, col: str, percent: bool = False) -> str:
 def table_html(
     df: pd.DataFrame, *, max_rows: int | None = None, percent: Sequence[str] = ()
 ) -> str:
-    """A small HTML table of ``df`` with every header and cell HTML-escaped.
+    """Return a small HTML table of ``df`` with every header and cell HTML-escaped.
 
     Columns in ``percent`` and shares/rates/probabilities (named ``*rate``, ``rate_*``,
     ``*share``, ``*probability``) are shown as percentages, other floats with two
     decimals, counts with thousands separators, missing values as "–".
+
+    Parameters
+    ----------
+    df
+        The table; its index is left out.
+    max_rows
+        Show only the first ``max_rows`` rows; ``None`` shows all.
+    percent
+        Columns shown as percentages of 1 whatever their name.
+
+    Returns
+    -------
+    str
+        A ``<table class="cx-widget-table">`` element (cells formatted by
+        :func:`format_cell`).
 
     Examples
     --------
@@ -167,7 +217,29 @@ def _fmt_value(row: pd.Series) -> str:
 
 
 def tiles_html(kpis: pd.DataFrame) -> str:
-    """The KPI tiles as an HTML grid; every text is escaped."""
+    """Return the KPI tiles as an HTML grid; every text is escaped.
+
+    Parameters
+    ----------
+    kpis
+        One row per tile with the columns ``kpi`` (the label), ``value``, ``unit``
+        (``"points"``, ``"share"``, ``"%..."``, ``"currency"``, ``"customers"`` or other),
+        ``available`` (False shows "—" greyed out), ``sentence`` (the detail line) and,
+        optionally, ``small_n`` (outlines the tile).
+
+    Returns
+    -------
+    str
+        The tiles' ``<style>`` and ``<div class="cx-tiles">`` grid.
+
+    Examples
+    --------
+    >>> kpis = pd.DataFrame({"kpi": ["NPS"], "value": [12.4], "unit": ["points"],
+    ...                      "available": [True], "sentence": ["n = 40 <responses>"]})
+    >>> text = tiles_html(kpis)
+    >>> '<p class="cx-value">+12</p>' in text, "&lt;responses&gt;" in text
+    (True, True)
+    """
     parts = [_TILE_CSS, '<div class="cx-tiles">']
     for _, row in kpis.iterrows():
         cls = (
@@ -185,5 +257,11 @@ def tiles_html(kpis: pd.DataFrame) -> str:
 
 
 def show_tiles(kpis: pd.DataFrame) -> None:
-    """Display the KPI tiles in a notebook."""
+    """Display the KPI tiles in a notebook.
+
+    Parameters
+    ----------
+    kpis
+        As in :func:`tiles_html`.
+    """
     display(HTML(tiles_html(kpis)))

@@ -31,6 +31,12 @@ class DataError(ValueError, CxkitError):
         Up to five example values or IDs.
     fix
         What the user should do next.
+
+    Examples
+    --------
+    >>> str(DataError("values are not numbers", table="orders", column="amount", rows=3,
+    ...               examples=["abc"], fix="write amounts as plain numbers"))
+    "orders.amount: values are not numbers (3 rows) e.g. 'abc'. Fix: write amounts as plain numbers"
     """
 
     def __init__(
@@ -52,6 +58,7 @@ class DataError(ValueError, CxkitError):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
+        """Return the message with where, how many rows, examples and the fix."""
         where = ".".join(p for p in (self.table, self.column) if p)
         parts = [f"{where}: {self.message}" if where else self.message]
         if self.rows is not None:
@@ -72,6 +79,18 @@ class NotAvailableError(CxkitError):
     """An analysis needs a table or column the data does not have.
 
     Notebooks catch it and show ``str(err)`` as a short "not available" note.
+
+    Parameters
+    ----------
+    needs
+        What the analysis needs, e.g. ``"the table 'orders'"``.
+    analysis
+        The analysis that needs it, when it is known.
+
+    Examples
+    --------
+    >>> str(NotAvailableError("the table 'orders'", analysis="CLV"))
+    "CLV is not available: this needs the table 'orders'"
     """
 
     def __init__(self, needs: str, *, analysis: str | None = None) -> None:
@@ -117,6 +136,7 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
+        """Return one line: severity, where, message, rows, examples and the fix."""
         where = f"{self.table}.{self.column}" if self.column else self.table
         text = f"{self.severity.upper()} {where}: {self.message} ({self.rows:,} rows)"
         if self.examples:

@@ -31,7 +31,8 @@ def atomic_open(path: str | Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     Yields
     ------
     BinaryIO
-        A file opened for binary writing (also usable as a path-like ``.name``).
+        A file opened for binary writing: a temporary ``.<name>.*.tmp`` file in the
+        target's folder, renamed over ``path`` when the block ends without an error.
 
     Examples
     --------

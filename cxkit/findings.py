@@ -20,7 +20,6 @@ import html
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import pandas as pd
 from IPython.display import HTML, display
@@ -80,7 +79,7 @@ class Finding:
     p_value: float | None = None
     importance: float = 0.0
     small_n: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def significant(self) -> bool | None:
@@ -89,8 +88,14 @@ class Finding:
             return None
         return self.p_value < 0.05
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict."""
+    def to_dict(self) -> dict[str, object]:
+        """Return the finding as a JSON-friendly dict.
+
+        Returns
+        -------
+        dict of str to object
+            Every field, plus ``significant``.
+        """
         d = asdict(self)
         d["significant"] = self.significant
         return d
@@ -101,7 +106,7 @@ IMPORTANCE_MAX = 10.0
 
 
 def _num(value: object) -> float | None:
-    """A float, or None for a missing value."""
+    """Return ``value`` as a float, or None for a missing value."""
     if value is None:
         return None
     try:
@@ -112,7 +117,7 @@ def _num(value: object) -> float | None:
 
 
 def finding_from_rate(
-    row: Mapping[str, Any],
+    row: pd.Series | Mapping[str, object],
     *,
     domain: str,
     metric: str,
@@ -127,9 +132,9 @@ def finding_from_rate(
     comparison: str | None = None,
     p_value: str | float | None = None,
     small_n: bool | None = None,
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> Finding:
-    """A :class:`Finding` from one row of a rate or score table.
+    """Build a :class:`Finding` from one row of a rate or score table.
 
     Every domain's tables carry a value, its interval and its ``n`` (and often a
     ``small_n`` flag) under their own column names; this reads them the same way
@@ -209,7 +214,7 @@ def finding_from_rate(
 
 
 def findings_frame(findings: Iterable[Finding]) -> pd.DataFrame:
-    """The findings as a pandas DataFrame (one row each).
+    """Return the findings as a pandas DataFrame (one row each).
 
     Parameters
     ----------
@@ -229,7 +234,17 @@ def _display_html(text: str) -> None:
 
 
 def show_findings(findings: Iterable[Finding], *, top: int | None = None) -> None:
-    """Show findings as a bulleted list of sentences (sentences are HTML-escaped)."""
+    """Show findings as a bulleted list of sentences, most important first.
+
+    Sentences are HTML-escaped; a small-group finding's item has the class ``cx-small``.
+
+    Parameters
+    ----------
+    findings
+        The findings, in any order.
+    top
+        Show only the ``top`` most important; ``None`` shows all.
+    """
     items = sorted(findings, key=lambda f: -f.importance)
     if top is not None:
         items = items[:top]
@@ -244,15 +259,34 @@ def show_findings(findings: Iterable[Finding], *, top: int | None = None) -> Non
 
 
 def headline(text: str) -> None:
-    """Show the report's one-line headline; the report index picks it up."""
+    """Show the report's one-line headline; the report index picks it up.
+
+    Parameters
+    ----------
+    text
+        The headline (HTML-escaped).
+    """
     _display_html(f'<p class="cx-headline">{html.escape(text)}</p>')
 
 
 def takeaway(text: str) -> None:
-    """Show a one-line takeaway under a chart or table."""
+    """Show a one-line takeaway under a chart or table.
+
+    Parameters
+    ----------
+    text
+        The takeaway (HTML-escaped).
+    """
     _display_html(f'<p class="cx-takeaway">{html.escape(text)}</p>')
 
 
 def not_available(reason: object) -> None:
-    """Show the short "not available" note for an analysis the data cannot support."""
+    """Show the short "not available" note for an analysis the data cannot support.
+
+    Parameters
+    ----------
+    reason
+        What is missing: a sentence or a :class:`~cxkit.errors.NotAvailableError`
+        (shown as ``str(reason)``, HTML-escaped).
+    """
     _display_html(f'<div class="cx-not-available">{html.escape(str(reason))}</div>')

@@ -14,16 +14,16 @@ The summaries behind ``notebooks/00_data_health.ipynb``, computed as engine aggr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 import plotly.graph_objects as go
 
 from cxkit import plots
 from cxkit.data import SCHEMA, TABLES, CXData
 from cxkit.errors import Problem
-from cxkit.findings import Finding
+from cxkit.findings import Finding, finding_from_rate
 from cxkit.stats import MIN_N, wilson_ci
 
 __all__ = [
@@ -45,14 +45,27 @@ _FREQS = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
 
 
 def table_summary(data: CXData) -> pd.DataFrame:
-    """One row per contract table: present, rows, customers, first/last timestamp, columns."""
+    """Summarise each contract table: present, rows, customers, first/last timestamp, columns.
+
+    Parameters
+    ----------
+    data
+        The loaded data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per contract table (absent ones too, with ``present`` False):
+        ``table, present, rows, customers, first_ts, last_ts, columns``. The timestamps
+        are those of ``ts`` (``signup_at`` for customers).
+    """
     rows = []
     for name in TABLES:
         if name not in data:
             rows.append({"table": name, "present": False, "rows": 0, "customers": 0})
             continue
         t = data.table(name)
-        aggs: dict[str, Any] = {"rows": t.count()}
+        aggs: dict[str, ir.Scalar] = {"rows": t.count()}
         if "customer_id" in t.columns:
             aggs["customers"] = t.customer_id.nunique()
         ts_col = "ts" if "ts" in t.columns else ("signup_at" if "signup_at" in t.columns else None)
@@ -81,7 +94,26 @@ def table_summary(data: CXData) -> pd.DataFrame:
 
 
 def missing(data: CXData) -> list[str]:
-    """Plain sentences naming each absent table and each absent optional column."""
+    """List in plain sentences each absent table and each absent optional column.
+
+    Parameters
+    ----------
+    data
+        The loaded data.
+
+    Returns
+    -------
+    list of str
+        One sentence per absent table or per table lacking optional columns.
+
+    Examples
+    --------
+    >>> import cxkit
+    >>> data = cxkit.load({"orders": pd.DataFrame({"order_id": ["1"], "customer_id": ["a"],
+    ...                    "ts": ["2024-01-02"], "amount": [5.0]})})
+    >>> missing(data)[:2]
+    ["The 'customers' table is missing.", "The 'events' table is missing."]
+    """
     notes = []
     for name in TABLES:
         if name not in data:
@@ -97,7 +129,19 @@ def missing(data: CXData) -> list[str]:
 
 
 def problems_frame(problems: Iterable[Problem]) -> pd.DataFrame:
-    """Validation problems as a table (errors first)."""
+    """Tabulate validation problems, errors first.
+
+    Parameters
+    ----------
+    problems
+        As returned by :func:`cxkit.validate`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``severity, rule, table, column, rows, message, fix``: errors, then warnings,
+        each by table.
+    """
     cols = ["severity", "rule", "table", "column", "rows", "message", "fix"]
     recs = [{c: getattr(p, c) for c in cols} for p in problems]
     df = pd.DataFrame(recs, columns=cols)
@@ -110,12 +154,25 @@ def problems_frame(problems: Iterable[Problem]) -> pd.DataFrame:
 
 
 def activity_by_period(data: CXData, *, freq: str = "month") -> pd.DataFrame:
-    """Rows per table per period (``period_start``, ``table``, ``rows``, ``customers``).
+    """Count rows and customers per activity table per period.
 
     Parameters
     ----------
+    data
+        The loaded data.
     freq
         ``"day"``, ``"week"``, ``"month"`` or ``"quarter"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table, period_start, rows, customers``, by table then period; only
+        periods with rows appear.
+
+    Raises
+    ------
+    ValueError
+        When ``freq`` is not one of the four.
     """
     if freq not in _FREQS:
         raise ValueError(f"freq must be one of {list(_FREQS)}, got {freq!r}")
@@ -141,6 +198,7 @@ def activity_by_period(data: CXData, *, freq: str = "month") -> pd.DataFrame:
 
 
 def _all_customers(data: CXData) -> ibis.Table | None:
+    """Return the distinct customer IDs: the customers table's, else every one seen."""
     parts = [data.table(n).select("customer_id") for n in TABLES if data.has(n, "customer_id")]
     if not parts:
         return None
@@ -150,15 +208,38 @@ def _all_customers(data: CXData) -> ibis.Table | None:
 
 
 def customer_count(data: CXData) -> int:
-    """Customers in the data: the customers table if present, else every ID seen anywhere."""
+    """Count the customers: those of the customers table if present, else every ID seen.
+
+    Parameters
+    ----------
+    data
+        The loaded data.
+
+    Returns
+    -------
+    int
+        Distinct customer IDs (0 when no table has a ``customer_id``).
+    """
     base = _all_customers(data)
     return 0 if base is None else int(base.count().to_pandas())
 
 
 def coverage(data: CXData) -> pd.DataFrame:
-    """Share of customers with any events, orders and responses, with Wilson 95% intervals.
+    """Compute the share of customers with any events, orders and responses (Wilson 95%).
 
     The base is the customers table when present, else every customer seen anywhere.
+
+    Parameters
+    ----------
+    data
+        The loaded data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per activity table: ``table, present, customers_with,
+        customers_total, share, ci_low, ci_high, small_n``; empty when no table has
+        customer IDs.
     """
     base = _all_customers(data)
     cols = ["table", "customers_with", "customers_total", "share", "ci_low", "ci_high", "small_n"]
@@ -183,7 +264,19 @@ def coverage(data: CXData) -> pd.DataFrame:
 
 
 def channel_mix(data: CXData) -> pd.DataFrame:
-    """Rows per channel for each table that has a ``channel`` column, with shares."""
+    """Count rows per channel for each table that has a ``channel`` column, with shares.
+
+    Parameters
+    ----------
+    data
+        The loaded data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table, channel, rows, share`` (a missing channel is ``"(none)"``), each
+        table's channels largest first; shares sum to 1 within a table.
+    """
     frames = []
     for name in _ACTIVITY:
         if not data.has(name, "channel"):
@@ -201,7 +294,21 @@ def channel_mix(data: CXData) -> pd.DataFrame:
 
 
 def findings(data: CXData, problems: Iterable[Problem] = ()) -> list[Finding]:
-    """The data-health findings: size, period, coverage, validation outcome."""
+    """Return the data-health findings: size, period, coverage, validation outcome.
+
+    Parameters
+    ----------
+    data
+        The loaded data.
+    problems
+        The validation problems (:func:`cxkit.validate`), if it was run.
+
+    Returns
+    -------
+    list of Finding
+        Tables present, the validation outcome, then one coverage finding per present
+        activity table (with its interval and n).
+    """
     out: list[Finding] = []
     summary = table_summary(data)
     present = summary[summary.present]
@@ -238,20 +345,18 @@ def findings(data: CXData, problems: Iterable[Problem] = ()) -> list[Finding]:
         )
     )
     cov = coverage(data)
-    for r in cov[cov.present].itertuples():
+    for _, r in cov[cov.present].iterrows():
         out.append(
-            Finding(
+            finding_from_rate(
+                r,
                 domain="data",
                 metric=f"coverage_{r.table}",
-                value=float(r.share),
-                unit="share",
-                ci_low=float(r.ci_low),
-                ci_high=float(r.ci_high),
-                n=int(r.customers_total),
-                small_n=bool(r.small_n),
                 sentence=f"{r.share:.1%} of {r.customers_total:,} customers have {r.table} "
                 f"(95% CI {r.ci_low:.1%}–{r.ci_high:.1%}).",
+                unit="share",
                 importance=1,
+                value="share",
+                n="customers_total",
             )
         )
     return out
@@ -263,7 +368,20 @@ def findings(data: CXData, problems: Iterable[Problem] = ()) -> list[Finding]:
 
 
 def activity_figure(activity: pd.DataFrame, *, freq: str = "month") -> go.Figure:
-    """Rows per period, one line per table."""
+    """Plot rows per period, one line per table.
+
+    Parameters
+    ----------
+    activity
+        As returned by :func:`activity_by_period`.
+    freq
+        The period it was counted by (for the title and axes).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One line trace per table; the title names the busiest period.
+    """
     busiest = ""
     if not activity.empty:
         top = activity.loc[activity["rows"].idxmax()]
@@ -277,7 +395,19 @@ def activity_figure(activity: pd.DataFrame, *, freq: str = "month") -> go.Figure
 
 
 def coverage_figure(cov: pd.DataFrame) -> go.Figure:
-    """Share of customers with each kind of activity, with Wilson 95% intervals."""
+    """Plot the share of customers with each kind of activity, with Wilson 95% intervals.
+
+    Parameters
+    ----------
+    cov
+        As returned by :func:`coverage`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Bars (in %) with error bars for the present tables; the title names the
+        thinnest coverage.
+    """
     shown = cov[cov["present"]]
     low = shown.loc[shown["share"].idxmin()] if not shown.empty else None
     title = "Coverage of customers by table"
@@ -299,7 +429,18 @@ def coverage_figure(cov: pd.DataFrame) -> go.Figure:
 
 
 def channel_figure(mix: pd.DataFrame) -> go.Figure:
-    """Channel mix per table as grouped bars of shares (%)."""
+    """Plot the channel mix per table as grouped bars of shares (%).
+
+    Parameters
+    ----------
+    mix
+        As returned by :func:`channel_mix`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar trace per table; the title names the largest channel share.
+    """
     fig = plots.figure("Channel mix by table", x_title="channel", y_title="share of rows (%)")
     for name, part in mix.groupby("table", sort=False):
         fig.add_bar(x=part["channel"], y=part["share"] * 100, name=str(name))

@@ -7,11 +7,10 @@ set raw colours.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+from IPython.display import display
 
 __all__ = [
     "DIVERGING",
@@ -38,8 +37,8 @@ PALETTE: list[str] = [
     "#F0E442",  # yellow
     "#000000",  # black
 ]
-SEQUENTIAL: list[list[Any]] = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
-DIVERGING: list[list[Any]] = [[0.0, "#D55E00"], [0.5, "#f7f7f7"], [1.0, "#0072B2"]]
+SEQUENTIAL: list[list[float | str]] = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
+DIVERGING: list[list[float | str]] = [[0.0, "#D55E00"], [0.5, "#f7f7f7"], [1.0, "#0072B2"]]
 GOOD, BAD, NEUTRAL = "#009E73", "#D55E00", "#999999"
 TEMPLATE_NAME = "cxkit"
 
@@ -66,7 +65,28 @@ pio.templates[TEMPLATE_NAME] = _template
 def figure(
     title: str, *, x_title: str | None = None, y_title: str | None = None, height: int = 420
 ) -> go.Figure:
-    """An empty figure with the cxkit template, a takeaway title and axis labels."""
+    """Return an empty figure with the cxkit template, a takeaway title and axis labels.
+
+    Parameters
+    ----------
+    title
+        The takeaway ("Checkout loses 41% of carts"), not the chart type.
+    x_title, y_title
+        Axis titles with units; ``None`` leaves an axis untitled.
+    height
+        Figure height in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        A figure with no traces.
+
+    Examples
+    --------
+    >>> fig = figure("Most customers buy once", x_title="orders", y_title="customers")
+    >>> fig.layout.template.layout.colorway[0], fig.layout.xaxis.title.text
+    ('#0072B2', 'orders')
+    """
     fig = go.Figure()
     fig.update_layout(template=TEMPLATE_NAME, title=title, height=height)
     if x_title is not None:
@@ -91,7 +111,34 @@ def bar_with_ci(
     percent: bool = False,
     height: int = 420,
 ) -> go.Figure:
-    """Bars with error bars from interval columns (e.g. a rate and its Wilson interval)."""
+    """Plot bars with error bars from interval columns (e.g. a rate and its Wilson interval).
+
+    Parameters
+    ----------
+    df
+        One row per bar.
+    x, y
+        The columns of the categories and of the values.
+    low, high
+        The columns of the interval's bounds (same unit as ``y``).
+    title
+        The takeaway title.
+    x_title, y_title
+        Axis titles; by default the column names.
+    color
+        The bars' colour; by default the palette's first.
+    text
+        A column of labels shown above the bars.
+    percent
+        Values are 0–1 shares: plot them (and the interval) times 100.
+    height
+        Figure height in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar trace with asymmetric error bars.
+    """
     fig = figure(title, x_title=x_title or x, y_title=y_title or y, height=height)
     scale = 100.0 if percent else 1.0
     fig.add_bar(
@@ -112,7 +159,22 @@ def bar_with_ci(
 
 
 def table(df: pd.DataFrame, *, title: str | None = None, height: int | None = None) -> go.Figure:
-    """A plotly table with the template's look (for tables inside figures)."""
+    """Return a plotly table with the template's look (for tables inside figures).
+
+    Parameters
+    ----------
+    df
+        The table; its index is left out.
+    title
+        The figure's title.
+    height
+        Figure height in pixels; ``None`` lets plotly choose.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Table`` trace.
+    """
     fig = go.Figure(
         go.Table(
             header={"values": list(df.columns), "fill_color": "#e4e7eb", "align": "left"},
@@ -124,9 +186,13 @@ def table(df: pd.DataFrame, *, title: str | None = None, height: int | None = No
 
 
 def show(fig: go.Figure) -> None:
-    """Display a figure in a notebook (the report exporter renders it offline)."""
-    from IPython.display import display
+    """Display a figure in a notebook (the report exporter renders it offline).
 
+    Parameters
+    ----------
+    fig
+        The figure.
+    """
     display(fig)
 
 
@@ -144,9 +210,26 @@ def heatmap(
     percent: bool = True,
     height: int | None = None,
 ) -> go.Figure:
-    """A heatmap of a wide table (rows = y, columns = x); NaN cells stay blank.
+    """Plot a heatmap of a wide table (rows = y, columns = x); NaN cells stay blank.
 
-    With ``percent=True`` values are shares shown as percentages.
+    Parameters
+    ----------
+    df
+        The wide table: its index gives the rows (top to bottom), its columns the
+        columns.
+    title
+        The takeaway title.
+    x_title, y_title
+        Axis titles.
+    percent
+        Values are 0–1 shares, shown (and coloured) as percentages.
+    height
+        Figure height in pixels; by default 22 per row, at least 320.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Heatmap`` trace on the sequential colour scale, cells labelled.
     """
     scale = 100.0 if percent else 1.0
     z = df.to_numpy(dtype=float) * scale
@@ -177,7 +260,28 @@ def stacked_bars(
     y_title: str | None = None,
     negative: list[str] | tuple[str, ...] = (),
 ) -> go.Figure:
-    """Stacked bars of several count columns over ``x``; columns in ``negative`` go below 0."""
+    """Plot stacked bars of several count columns over ``x``; ``negative`` ones go below 0.
+
+    Parameters
+    ----------
+    df
+        One row per bar.
+    x
+        The column of the categories.
+    ys
+        The columns to stack, in order; each becomes a trace named after it.
+    title
+        The takeaway title.
+    x_title, y_title
+        Axis titles; the x axis is by default named after ``x``.
+    negative
+        Columns of ``ys`` drawn downwards (e.g. dormant customers).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar trace per column of ``ys``, in palette order, ``barmode="relative"``.
+    """
     fig = figure(title, x_title=x_title or x, y_title=y_title)
     for i, col in enumerate(ys):
         sign = -1 if col in negative else 1
@@ -200,7 +304,27 @@ def sankey(
     value: str = "customers",
     height: int = 480,
 ) -> go.Figure:
-    """A Sankey diagram from a links table (one row per source -> target flow)."""
+    """Plot a Sankey diagram from a links table (one row per source -> target flow).
+
+    Nodes named ``"<step>. <name>"`` get the colour of ``<name>``, so one state has one
+    colour at every step.
+
+    Parameters
+    ----------
+    links
+        One row per flow.
+    title
+        The takeaway title.
+    source, target, value
+        The columns of the flow's start node, end node and size.
+    height
+        Figure height in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Sankey`` trace; nodes in order of first appearance.
+    """
     nodes = list(dict.fromkeys([*links[source].astype(str), *links[target].astype(str)]))
     index = {n: i for i, n in enumerate(nodes)}
     names = sorted({n.split(". ", 1)[-1] for n in nodes})

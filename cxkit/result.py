@@ -62,6 +62,11 @@ class Result:
         -------
         list of Finding
             What the domain report and the executive summary show.
+
+        Raises
+        ------
+        NotImplementedError
+            On the base class: every domain's result defines its own.
         """
         raise NotImplementedError(f"{type(self).__name__} must define findings()")
 

@@ -8,9 +8,9 @@ pandas Series where that makes sense.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats as _st
 
@@ -29,15 +29,21 @@ __all__ = [
 #: Groups with fewer customers or responses than this are flagged and never headlined.
 MIN_N = 30
 
+#: A float for scalar inputs, an array for array inputs.
+FloatOrArray = float | np.ndarray
+
 
 def _z(level: float) -> float:
+    """Return the two-sided normal quantile of confidence ``level``."""
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level!r}")
     return float(_st.norm.ppf(0.5 + level / 2))
 
 
-def wilson_ci(successes: Any, n: Any, *, level: float = 0.95) -> tuple[Any, Any]:
-    """Wilson score interval for a proportion.
+def wilson_ci(
+    successes: npt.ArrayLike, n: npt.ArrayLike, *, level: float = 0.95
+) -> tuple[FloatOrArray, FloatOrArray]:
+    """Compute the Wilson score interval for a proportion.
 
     Parameters
     ----------
@@ -50,6 +56,11 @@ def wilson_ci(successes: Any, n: Any, *, level: float = 0.95) -> tuple[Any, Any]
     -------
     (low, high)
         Arrays (or floats) within [0, 1].
+
+    Raises
+    ------
+    ValueError
+        When ``level`` is not strictly between 0 and 1.
 
     Examples
     --------
@@ -72,16 +83,32 @@ def wilson_ci(successes: Any, n: Any, *, level: float = 0.95) -> tuple[Any, Any]
     return low, high
 
 
-def nps_ci(promoters: Any, detractors: Any, n: Any, *, level: float = 0.95) -> tuple[Any, Any, Any]:
-    """Net Promoter Score with the adjusted-Wald interval, in points (-100..100).
+def nps_ci(
+    promoters: npt.ArrayLike, detractors: npt.ArrayLike, n: npt.ArrayLike, *, level: float = 0.95
+) -> tuple[FloatOrArray, FloatOrArray, FloatOrArray]:
+    """Compute the Net Promoter Score with the adjusted-Wald interval, in points (-100..100).
 
     The interval adds 3 to n and ¾ to promoters and detractors (Rocks 2016, after
     Agresti-Caffo), which keeps coverage near nominal even for small n.
 
+    Parameters
+    ----------
+    promoters, detractors, n
+        Counts of 9–10 answers, of 0–6 answers and of all answers (scalars or arrays).
+        Where ``n == 0`` the results are NaN.
+    level
+        Confidence level.
+
     Returns
     -------
     (nps, low, high)
-        The point estimate uses the raw counts; the interval the adjusted ones.
+        The point estimate uses the raw counts; the interval the adjusted ones. Floats
+        for scalar inputs, arrays for arrays.
+
+    Raises
+    ------
+    ValueError
+        When ``level`` is not strictly between 0 and 1.
 
     Examples
     --------
@@ -119,7 +146,37 @@ def nps_compare(
     *,
     level: float = 0.95,
 ) -> dict[str, float]:
-    """Difference of two NPS (a − b) in points, adjusted-Wald interval and z-test p-value."""
+    """Compare two NPS: the difference (a − b) in points, its interval and a p-value.
+
+    The interval is the adjusted-Wald one of :func:`nps_ci` for a difference; the
+    p-value is that of the z-test on the adjusted difference.
+
+    Parameters
+    ----------
+    promoters_a, detractors_a, n_a
+        Group a's counts of 9–10 answers, 0–6 answers and all answers.
+    promoters_b, detractors_b, n_b
+        The same for group b.
+    level
+        Confidence level.
+
+    Returns
+    -------
+    dict of str to float
+        ``diff_points`` (from the raw counts), ``ci_low``, ``ci_high`` (points), ``z``
+        and ``p_value``; NaN where a group is empty.
+
+    Raises
+    ------
+    ValueError
+        When ``level`` is not strictly between 0 and 1.
+
+    Examples
+    --------
+    >>> r = nps_compare(50, 20, 100, 30, 30, 100)
+    >>> round(r["diff_points"], 1), r["p_value"] < 0.05
+    (30.0, True)
+    """
     z = _z(level)
 
     def adj(p: float, d: float, n: float) -> tuple[float, float]:
@@ -145,12 +202,34 @@ def nps_compare(
 
 
 def two_proportion_test(
-    k1: Any, n1: Any, k2: Any, n2: Any, *, level: float = 0.95
-) -> dict[str, Any]:
-    """Two-proportion z-test (pooled) with a Wald interval for the difference p1 − p2.
+    k1: npt.ArrayLike,
+    n1: npt.ArrayLike,
+    k2: npt.ArrayLike,
+    n2: npt.ArrayLike,
+    *,
+    level: float = 0.95,
+) -> dict[str, FloatOrArray]:
+    """Run the two-proportion z-test (pooled) with a Wald interval for p1 − p2.
 
-    Returns a dict of ``diff``, ``ci_low``, ``ci_high``, ``z`` and ``p_value`` (arrays
-    when the inputs are arrays). Where a group is empty the results are NaN.
+    Parameters
+    ----------
+    k1, n1
+        Successes and trials of group 1 (scalars or arrays).
+    k2, n2
+        The same for group 2.
+    level
+        Confidence level of the interval.
+
+    Returns
+    -------
+    dict of str to float or numpy.ndarray
+        ``diff``, ``ci_low``, ``ci_high``, ``z`` and ``p_value`` (arrays when the inputs
+        are arrays). Where a group is empty the results are NaN.
+
+    Raises
+    ------
+    ValueError
+        When ``level`` is not strictly between 0 and 1.
 
     Examples
     --------
@@ -180,8 +259,28 @@ def two_proportion_test(
     return out
 
 
-def mean_ci(values: Any, *, level: float = 0.95) -> tuple[float, float, float, int]:
-    """Mean with a Student-t interval. Returns ``(mean, low, high, n)``; NaN when n < 2."""
+def mean_ci(values: npt.ArrayLike, *, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Compute the mean with a Student-t interval.
+
+    Parameters
+    ----------
+    values
+        The values; missing ones are left out.
+    level
+        Confidence level.
+
+    Returns
+    -------
+    (mean, low, high, n)
+        The mean and interval (NaN when n < 2; the mean too when n is 0) and how many
+        values were used.
+
+    Examples
+    --------
+    >>> m, lo, hi, n = mean_ci([1.0, 2.0, 3.0, None])
+    >>> m, round(lo, 3), round(hi, 3), n
+    (2.0, -0.484, 4.484, 3)
+    """
     x = np.asarray(pd.Series(values).dropna(), dtype=float)
     n = int(x.size)
     if n == 0:
@@ -195,16 +294,38 @@ def mean_ci(values: Any, *, level: float = 0.95) -> tuple[float, float, float, i
 
 
 def bootstrap_ci(
-    values: Any,
+    values: npt.ArrayLike,
     statistic: Callable[[np.ndarray], float] = np.mean,
     *,
     n_boot: int = 1000,
     level: float = 0.95,
     random_state: int | np.random.Generator | None = 0,
 ) -> tuple[float, float, float]:
-    """Percentile bootstrap interval of ``statistic`` over rows of ``values``.
+    """Compute a percentile bootstrap interval of ``statistic`` over rows of ``values``.
 
-    Returns ``(estimate, low, high)``. Deterministic for a given ``random_state``.
+    Parameters
+    ----------
+    values
+        The sample; rows are resampled with replacement.
+    statistic
+        The statistic of a sample.
+    n_boot
+        Number of bootstrap samples.
+    level
+        Confidence level.
+    random_state
+        Seed or generator; the same seed gives the same interval.
+
+    Returns
+    -------
+    (estimate, low, high)
+        ``statistic(values)`` and the interval's bounds (NaN for fewer than 2 rows).
+
+    Examples
+    --------
+    >>> est, lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0], n_boot=200)
+    >>> est, lo <= est <= hi
+    (2.5, True)
     """
     x = np.asarray(values)
     rng = np.random.default_rng(random_state)
@@ -217,8 +338,24 @@ def bootstrap_ci(
     return est, float(np.nanquantile(boots, alpha)), float(np.nanquantile(boots, 1 - alpha))
 
 
-def holm(p_values: Any) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (for many group-vs-rest tests at once)."""
+def holm(p_values: npt.ArrayLike) -> np.ndarray:
+    """Adjust p-values by Holm–Bonferroni (for many group-vs-rest tests at once).
+
+    Parameters
+    ----------
+    p_values
+        The raw p-values; NaN ones stay NaN and do not count as tests.
+
+    Returns
+    -------
+    numpy.ndarray
+        The adjusted p-values, in the input's order, at most 1.
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03]).round(2).tolist()
+    [0.03, 0.06, 0.06]
+    """
     p = np.asarray(p_values, dtype=float)
     out = np.full_like(p, np.nan)
     ok = np.isfinite(p)
@@ -236,6 +373,24 @@ def holm(p_values: Any) -> np.ndarray:
     return out
 
 
-def is_small(n: Any, *, min_n: int = MIN_N) -> Any:
-    """True where a group is too small to headline (fewer than ``min_n``)."""
+def is_small(n: npt.ArrayLike, *, min_n: int = MIN_N) -> np.bool_ | np.ndarray:
+    """Flag groups too small to headline (fewer than ``min_n``).
+
+    Parameters
+    ----------
+    n
+        Group sizes (a scalar or an array).
+    min_n
+        The smallest size that may be headlined.
+
+    Returns
+    -------
+    numpy.bool_ or numpy.ndarray
+        True where ``n < min_n``.
+
+    Examples
+    --------
+    >>> is_small([10, 30, 100]).tolist()
+    [True, False, False]
+    """
     return np.asarray(n) < min_n

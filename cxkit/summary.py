@@ -1,8 +1,8 @@
 """The executive summary and the customer scorecard.
 
-:func:`executive_summary` runs every domain the data supports — with the same functions
-and defaults as the domain reports, so a number never differs between two reports — and
-returns KPI tiles, the top findings per domain, the small lifecycle funnel, the customer
+:func:`executive_summary` runs every analysis in :data:`ANALYSES` — each domain's
+``analyze(data, as_of=..., **options)`` with the options its own report passes
+(:func:`domain_options`), so a number never differs between two reports — and returns KPI tiles, the top findings per domain, the small lifecycle funnel, the customer
 scorecard and the parts that are not available.
 
 :func:`scorecard` is one row per customer: persona, current stage, last activity,
@@ -14,30 +14,40 @@ latest NPS group, and a recommended focus from transparent rules
 from __future__ import annotations
 
 import hashlib
+import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import ibis
 import numpy as np
 import pandas as pd
+from IPython.display import HTML, display
 
-from cxkit.cache import run_cached
+from cxkit import churn, clv, lifecycle, personas, voc
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
 from cxkit.files import atomic_open
-from cxkit.findings import Finding
+from cxkit.findings import Finding, not_available, show_findings
+from cxkit.result import AsOf, Result
 
 __all__ = [
+    "ANALYSES",
     "FOCUS_RULES",
+    "DomainRun",
     "ExecutiveSummary",
+    "domain_options",
     "executive_summary",
     "hash_ids",
     "kpi_tiles",
+    "nps_group",
     "recommend_focus",
+    "run_domain",
     "scorecard",
+    "show_section",
+    "top_at_risk",
     "write_scores",
 ]
 
@@ -60,51 +70,120 @@ ACTIVE_DAYS = 90
 # --------------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class DomainRun:
-    """The result of one domain in the summary."""
+    """One domain's part of the summary: its result and findings, or why it is missing.
+
+    Attributes
+    ----------
+    name
+        The domain (``"lifecycle"``, ``"clv"``, ``"churn"``, ``"personas"``, ``"voc"``).
+    findings
+        ``result.findings()``: the very findings the domain report shows.
+    result
+        The domain's :class:`~cxkit.result.Result`, or None when it is not available.
+    missing
+        Why the data cannot support the domain, or None.
+    seconds
+        How long the domain took (a cache hit in a report run takes almost nothing).
+    """
 
     name: str
     findings: list[Finding] = field(default_factory=list)
-    result: Any = None
+    result: Result | None = None
     missing: str | None = None
     seconds: float = 0.0
 
 
-def _run(name: str, fn: Callable[[], tuple[Any, list[Finding]]]) -> DomainRun:
-    start = time.perf_counter()
-    try:
-        result, found = fn()
-        return DomainRun(name, found, result, None, time.perf_counter() - start)
-    except NotAvailableError as err:
-        return DomainRun(name, [], None, str(err), time.perf_counter() - start)
+#: Every analysis the summary runs, in the order it shows them: ``analyze(data, *,
+#: as_of, **options)`` of each domain package. The options are each domain report's
+#: own, so a report run computes every result once and the numbers agree.
+ANALYSES: dict[str, Callable[..., Result]] = {
+    "lifecycle": lifecycle.analyze,
+    "clv": clv.analyze,
+    "churn": churn.analyze,
+    "personas": personas.analyze,
+    "voc": voc.analyze,
+}
 
 
-@run_cached("clv.analysis")
-def clv_analysis(
+def domain_options(
     data: CXData,
     *,
-    as_of: Any = None,
     horizon_weeks: int = 52,
-    annual_discount_rate: float = 0.10,
-) -> tuple[pd.DataFrame, Any, Any, pd.DataFrame]:
-    """RFM summary, fitted BG/NBD and Gamma-Gamma, and CLV per customer at ``as_of``.
+    random_state: int = 0,
+    folder: str | Path | None = None,
+) -> dict[str, dict[str, object]]:
+    """Return the options each domain's ``analyze`` gets: those its own report passes.
 
-    Returns ``(summary, bg, gg, clv_frame)``; ``gg`` is None when nobody repeats with a
-    positive spend. Raises NotAvailableError without an orders table.
+    Parameters
+    ----------
+    data
+        The data, cut at the summary's ``as_of``.
+    horizon_weeks
+        The CLV horizon.
+    random_state
+        The seed of every randomised step.
+    folder
+        The data folder, where a ``_personas.parquet`` of labels may be.
+
+    Returns
+    -------
+    dict of str to dict
+        Keyword arguments per domain name in :data:`ANALYSES`. The voice of the customer
+        gets the persona labels the VoC report uses
+        (:func:`cxkit.personas.resolve_persona_labels`).
     """
-    from cxkit import clv
+    out: dict[str, dict[str, object]] = {
+        "lifecycle": {},
+        "clv": {"horizon_weeks": horizon_weeks},
+        "churn": {"random_state": random_state},
+        "personas": {"random_state": random_state},
+        "voc": {"random_state": random_state},
+    }
+    if data.has("responses", "survey", "score"):
+        labels, _note = personas.resolve_persona_labels(data, folder=folder)
+        out["voc"]["personas"] = labels
+    return out
 
-    data.require("orders", "customer_id", "ts", "amount", analysis="Customer lifetime value")
-    end = resolve_as_of(data, as_of)
-    summary = clv.rfm_summary(data.upto(end), observation_end=end, time_unit="W")
-    bg = clv.BetaGeo().fit(summary)
-    repeaters = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
-    gg = clv.GammaGamma().fit(repeaters) if len(repeaters) >= 10 else None
-    frame = clv.clv(
-        summary, bg, gg, horizon=horizon_weeks, unit="W", annual_discount_rate=annual_discount_rate
-    )
-    return summary, bg, gg, frame
+
+def run_domain(
+    name: str, analyze: Callable[..., Result], data: CXData, *, as_of: AsOf, **options: object
+) -> DomainRun:
+    """Run one domain's ``analyze``; a missing table becomes a note, not a failure.
+
+    Parameters
+    ----------
+    name
+        The domain's name.
+    analyze
+        Its ``analyze`` function.
+    data
+        The data.
+    as_of
+        Passed on as ``analyze(data, as_of=as_of, ...)``.
+    **options
+        The domain's other options.
+
+    Returns
+    -------
+    DomainRun
+        The result and its findings, or the reason it is not available (also when it
+        has no findings because every part it tried is not available).
+    """
+    start = time.perf_counter()
+    try:
+        result = analyze(data, as_of=as_of, **options)
+    except NotAvailableError as err:
+        return DomainRun(name, [], None, str(err), time.perf_counter() - start)
+    found = result.findings()
+    # a domain that found nothing because its parts are not available is missing, and
+    # says why (e.g. the voice of the customer on data without responses)
+    missing = "; ".join(dict.fromkeys(result.not_available)) if not found else None
+    return DomainRun(name, found, result, missing or None, time.perf_counter() - start)
 
 
 # --------------------------------------------------------------------------------------
@@ -175,7 +254,23 @@ def _advocacy_acts(data: CXData) -> pd.DataFrame:
 
 
 def nps_group(score: pd.Series) -> pd.Series:
-    """'promoter' (9–10), 'passive' (7–8), 'detractor' (0–6) or missing."""
+    """Group NPS answers: 'promoter' (9–10), 'passive' (7–8), 'detractor' (0–6) or missing.
+
+    Parameters
+    ----------
+    score
+        NPS answers 0–10 (missing allowed).
+
+    Returns
+    -------
+    pandas.Series
+        The groups, as pandas ``string``.
+
+    Examples
+    --------
+    >>> nps_group(pd.Series([10, 7, 3, None])).tolist()
+    ['promoter', 'passive', 'detractor', <NA>]
+    """
     s = pd.to_numeric(score, errors="coerce")
     out = pd.Series(pd.NA, index=score.index, dtype="string")
     out[s >= 9] = "promoter"
@@ -221,7 +316,25 @@ def recommend_focus(frame: pd.DataFrame) -> pd.Series:
 
 
 def hash_ids(ids: pd.Series, *, salt: str) -> pd.Series:
-    """Replace customer IDs by salted SHA-256 hashes (16 hex characters) for sharing."""
+    """Replace customer IDs by salted SHA-256 hashes (16 hex characters) for sharing.
+
+    Parameters
+    ----------
+    ids
+        The customer IDs.
+    salt
+        A non-empty secret; the same salt gives the same hashes.
+
+    Returns
+    -------
+    pandas.Series
+        The hashes, as pandas ``string``.
+
+    Raises
+    ------
+    ValueError
+        When ``salt`` is empty.
+    """
     if not salt:
         raise ValueError("hash_ids needs a non-empty salt, got ''")
     return (
@@ -234,7 +347,7 @@ def hash_ids(ids: pd.Series, *, salt: str) -> pd.Series:
 def scorecard(
     data: CXData,
     *,
-    as_of: Any = None,
+    as_of: AsOf = None,
     horizon_weeks: int = 52,
     random_state: int = 0,
     churn_scores: pd.DataFrame | None = None,
@@ -293,7 +406,7 @@ def scorecard(
 
     if clv_frame is None:
         clv_frame = _try(
-            notes, lambda: clv_analysis(data, as_of=end, horizon_weeks=horizon_weeks)[3]
+            notes, lambda: clv.analyze(data, as_of=end, horizon_weeks=horizon_weeks).values
         )
     cols = ["p_alive", f"expected_purchases_{h}", f"clv_{h}"]
     if clv_frame is not None:
@@ -350,7 +463,7 @@ def scorecard(
     return card
 
 
-def _try(notes: list[str], fn: Callable[[], Any]) -> Any:
+def _try(notes: list[str], fn: Callable[[], T]) -> T | None:
     try:
         return fn()
     except NotAvailableError as err:
@@ -359,14 +472,10 @@ def _try(notes: list[str], fn: Callable[[], Any]) -> Any:
 
 
 def _personas(data: CXData, end: pd.Timestamp, random_state: int) -> pd.DataFrame:
-    from cxkit import personas
-
     return personas.persona_labels(data, as_of=end, random_state=random_state).reset_index()
 
 
 def _stages(data: CXData, end: pd.Timestamp) -> pd.DataFrame:
-    from cxkit import lifecycle
-
     st = lifecycle.stages(data, as_of=end)
     out = st[["customer_id", "current_stage"]].copy()
     out["customer_id"] = out["customer_id"].astype("string")
@@ -374,9 +483,7 @@ def _stages(data: CXData, end: pd.Timestamp) -> pd.DataFrame:
     return out
 
 
-def _churn(data: CXData, end: pd.Timestamp, random_state: int) -> Any:
-    from cxkit import churn
-
+def _churn(data: CXData, end: pd.Timestamp, random_state: int) -> churn.ChurnResult:
     # as the churn report calls it: data cut at ``end``, as_of from the data
     return churn.analyze(data.upto(end), random_state=random_state)
 
@@ -386,7 +493,7 @@ def _churn(data: CXData, end: pd.Timestamp, random_state: int) -> Any:
 # --------------------------------------------------------------------------------------
 
 
-def _active_customers(data: CXData, end: pd.Timestamp, days: int = ACTIVE_DAYS) -> dict[str, Any]:
+def _active_customers(data: CXData, end: pd.Timestamp, days: int = ACTIVE_DAYS) -> dict[str, int]:
     parts = [
         data.table(n).select("customer_id", "ts")
         for n in ("events", "orders", "responses")
@@ -408,33 +515,47 @@ def _active_customers(data: CXData, end: pd.Timestamp, days: int = ACTIVE_DAYS) 
 def kpi_tiles(
     data: CXData,
     *,
-    as_of: Any = None,
+    as_of: AsOf = None,
     domains: dict[str, DomainRun] | None = None,
     card: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The KPI tiles: one row each with value, interval or n and a sentence.
+    """Build the KPI tiles: one row each with value, interval or n and a sentence.
 
     NPS, CSAT, CES, the churn rate and total CLV are the very :class:`Finding` records
     of their domain reports (same numbers, same sentences). Customers and active
     customers are counted here; CLV at risk is the scorecard's sum of CLV × churn
     probability.
 
-    Columns: ``kpi, value, unit, ci_low, ci_high, n, sentence, small_n, available``.
+    Parameters
+    ----------
+    data
+        The data.
+    as_of
+        The instant the tiles stand at (:func:`cxkit.data.resolve_as_of`).
+    domains
+        The domain runs of :func:`executive_summary` (their findings feed the tiles).
+    card
+        The scorecard, for CLV at risk.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``kpi, value, unit, ci_low, ci_high, n, sentence, small_n, available``.
     """
     end = resolve_as_of(data, as_of)
     data = data.upto(end)
     domains = domains or {}
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, object]] = []
 
     def add(
         kpi: str,
-        value: Any = np.nan,
+        value: float = np.nan,
         unit: str = "",
         sentence: str = "",
         *,
-        ci_low: Any = None,
-        ci_high: Any = None,
-        n: Any = None,
+        ci_low: float | None = None,
+        ci_high: float | None = None,
+        n: int | None = None,
         small_n: bool = False,
         available: bool = True,
     ) -> None:
@@ -531,7 +652,18 @@ class ExecutiveSummary:
     missing: list[str]
 
     def top_findings(self, per_domain: int = 3) -> list[Finding]:
-        """The most important findings of each domain, small groups never headlined."""
+        """Return the most important findings of each domain, small groups never headlined.
+
+        Parameters
+        ----------
+        per_domain
+            How many findings per domain.
+
+        Returns
+        -------
+        list of Finding
+            By domain, most important first.
+        """
         out: list[Finding] = []
         for run in self.domains.values():
             ranked = sorted((f for f in run.findings if not f.small_n), key=lambda f: -f.importance)
@@ -539,7 +671,13 @@ class ExecutiveSummary:
         return out
 
     def focus_counts(self) -> pd.DataFrame:
-        """Customers per recommended focus, with share."""
+        """Count the customers per recommended focus.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``recommended_focus, customers, share``.
+        """
         c = self.scorecard["recommended_focus"].value_counts().rename_axis("recommended_focus")
         out = c.reset_index(name="customers")
         out["share"] = out["customers"] / max(len(self.scorecard), 1)
@@ -549,65 +687,58 @@ class ExecutiveSummary:
 def executive_summary(
     data: CXData,
     *,
-    as_of: Any = None,
+    as_of: AsOf = None,
     horizon_weeks: int = 52,
     random_state: int = 0,
     salt: str | None = None,
+    folder: str | Path | None = None,
 ) -> ExecutiveSummary:
-    """Run every available domain once and assemble the executive summary."""
-    from cxkit import churn, clv, lifecycle, personas, voc
+    """Run every available domain once and assemble the executive summary.
 
+    Parameters
+    ----------
+    data
+        The data.
+    as_of
+        The instant the summary stands at (:func:`cxkit.data.resolve_as_of`).
+    horizon_weeks
+        The CLV horizon.
+    random_state
+        The seed of every randomised step (as in the domain reports).
+    salt
+        When given, the scorecard's customer IDs are salted hashes (:func:`hash_ids`).
+    folder
+        The data folder (persona labels in ``_personas.parquet``, as the VoC report
+        reads them).
+
+    Returns
+    -------
+    ExecutiveSummary
+        KPI tiles, one :class:`DomainRun` per domain of :data:`ANALYSES`, the stage
+        funnel, the scorecard and what is missing.
+    """
     end = resolve_as_of(data, as_of)
     cut = data.upto(end)
-    domains: dict[str, DomainRun] = {}
-
-    def _lifecycle_run() -> tuple[Any, list[Finding]]:
-        # the arguments the lifecycle report passes, so a report run computes this once
-        stage_map, _missing = lifecycle.available_stages(cut)
-        by = "acquisition_channel" if cut.has("customers", "acquisition_channel") else None
-        return None, lifecycle.findings(cut, stage_map=stage_map, by=by)
-
-    domains["lifecycle"] = _run("lifecycle", _lifecycle_run)
-
-    def _clv() -> tuple[Any, list[Finding]]:
-        summary, bg, _gg, frame = clv_analysis(cut, as_of=end, horizon_weeks=horizon_weeks)
-        return frame, clv.findings(summary, bg, clv_frame=frame)
-
-    domains["clv"] = _run("clv", _clv)
-
-    def _churn_run() -> tuple[Any, list[Finding]]:
-        res = churn.analyze(cut, random_state=random_state)  # as the churn report does
-        return res, churn.findings(result=res)
-
-    domains["churn"] = _run("churn", _churn_run)
-
-    def _personas_run() -> tuple[Any, list[Finding]]:
-        report = personas.analyze(cut, as_of=end, random_state=random_state)
-        return report, personas.findings(report)
-
-    domains["personas"] = _run("personas", _personas_run)
-
+    options = domain_options(
+        cut, horizon_weeks=horizon_weeks, random_state=random_state, folder=folder
+    )
+    domains = {
+        name: run_domain(name, analyze, cut, as_of=end, **options[name])
+        for name, analyze in ANALYSES.items()
+    }
     persona_frame = None
-    if domains["personas"].result is not None:
-        labels = personas.persona_labels(cut, report=domains["personas"].result)
-        persona_frame = labels.reset_index()
-
-    def _voc_run() -> tuple[Any, list[Finding]]:
-        cut.require("responses", "survey", "score", analysis="Voice of the customer")
-        # the VoC report's own call: personas="auto", its defaults for the rest
-        labels, _note = voc.load_personas(cut, "auto")
-        return None, voc.findings(cut, personas=labels, random_state=random_state)
-
-    domains["voc"] = _run("voc", _voc_run)
-
-    churn_res = domains["churn"].result
+    persona_result = domains["personas"].result
+    if isinstance(persona_result, personas.PersonasResult):
+        persona_frame = personas.persona_labels(cut, report=persona_result).reset_index()
+    churn_result = domains["churn"].result
+    clv_result = domains["clv"].result
     card = scorecard(
         cut,
         as_of=end,
         horizon_weeks=horizon_weeks,
         random_state=random_state,
-        churn_scores=None if churn_res is None else churn_res.scores,
-        clv_frame=domains["clv"].result,
+        churn_scores=churn_result.scores if isinstance(churn_result, churn.ChurnResult) else None,
+        clv_frame=clv_result.values if isinstance(clv_result, clv.ClvResult) else None,
         personas=persona_frame,
         salt=salt,
     )
@@ -628,8 +759,20 @@ def executive_summary(
 def write_scores(card: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
     """Write the scorecard atomically to ``scores.parquet`` and ``scores.csv`` in ``out_dir``.
 
-    Each file is written to a temporary name in the same folder, flushed to disk and
-    renamed, so a reader never sees a half-written file.
+    Each file is written with :func:`cxkit.files.atomic_open`, so a reader never sees a
+    half-written file.
+
+    Parameters
+    ----------
+    card
+        The scorecard.
+    out_dir
+        The folder (created when missing).
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The Parquet and CSV files.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -650,13 +793,19 @@ def write_scores(card: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
 
 
 def show_section(title: str, link: str, run: DomainRun, *, top: int = 3) -> None:
-    """A domain's heading (linking to its detailed report) and its top findings."""
-    import html
+    """Show a domain's heading (linking to its detailed report) and its top findings.
 
-    from IPython.display import HTML, display
-
-    from cxkit.findings import not_available, show_findings
-
+    Parameters
+    ----------
+    title
+        The heading.
+    link
+        The detailed report's file name.
+    run
+        The domain's run in the summary.
+    top
+        How many findings to show (small groups are never shown here).
+    """
     display(
         HTML(
             f'<h3>{html.escape(title)} <a class="cx-link" href="{html.escape(link)}">'
@@ -670,7 +819,20 @@ def show_section(title: str, link: str, run: DomainRun, *, top: int = 3) -> None
 
 
 def top_at_risk(card: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
-    """The ``n`` customers with the most CLV at risk, with the columns a reader needs."""
+    """Return the ``n`` customers with the most CLV at risk, with the columns a reader needs.
+
+    Parameters
+    ----------
+    card
+        The scorecard.
+    n
+        How many customers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows, most value at risk first; empty when there is no CLV at risk.
+    """
     if "clv_at_risk_52w" not in card or not card["clv_at_risk_52w"].notna().any():
         return card.iloc[0:0]
     cols = [

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -429,7 +430,8 @@ _DIURNAL_HOURS = np.arange(25) / 24.0
 # --------------------------------------------------------------------------------------
 
 
-def _cum(rows: Any) -> np.ndarray:
+def _cum(rows: npt.ArrayLike) -> np.ndarray:
+    """Return the row-wise cumulative shares of ``rows`` (each row normalised, last = 1)."""
     m = np.asarray(rows, dtype=float)
     m = m / m.sum(axis=1, keepdims=True)
     c = np.cumsum(m, axis=1)
@@ -1040,6 +1042,32 @@ def iter_chunks(
 
     Chunk ``i`` uses ``np.random.default_rng([seed, i])``, so the output depends on
     ``seed``, the dates, ``customers`` and ``chunk_size`` only.
+
+    Parameters
+    ----------
+    customers
+        Number of customers in all.
+    seed
+        Random seed.
+    start, end
+        First and last day of activity (ISO dates; ``end`` is inclusive).
+    chunk_size
+        Customers per chunk (1 to 4,194,304).
+
+    Yields
+    ------
+    Chunk
+        The next ``chunk_size`` customers' tables (the last chunk may be smaller).
+
+    Raises
+    ------
+    UsageError
+        When ``customers`` is below 1 or ``chunk_size`` is out of range.
+
+    Examples
+    --------
+    >>> [len(c.customers) for c in iter_chunks(250, seed=1, chunk_size=100)]
+    [100, 100, 50]
     """
     if customers < 1:
         raise UsageError(f"customers must be a positive number, got {customers!r}")
@@ -1137,7 +1165,7 @@ def truth_info(
     end: str | pd.Timestamp,
     sums: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """The global truth written to ``_truth.json``.
+    """Return the global truth written to ``_truth.json``.
 
     ``stage_conversion`` holds, per persona and overall, the planted (expected) rate of
     each stage step. ``purchase_to_retention`` is the mean of the buyers' ``p_retention``
@@ -1146,6 +1174,20 @@ def truth_info(
     cover); ``overall_population`` weights them by the planted shares.
     ``stage_counts_realised`` holds the realised counts (``retained``: buyers with at
     least one repeat order by the end).
+
+    Parameters
+    ----------
+    customers, seed, start, end
+        The arguments the data was generated with (as for :func:`generate`).
+    sums
+        The chunks' summed realised counts (:attr:`Chunk.sums`, added up); ``None``
+        leaves out what needs them.
+
+    Returns
+    -------
+    dict
+        Nested JSON-like values (numpy scalars and arrays included, which
+        :func:`write_demo` converts).
     """
     clock = _clock(start, end)
     shares = _param("share")
@@ -1326,6 +1368,11 @@ def write_demo(
     Path
         The output folder.
 
+    Raises
+    ------
+    UsageError
+        When ``fmt`` is not ``"parquet"`` or ``"csv"``, or as :func:`iter_chunks`.
+
     Examples
     --------
     >>> import tempfile
@@ -1378,7 +1425,8 @@ def write_demo(
     return folder
 
 
-def _json_default(v: Any) -> Any:
+def _json_default(v: object) -> int | float | list:
+    """Convert a numpy value for :func:`json.dumps`."""
     if isinstance(v, np.integer):
         return int(v)
     if isinstance(v, np.floating):

@@ -7,14 +7,13 @@ they run unchanged on DuckDB, Spark or a warehouse.
 
 Errors (the data cannot be analysed as it is): missing required columns, unparseable or
 null timestamps, non-numeric / negative / non-finite amounts, duplicate IDs, scores out
-of range, orphan ``customer_id``\\ s, empty tables, no usable table.
+of range, orphan customer IDs, empty tables, no usable table.
 Warnings: exact duplicate rows, activity after ``as_of``, customers with no activity.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -26,9 +25,9 @@ from cxkit.data import (
     SCORE_RANGES,
     TABLES,
     CXData,
-    _typed_column,
     end_of_day,
     resolve_as_of,
+    typed_column,
 )
 from cxkit.errors import Problem
 
@@ -87,12 +86,44 @@ def validate(data: CXData, *, as_of: str | pd.Timestamp | None = None) -> list[P
 
 
 def has_errors(problems: Iterable[Problem]) -> bool:
-    """True when any problem is an error."""
+    """Tell whether any problem is an error.
+
+    Parameters
+    ----------
+    problems
+        As returned by :func:`validate`.
+
+    Returns
+    -------
+    bool
+        True when at least one has severity ``"error"``.
+    """
     return any(p.severity == "error" for p in problems)
 
 
 def format_problems(problems: list[Problem], *, source: str = "") -> str:
-    """A plain-text report of ``problems`` for the command line."""
+    """Write a plain-text report of ``problems`` for the command line.
+
+    Parameters
+    ----------
+    problems
+        As returned by :func:`validate`.
+    source
+        The data's name for the first line.
+
+    Returns
+    -------
+    str
+        One line per problem, then the counts of errors and warnings, and what to do
+        when there are errors.
+
+    Examples
+    --------
+    >>> print(format_problems([], source="data/demo"))
+    Validation of data/demo
+      OK: no problems found.
+    0 errors, 0 warnings.
+    """
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     head = f"Validation of {source}" if source else "Validation"
@@ -116,6 +147,7 @@ def format_problems(problems: list[Problem], *, source: str = "") -> str:
 
 
 def _examples(expr: ir.Table, column: str, limit: int = 5) -> tuple[str, ...]:
+    """Return up to ``limit`` example values of ``column``, shown by :func:`_show`."""
     try:
         values = expr.select(column).limit(limit).to_pandas()[column].tolist()
     except Exception:
@@ -123,7 +155,8 @@ def _examples(expr: ir.Table, column: str, limit: int = 5) -> tuple[str, ...]:
     return tuple(_show(v) for v in values)
 
 
-def _show(v: Any) -> str:
+def _show(v: object) -> str:
+    """Show one example value: quoted, cut at 40 characters, NULL for a missing one."""
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return "NULL"
     text = str(v)
@@ -161,7 +194,7 @@ def _check_table(data: CXData, name: str, cutoff: pd.Timestamp | None) -> list[P
     # One relation with both the raw and the converted value of every contract column,
     # so that a single aggregate counts every row-level rule.
     present = [c for c in contract if c in raw.columns]
-    chk = raw.mutate(**{f"__t_{c}": _typed_column(raw[c], contract[c].kind) for c in present})
+    chk = raw.mutate(**{f"__t_{c}": typed_column(raw[c], contract[c].kind) for c in present})
     rules: list[_Rule] = []
     for col in present:
         spec = contract[col]

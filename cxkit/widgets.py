@@ -42,21 +42,23 @@ Examples
 
 from __future__ import annotations
 
-import datetime as _dt
+import datetime as dt
 import html
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TypeVar
 
 import ibis
 import ipywidgets as w
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from IPython.display import display
 
 from cxkit import lifecycle, plots, stats, voc
 from cxkit.data import CXData
 from cxkit.display import format_cell, table_html
 from cxkit.errors import CxkitError
+from cxkit.personas import PersonasResult, journey_map
 
 __all__ = [
     "CustomerLookup",
@@ -68,45 +70,27 @@ __all__ = [
 
 ALL = "(all)"
 _NONE = "(none)"
-_ACTIVITY = ("events", "orders", "responses")
+
+#: Persona labels an explorer accepts: a result of :func:`cxkit.personas.analyze`, the
+#: frame from :func:`cxkit.personas.assign`, or a Series of names indexed by customer_id.
+PersonaLabels = PersonasResult | pd.DataFrame | pd.Series
+
+_T = TypeVar("_T")
 
 # --------------------------------------------------------------------------------------
 # small helpers (selection and display only; no analysis here)
 # --------------------------------------------------------------------------------------
 
 
-def _between(data: CXData, start: Any = None, end: Any = None) -> CXData:
-    """The data with activity (events, orders, responses) between ``start`` and ``end``.
-
-    ``end`` is inclusive of its whole day (:meth:`CXData.upto`); ``start`` is inclusive
-    from its midnight. Customers are kept as they are.
-    """
-    d = data.upto(end) if end is not None else data
-    if start is None:
-        return d
-    lo = pd.Timestamp(start).to_pydatetime()
-    tables: dict[str, ibis.Table] = {}
-    for name in d.names:
-        t = d.table(name)
-        if name in _ACTIVITY and "ts" in t.columns:
-            t = t.filter(t.ts >= lo)
-        tables[name] = t
-    return CXData(d.con, tables, source=d.source, as_of=d.as_of)
-
-
-def _replace(data: CXData, name: str, table: ibis.Table) -> CXData:
-    tables = {n: data.table(n) for n in data.names}
-    tables[name] = table
-    return CXData(data.con, tables, source=data.source, as_of=data.as_of)
-
-
-def _as_date(ts: Any) -> _dt.date | None:
+def _as_date(ts: pd.Timestamp | None) -> dt.date | None:
+    """Return the date of ``ts`` for a ``DatePicker`` (None for a missing one)."""
     if ts is None or pd.isna(ts):
         return None
     return pd.Timestamp(ts).date()
 
 
 def _message_html(text: str, kind: str = "info") -> str:
+    """Return ``text`` as an escaped message line (``kind`` "info" or "warn")."""
     colour = {"info": "#52606d", "warn": plots.BAD}.get(kind, "#52606d")
     return f'<p class="cx-widget-message" style="color:{colour}">{html.escape(text)}</p>'
 
@@ -128,8 +112,8 @@ def _distinct(table: ibis.Table, column: str, limit: int = 200) -> list[str]:
     return sorted(str(v) for v in vals.dropna())
 
 
-def _assignments(personas: Any) -> pd.DataFrame | None:
-    """customer_id / persona_name from a PersonaReport, an assign() frame or a Series."""
+def _assignments(personas: PersonaLabels | None) -> pd.DataFrame | None:
+    """Return customer_id / persona_name from a PersonasResult, an assign() frame or a Series."""
     if personas is None:
         return None
     asg = getattr(personas, "assignments", personas)
@@ -137,7 +121,7 @@ def _assignments(personas: Any) -> pd.DataFrame | None:
         asg = asg.rename("persona_name").rename_axis("customer_id").reset_index()
     if not isinstance(asg, pd.DataFrame):
         raise TypeError(
-            "personas must be a PersonaReport, a frame with customer_id and persona_name, "
+            "personas must be a PersonasResult, a frame with customer_id and persona_name, "
             f"or a Series of names indexed by customer_id; got {type(personas).__name__}"
         )
     name = "persona_name" if "persona_name" in asg.columns else "persona"
@@ -165,12 +149,12 @@ class _Explorer:
     def _init_common(self) -> None:
         self.message = w.HTML(value="")
         self.n_updates = 0
-        self._memo: dict[Any, Any] = {}
+        self._memo: dict[Hashable, object] = {}
 
-    def _memo_get(self, key: Any, compute: Any) -> Any:
-        """``compute()`` for this selection, remembered (the data never change under us)."""
+    def _memo_get(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """Return ``compute()`` for this selection, remembered (the data never change)."""
         if key in self._memo:
-            return self._memo[key]
+            return self._memo[key]  # type: ignore[return-value]
         value = compute()
         if len(self._memo) >= self.memo_size:
             self._memo.pop(next(iter(self._memo)))
@@ -178,14 +162,17 @@ class _Explorer:
         return value
 
     def _watch(self, controls: Sequence[w.Widget]) -> None:
+        """Call :meth:`_on_change` when any of ``controls`` changes value."""
         for c in controls:
             c.observe(self._on_change, names="value")
 
-    def _on_change(self, change: Mapping[str, Any]) -> None:
+    def _on_change(self, change: Mapping[str, object]) -> None:
+        """Update on a control's change when ``live``."""
         if self.live:
             self.update()
 
     def _say(self, text: str, kind: str = "info") -> None:
+        """Show ``text`` in the message line (an empty text clears it)."""
         self.message.value = _message_html(text, kind) if text else ""
 
     def update(self) -> None:
@@ -206,14 +193,15 @@ class _Explorer:
             self._say(f"Could not update: {type(err).__name__}: {err}", "warn")
 
     def _update(self) -> None:  # pragma: no cover - abstract
+        """Recompute and redraw; may raise (see :meth:`update`)."""
         raise NotImplementedError
 
     def _clear(self) -> None:  # pragma: no cover - abstract
+        """Empty the figure and the tables."""
         raise NotImplementedError
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
+        """Display the explorer's widget."""
         display(self.widget)
 
 
@@ -260,7 +248,7 @@ class FunnelExplorer(_Explorer):
         The first values of those controls (window in days, None = no limit; a
         breakdown the data do not have starts as none), e.g. the notebook's parameters.
     personas
-        Optional persona labels (a :class:`cxkit.personas.PersonaReport`, the frame from
+        Optional persona labels (a :class:`cxkit.personas.PersonasResult`, the frame from
         :func:`cxkit.personas.assign` or a Series): adds ``persona`` as a breakdown.
     live
         Recompute whenever a control changes (set False to drive :meth:`update` yourself).
@@ -285,7 +273,7 @@ class FunnelExplorer(_Explorer):
         window: float | None = None,
         entry: str = "any",
         breakdown: str | None = None,
-        personas: Any = None,
+        personas: PersonaLabels | None = None,
         live: bool = True,
     ) -> None:
         self._init_common()
@@ -351,7 +339,8 @@ class FunnelExplorer(_Explorer):
         )
         self.update()
 
-    def _by(self) -> Any:
+    def _by(self) -> str | pd.DataFrame | None:
+        """Return the ``by`` argument of the funnel for the chosen breakdown."""
         b = self.breakdown.value
         if b == _NONE:
             return None
@@ -380,7 +369,7 @@ class FunnelExplorer(_Explorer):
         f = self._memo_get(
             (tuple(steps), window, entry, by, start, end),
             lambda: lifecycle.funnel(
-                _between(self.data, start, end), steps, window=window, entry=entry, by=self._by()
+                self.data.between(start, end), steps, window=window, entry=entry, by=self._by()
             ),
         )
         first = f[f["step"] == 1]
@@ -469,15 +458,16 @@ class PersonaExplorer(_Explorer):
     data
         The loaded data.
     personas
-        A :class:`cxkit.personas.PersonaReport` (from :func:`cxkit.personas.analyze`;
+        A :class:`cxkit.personas.PersonasResult` (from :func:`cxkit.personas.analyze`;
         gives the profile card and the journey map already computed), or persona labels
         (the frame from :func:`cxkit.personas.assign`, or a Series of names indexed by
         customer_id) — the journey map is then computed once here with
         :func:`cxkit.personas.journey_map`.
     scores
         Per-customer scores: ``customer_id`` plus ``churn_probability`` (from
-        :func:`cxkit.churn.score`) and a ``clv_*`` column (from :func:`cxkit.clv.clv`),
-        e.g. the two merged on ``customer_id``. Without them the at-risk table says so.
+        :func:`cxkit.churn.score`) and a ``clv_*`` column (from
+        :func:`cxkit.clv.customer_value`), e.g. the two merged on ``customer_id``. Without
+        them the at-risk table says so.
     journey
         The journey map if already computed (:func:`cxkit.personas.journey_map` on the
         same labels); by default the report's, else computed once here.
@@ -500,15 +490,13 @@ class PersonaExplorer(_Explorer):
     def __init__(
         self,
         data: CXData,
-        personas: Any,
+        personas: PersonaLabels,
         *,
         scores: pd.DataFrame | None = None,
         journey: pd.DataFrame | None = None,
         top: int = 10,
         live: bool = True,
     ) -> None:
-        from cxkit import personas as _p
-
         self._init_common()
         self.data = data
         self.live = live
@@ -525,7 +513,7 @@ class PersonaExplorer(_Explorer):
                 self._cards = report.model.summary().rename(columns={"name": "persona_name"})
         if journey is None:
             journey = getattr(report, "journey", None)
-        self._journey = journey if journey is not None else _p.journey_map(data, self._asg)
+        self._journey = journey if journey is not None else journey_map(data, self._asg)
         self._scores = None
         self._value_col: str | None = None
         if scores is not None:
@@ -613,7 +601,8 @@ class PersonaExplorer(_Explorer):
         if self._scores is None or "churn_probability" not in self._scores.columns:
             self.table.value = _message_html(
                 "Churn and CLV scores were not given: pass scores= (cxkit.churn.score merged "
-                "with cxkit.clv.clv on customer_id) to list the most valuable customers at risk."
+                "with cxkit.clv.customer_value on customer_id) to list the most valuable "
+                "customers at risk."
             )
             return
         s = self._scores
@@ -650,7 +639,7 @@ class CustomerLookup(_Explorer):
         Optional per-customer scores (``customer_id`` plus any columns, e.g. churn
         probability, risk band, CLV, p_alive) shown in the card.
     personas
-        Optional persona labels (PersonaReport, assign() frame or Series).
+        Optional persona labels (PersonasResult, assign() frame or Series).
     max_rows
         The table shows the latest ``max_rows`` rows of the timeline.
     live
@@ -670,7 +659,7 @@ class CustomerLookup(_Explorer):
         data: CXData,
         *,
         scores: pd.DataFrame | None = None,
-        personas: Any = None,
+        personas: PersonaLabels | None = None,
         max_rows: int = 200,
         customer_id: str = "",
         live: bool = True,
@@ -784,7 +773,15 @@ class CustomerLookup(_Explorer):
         if not parts:
             self._say(f"Customer '{cid}' has no events, orders or responses.")
 
-    def _card_html(self, cid: str, cust: Any, od: Any, rs: Any, ev: Any) -> str:
+    def _card_html(
+        self,
+        cid: str,
+        cust: pd.DataFrame | None,
+        od: pd.DataFrame | None,
+        rs: pd.DataFrame | None,
+        ev: pd.DataFrame | None,
+    ) -> str:
+        """Return the customer's card: attributes, counts, latest scores, given scores."""
         items: list[tuple[str, str]] = [("customer_id", cid)]
         if cust is not None and len(cust):
             for c in cust.columns:
@@ -860,7 +857,7 @@ class NpsExplorer(_Explorer):
     data
         The loaded data (needs ``responses`` with ``survey`` and ``score``).
     personas
-        Optional persona labels (PersonaReport, assign() frame or Series).
+        Optional persona labels (PersonasResult, assign() frame or Series).
     freq
         Trend period: day, week, month, quarter or year.
     n_comments
@@ -882,7 +879,7 @@ class NpsExplorer(_Explorer):
         self,
         data: CXData,
         *,
-        personas: Any = None,
+        personas: PersonaLabels | None = None,
         freq: str = "month",
         n_comments: int = 10,
         live: bool = True,
@@ -932,8 +929,20 @@ class NpsExplorer(_Explorer):
         self.update()
 
     def filtered(self) -> CXData:
-        """The data with responses narrowed to the current filters."""
-        d = _between(self.data, self.start.value, self.end.value)
+        """Return the data with responses narrowed to the current filters.
+
+        Returns
+        -------
+        CXData
+            Activity between the chosen dates (:meth:`CXData.between`), and responses
+            of the chosen channel, touchpoint and persona only.
+
+        Raises
+        ------
+        NotAvailableError
+            When the data has no ``responses`` with ``survey`` and ``score``.
+        """
+        d = self.data.between(self.start.value, self.end.value)
         t = d.require("responses", "survey", "score", analysis="NPS")
         for ctl, col in ((self.channel, "channel"), (self.touchpoint, "touchpoint")):
             if ctl.value != ALL and col in t.columns:
@@ -941,7 +950,7 @@ class NpsExplorer(_Explorer):
         if self.persona.value != ALL and self._asg is not None:
             ids = self._asg.loc[self._asg["persona_name"] == self.persona.value, ["customer_id"]]
             t = t.semi_join(ibis.memtable(ids.reset_index(drop=True)), "customer_id")
-        return _replace(d, "responses", t)
+        return d.replace(responses=t)
 
     def _selection_text(self) -> str:
         parts = [f"{self.start.value or '…'} to {self.end.value or '…'}"]

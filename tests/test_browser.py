@@ -117,7 +117,7 @@ def test_report_run_computes_shared_results_once(report_run: dict[str, Any]) -> 
     assert len(computed) == len(set(computed)), f"computed twice: {computed}"
     computed = [e.rsplit("-", 1)[0] for e in computed]
     read = [e[2].rsplit("-", 1)[0] for e in events if e[4] == "hit"]
-    for kind in ("validate", "churn.analyze", "personas.analyze", "voc.findings"):
+    for kind in ("validate", "churn.analyze", "personas.analyze", "voc.analyze"):
         assert kind in read, f"{kind} was never reused: {events}"
     assert "validate" not in computed  # the pipeline's own validation was reused
     for name, entry in report_run["manifest"]["reports"].items():

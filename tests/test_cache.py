@@ -14,7 +14,7 @@ import pytest
 
 import cxkit
 from cxkit import cache
-from cxkit.data import CXData, resolve_as_of
+from cxkit.data import CXData, end_of_day, resolve_as_of
 
 
 @pytest.fixture
@@ -186,9 +186,12 @@ def test_a_cut_at_that_is_not_a_parameter_is_a_programming_error() -> None:
 def test_a_function_that_rounds_its_cut_is_keyed_on_its_own_cut(
     demo_data: CXData, run_cache: Path
 ) -> None:
-    """churn.analyze rounds a missing as_of up to the end of the day: never the same key
-    as an explicit as_of at a time of day."""
-    from cxkit.churn import _cutoff_end
+    """A function that rounds a missing as_of up to the end of the day (as churn once
+    did) is never keyed like an explicit as_of at a time of day."""
+
+    def _cutoff_end(data: CXData, as_of: Any) -> pd.Timestamp:
+        ts = resolve_as_of(data, as_of)
+        return end_of_day(ts.normalize() if as_of is None else ts)
 
     calls: list[Any] = []
 

@@ -38,7 +38,7 @@ def scores(demo_data) -> pd.DataFrame:
     s = clv.rfm_summary(demo_data)
     bg = clv.BetaGeo().fit(s)
     gg = clv.GammaGamma().fit(s[s.frequency > 0])
-    v = clv.clv(s, bg, gg)
+    v = clv.customer_value(s, bg, gg)
     rng = np.random.default_rng(0)
     v["churn_probability"] = rng.uniform(size=len(v))
     return v
@@ -133,7 +133,7 @@ def test_funnel_date_range_and_persona_breakdown(fx, demo_data, truth_personas):
     fx.start.value, fx.end.value = dt.date(2024, 1, 1), dt.date(2024, 3, 31)
     fx.update()
     ev = _between_events(demo_data, "2024-01-01", "2024-03-31")
-    expected = lifecycle.funnel(ev, steps, entry="first")
+    expected = lifecycle.funnel(cxkit.load({"events": ev}), steps, entry="first")
     np.testing.assert_allclose(_ys(fx.fig), 100 * expected.rate_from_start.to_numpy())
     assert fx.result.n_customers.tolist() == expected.n_customers.tolist()
     fx.breakdown.value = "persona"

@@ -1,9 +1,12 @@
 """The report pipeline: ``reports.yml`` -> papermill runs -> offline HTML, index, manifest.
 
->>> from cxkit.report import run_reports  # doctest: +SKIP
->>> result = run_reports("reports.yml", only=["data_health"])  # doctest: +SKIP
->>> result.exit_code  # doctest: +SKIP
-0
+From Python, as ``cxkit report --only data_health`` does it (this runs notebooks, so it
+is not a doctest)::
+
+    from cxkit.report import run_reports
+
+    result = run_reports("reports.yml", only=["data_health"])
+    result.exit_code  # 0 when every report succeeded, 1 when any failed
 
 Modules: :mod:`~cxkit.report.config` (reports file), :mod:`~cxkit.report.runner`
 (worker pool, timeouts, process-group kills), :mod:`~cxkit.report.export` (notebook to

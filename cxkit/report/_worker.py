@@ -16,15 +16,21 @@ import threading
 import time
 from typing import Any
 
+import psutil
+
 
 def _first_line(text: str, limit: int = 300) -> str:
+    """Return the first non-blank line of ``text``, cut at ``limit`` characters."""
     line = next((s for s in str(text).strip().splitlines() if s.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class _PeakMemory:
-    """Samples the summed resident memory of this process's children (the kernel and
-    anything it starts) every ``interval`` seconds, in a background thread."""
+    """Sample the summed resident memory of this process's children in a thread.
+
+    The children are the kernel and anything it starts; they are sampled every
+    ``interval`` seconds.
+    """
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
@@ -33,8 +39,7 @@ class _PeakMemory:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        import psutil
-
+        """Sample until stopped."""
         me = psutil.Process()
         while not self._stop.is_set():
             total = 0
@@ -47,19 +52,36 @@ class _PeakMemory:
             self._stop.wait(self.interval)
 
     def start(self) -> None:
+        """Start sampling."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sampling (waits up to 5 s for the thread)."""
         self._stop.set()
         self._thread.join(timeout=5)
 
     @property
     def peak_mb(self) -> float | None:
+        """The peak seen in MB, or None when nothing was sampled."""
         return round(self.peak_bytes / 2**20, 1) if self.peak_bytes else None
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Execute one notebook with papermill; never raises."""
+    """Execute one notebook with papermill; never raises (but on Ctrl-C).
+
+    Parameters
+    ----------
+    job
+        A job line from the runner (:meth:`cxkit.report.runner.Job.payload`).
+
+    Returns
+    -------
+    dict
+        ``name``, ``ok``, ``error`` (one line, or None), ``seconds`` and
+        ``peak_memory_mb``.
+    """
+    # papermill is imported here, not at the top: main() must first point stdout at the
+    # log, so that nothing printed while importing it reaches the protocol pipe.
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -104,7 +126,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    """Serve jobs from stdin until it closes."""
+    """Serve jobs from stdin until it closes.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # stray prints (papermill, warnings) go to the log, not the protocol
     sys.stdout = sys.stderr

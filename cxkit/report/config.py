@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import yaml
+
+from cxkit.data import TABLES
 from cxkit.errors import UsageError
 
 __all__ = [
@@ -63,7 +67,21 @@ _RESERVED = {"index", "manifest", "_runs"}
 
 @dataclass(frozen=True)
 class ReportSpec:
-    """One report: which notebook, its title and its parameters."""
+    """One report: which notebook, its title and its parameters.
+
+    Attributes
+    ----------
+    name
+        The report's name (its HTML file is ``<name>.html``).
+    notebook
+        The notebook's absolute path.
+    title
+        The title shown in the page header and the index.
+    parameters
+        The notebook's parameters besides ``data`` and ``as_of``.
+    cell_timeout, timeout
+        Seconds allowed per cell and for the whole notebook.
+    """
 
     name: str
     notebook: Path
@@ -75,7 +93,30 @@ class ReportSpec:
 
 @dataclass(frozen=True)
 class ReportConfig:
-    """The whole run: data source, ``as_of``, output folder, jobs and the reports."""
+    """The whole run: data source, ``as_of``, output folder, jobs and the reports.
+
+    Attributes
+    ----------
+    data
+        The data source: an absolute folder path or a connection URL.
+    as_of
+        The ``as_of`` text passed to every notebook, or ``None``.
+    out
+        The absolute output folder.
+    jobs
+        Notebooks run at once.
+    reports
+        The reports to run, in file order.
+    source_file
+        The reports file read, if any.
+    mapping
+        The column mapping onto the data contract, ``{table: {your column: contract
+        column}}``, or ``None``.
+    all_names
+        Every report name in the file, also those left out by ``only``.
+    memory_limit_gb
+        The memory budget of the whole run, or ``None`` (only ``jobs`` limits).
+    """
 
     data: str
     as_of: str | None
@@ -97,12 +138,10 @@ class ReportConfig:
         return [r.name for r in self.reports]
 
 
-def _mapping(value: Any) -> dict[str, dict[str, str]] | None:
+def _mapping(value: object) -> dict[str, dict[str, str]] | None:
     """Check ``mapping:`` — {table: {your column: contract column}} — and return it."""
     if value is None:
         return None
-    from cxkit.data import TABLES
-
     ok = isinstance(value, Mapping) and all(
         isinstance(cols, Mapping)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in cols.items())
@@ -120,11 +159,13 @@ def _mapping(value: Any) -> dict[str, dict[str, str]] | None:
 
 
 def _keys_error(where: str, unknown: Iterable[str], valid: Sequence[str]) -> UsageError:
+    """Return the error naming unknown keys and listing the valid ones."""
     bad = ", ".join(repr(k) for k in sorted(unknown))
     return UsageError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}")
 
 
-def _positive(value: Any, what: str, *, integer: bool = False) -> float:
+def _positive(value: object, what: str, *, integer: bool = False) -> float:
+    """Return ``value`` when it is a positive number (an integer if asked), else raise."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(f"{what} must be a positive number, got {value!r}")
     if value <= 0 or (integer and int(value) != value):
@@ -133,14 +174,13 @@ def _positive(value: Any, what: str, *, integer: bool = False) -> float:
     return value
 
 
-def _as_of_text(value: Any) -> str | None:
+def _as_of_text(value: object) -> str | None:
+    """Return ``value`` as an ``as_of`` text, None for none; raise when it is no date."""
     if value is None:
         return None
     text = str(value).strip()
     if text.lower() in ("", "none", "null"):
         return None
-    import pandas as pd
-
     try:
         pd.Timestamp(text)
     except (ValueError, TypeError) as err:
@@ -150,7 +190,8 @@ def _as_of_text(value: Any) -> str | None:
     return text
 
 
-def _resolve_data(value: Any, base: Path) -> str:
+def _resolve_data(value: object, base: Path) -> str:
+    """Return a data source as a URL or an absolute path (relative to ``base``)."""
     if not isinstance(value, str | Path) or not str(value).strip():
         raise UsageError(f"data must be a folder path or a connection URL, got {value!r}")
     text = str(value)
@@ -182,6 +223,14 @@ def parse_config(
         Folder that relative paths in ``raw`` are relative to.
     data, as_of, out, only, jobs, memory_limit_gb
         Overrides (relative paths are relative to the current directory).
+    source_file
+        The file ``raw`` was read from, recorded in the result.
+
+    Returns
+    -------
+    ReportConfig
+        The checked run, with absolute paths; ``reports`` holds only those named by
+        ``only`` when it is given.
 
     Raises
     ------
@@ -303,10 +352,35 @@ def parse_config(
     )
 
 
-def load_config(path: str | Path = "reports.yml", **overrides: Any) -> ReportConfig:
-    """Read and validate a reports file; keyword overrides as in :func:`parse_config`."""
-    import yaml
+def load_config(
+    path: str | Path = "reports.yml",
+    *,
+    data: str | None = None,
+    as_of: str | None = None,
+    out: str | Path | None = None,
+    only: Sequence[str] | None = None,
+    jobs: int | None = None,
+    memory_limit_gb: float | None = None,
+) -> ReportConfig:
+    """Read and validate a reports file, with command-line overrides.
 
+    Parameters
+    ----------
+    path
+        The YAML reports file; relative paths inside it are relative to its folder.
+    data, as_of, out, only, jobs, memory_limit_gb
+        Overrides, as in :func:`parse_config`.
+
+    Returns
+    -------
+    ReportConfig
+        As :func:`parse_config`.
+
+    Raises
+    ------
+    UsageError
+        When the file does not exist or is not valid YAML, or as :func:`parse_config`.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
         raise UsageError(f"reports file {str(path)!r} not found (pass --config PATH)")
@@ -314,13 +388,37 @@ def load_config(path: str | Path = "reports.yml", **overrides: Any) -> ReportCon
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise UsageError(f"{path}: not valid YAML: {err}") from err
-    return parse_config(raw, base=p.resolve().parent, source_file=p.resolve(), **overrides)
+    return parse_config(
+        raw,
+        base=p.resolve().parent,
+        data=data,
+        as_of=as_of,
+        out=out,
+        only=only,
+        jobs=jobs,
+        memory_limit_gb=memory_limit_gb,
+        source_file=p.resolve(),
+    )
 
 
 def notebook_parameters(notebook: str | Path) -> dict[str, str] | None:
-    """The names (and default source text) declared in a notebook's ``parameters`` cell.
+    """Read the names (and default source text) declared in a notebook's ``parameters`` cell.
 
-    Returns ``None`` when the notebook has no code cell tagged ``parameters``.
+    Parameters
+    ----------
+    notebook
+        The ``.ipynb`` file.
+
+    Returns
+    -------
+    dict of str to str, or None
+        Each assigned name -> the source of its assignment (``"as_of = None"``);
+        ``None`` when the notebook has no code cell tagged ``parameters``.
+
+    Raises
+    ------
+    UsageError
+        When the parameters cell is not valid Python.
     """
     nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
@@ -350,9 +448,20 @@ def notebook_parameters(notebook: str | Path) -> dict[str, str] | None:
 
 
 def check_parameters(spec: ReportSpec, *, extra: Sequence[str] = ()) -> str | None:
-    """Why ``spec`` cannot run with its parameters, or ``None`` when it can.
+    """Tell why ``spec`` cannot run with its parameters, or ``None`` when it can.
 
-    ``extra`` names run-wide parameters passed only when set (``mapping``).
+    Parameters
+    ----------
+    spec
+        The report.
+    extra
+        Run-wide parameters passed only when set (``mapping``).
+
+    Returns
+    -------
+    str or None
+        A sentence naming the missing parameters cell or the parameters the notebook
+        does not declare (and those it does).
     """
     declared = notebook_parameters(spec.notebook)
     if declared is None:

@@ -21,6 +21,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import mistune
+import plotly
+
 __all__ = [
     "extract_headline",
     "notebook_to_html",
@@ -38,16 +41,26 @@ _TAG = re.compile(r"<[^>]+>")
 
 @cache
 def plotly_js() -> str:
-    """The plotly.js bundle shipped inside the plotly package (no network)."""
-    import plotly
+    """Return the plotly.js bundle shipped inside the plotly package (no network).
 
+    Returns
+    -------
+    str
+        The minified script (read once per process).
+    """
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     return path.read_text(encoding="utf-8")
 
 
 @cache
 def theme_css() -> str:
-    """The product theme (``cxkit/report/theme.css``)."""
+    """Return the product theme (``cxkit/report/theme.css``).
+
+    Returns
+    -------
+    str
+        The style sheet (read once per process).
+    """
     return resources.files("cxkit.report").joinpath("theme.css").read_text(encoding="utf-8")
 
 
@@ -75,12 +88,14 @@ _BAD_CSS = re.compile(r"url\s*\(|@import|expression\s*\(|javascript:|behavior\s*
 
 
 def _local_href(value: str) -> bool:
-    """An in-page anchor or a relative link to a sibling file (``lifecycle.html#x``)."""
+    """Tell whether ``value`` is an in-page anchor or a relative link to a sibling file."""
     v = value.strip()
     return bool(v) and not v.startswith(("//", "/", "\\")) and ":" not in v.split("#")[0]
 
 
 class _Sanitizer(HTMLParser):
+    """Rebuild HTML from allowed tags and attributes only (see :func:`sanitize_html`)."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
@@ -149,6 +164,23 @@ class _Sanitizer(HTMLParser):
 def sanitize_html(text: str) -> str:
     """Keep the formatting of an HTML output; drop scripts, handlers and external refs.
 
+    Tags outside an allowlist are dropped (scripts, frames and the like with their
+    content), attributes outside an allowlist and event handlers are dropped, links
+    must be in-page or to sibling files, images must be inline ``data:`` images and
+    style sheets must load nothing. Text is escaped.
+
+    Parameters
+    ----------
+    text
+        An HTML fragment (a notebook's ``text/html`` output, rendered markdown).
+
+    Returns
+    -------
+    str
+        The safe fragment.
+
+    Examples
+    --------
     >>> sanitize_html('<p onclick="x()">a<script>alert(1)</script> &lt;b&gt;</p>')
     '<p>a &lt;b&gt;</p>'
     """
@@ -163,17 +195,19 @@ def sanitize_html(text: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
+    """Return a notebook text field (a string or a list of lines) as one string."""
     return "".join(value) if isinstance(value, list) else str(value)
 
 
-def _script_json(obj: Any) -> str:
-    """JSON safe to place inside a <script> element (no '</script>' can close it)."""
+def _script_json(obj: object) -> str:
+    """Return JSON safe to place inside a <script> element (no '</script>' can close it)."""
     text = json.dumps(obj, separators=(",", ":"), default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _plotly_div(bundle: Mapping[str, Any], fig_id: str) -> str:
+    """Return a plotly figure's ``<div>`` and the script that draws it (responsive)."""
     fig = dict(bundle)
     layout = dict(fig.get("layout") or {})
     height = layout.get("height") or 450
@@ -188,12 +222,12 @@ def _plotly_div(bundle: Mapping[str, Any], fig_id: str) -> str:
 
 
 def _markdown(text: str) -> str:
-    import mistune
-
+    """Render markdown to sanitized HTML."""
     return sanitize_html(mistune.html(text))
 
 
 def _output_html(out: Mapping[str, Any], counter: itertools.count) -> str | None:
+    """Render one cell output, or None for outputs a stakeholder does not see."""
     kind = out.get("output_type")
     if kind == "stream":
         if out.get("name") != "stdout":
@@ -227,6 +261,7 @@ def _output_html(out: Mapping[str, Any], counter: itertools.count) -> str | None
 
 
 def _skip(cell: Mapping[str, Any]) -> bool:
+    """Tell whether a cell is left out of the page (parameters, removed, nbval checks)."""
     tags = set(cell.get("metadata", {}).get("tags", []))
     if tags & {"parameters", "injected-parameters", "remove-cell", "remove-output"}:
         return True
@@ -238,6 +273,7 @@ def _skip(cell: Mapping[str, Any]) -> bool:
 
 
 def _body(nb: Mapping[str, Any]) -> str:
+    """Render the notebook's markdown and outputs (the first heading is the title)."""
     counter = itertools.count(1)
     parts: list[str] = []
     first_md = True
@@ -261,7 +297,18 @@ def _body(nb: Mapping[str, Any]) -> str:
 
 
 def count_figures(nb: Mapping[str, Any]) -> int:
-    """How many plotly figures the executed notebook shows."""
+    """Count the plotly figures the executed notebook shows.
+
+    Parameters
+    ----------
+    nb
+        The executed notebook (a dict or nbformat node).
+
+    Returns
+    -------
+    int
+        Plotly outputs of the cells the page shows.
+    """
     return sum(
         1
         for cell in nb.get("cells", [])
@@ -272,7 +319,27 @@ def count_figures(nb: Mapping[str, Any]) -> int:
 
 
 def extract_headline(nb: Mapping[str, Any]) -> str | None:
-    """The text of the first ``<p class="cx-headline">`` output (see cxkit.findings.headline)."""
+    """Return the text of the first ``<p class="cx-headline">`` output.
+
+    That is the line :func:`cxkit.findings.headline` shows; the report index lists it.
+
+    Parameters
+    ----------
+    nb
+        The executed notebook (a dict or nbformat node).
+
+    Returns
+    -------
+    str or None
+        The headline as plain text, or None when no output has one.
+
+    Examples
+    --------
+    >>> nb = {"cells": [{"cell_type": "code", "outputs": [{"data": {"text/html":
+    ...       '<p class="cx-headline">NPS is <b>+12</b> &amp; rising</p>'}}]}]}
+    >>> extract_headline(nb)
+    'NPS is +12 & rising'
+    """
     for cell in nb.get("cells", []):
         for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             text = _text(out.get("data", {}).get("text/html", ""))
@@ -296,21 +363,42 @@ def page(
     with_plotly: bool,
     home: str | None = "index.html",
 ) -> str:
-    """A complete HTML page with the shared header and footer; no network references."""
+    """Return a complete HTML page with the shared header and footer; no network references.
+
+    Parameters
+    ----------
+    title
+        The page title (escaped).
+    body
+        The page's HTML (already safe).
+    meta
+        Header facts shown as "label value" (escaped; empty values left out).
+    footer
+        The footer's HTML (escaped by the caller).
+    with_plotly
+        Inline plotly.js once (for pages with figures).
+    home
+        Where the brand links to; ``None`` for no link.
+
+    Returns
+    -------
+    str
+        The document, with the theme inlined.
+    """
     meta_items = "".join(
         f"<li><b>{html.escape(k)}</b> {html.escape(v)}</li>" for k, v in meta.items() if v
     )
     brand = "cxkit report"
     if home:
         brand = f'<a href="{html.escape(home)}">cxkit reports</a>'
-    plotly = f"<script>{plotly_js()}</script>\n" if with_plotly else ""
+    plotly_script = f"<script>{plotly_js()}</script>\n" if with_plotly else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n"
         f"<style>\n{theme_css()}</style>\n"
-        f"{plotly}"
+        f"{plotly_script}"
         "</head>\n<body>\n"
         f'<header class="cx-header"><div class="cx-wrap"><span class="cx-brand">{brand}</span>'
         f"<h1>{html.escape(title)}</h1>"
@@ -336,6 +424,11 @@ def notebook_to_html(
         Header facts shown as "label value" (e.g. ``{"As of": "2024-12-31"}``).
     footer
         HTML for the footer (escaped by the caller).
+
+    Returns
+    -------
+    str
+        The page (see :func:`page`): markdown and outputs, no code, no prompts.
     """
     body = _body(nb)
     sections = f'<section class="cx-section">\n{body}\n</section>'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import html
 import json
 import platform
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from cxkit.cache import CACHE_ENV, store
-from cxkit.errors import CxkitError, DataError, UsageError
+from cxkit.data import CXData, load, resolve_as_of
+from cxkit.data import format_as_of as format_resolved_as_of
+from cxkit.errors import CxkitError, DataError, Problem, UsageError
 from cxkit.report.config import ReportConfig, ReportSpec, check_parameters, load_config
 from cxkit.report.export import extract_headline, notebook_to_html
 from cxkit.report.publish import (
@@ -31,6 +34,7 @@ from cxkit.report.publish import (
     write_manifest,
 )
 from cxkit.report.runner import Job, JobResult, run_jobs
+from cxkit.validate import format_problems, validate
 
 __all__ = ["ReportStatus", "RunResult", "run_from_cli", "run_reports"]
 
@@ -44,7 +48,23 @@ _VERSIONED = (
 
 @dataclass(frozen=True)
 class ReportStatus:
-    """How one report ended in this run."""
+    """How one report ended in this run.
+
+    Attributes
+    ----------
+    name
+        The report's name.
+    ok
+        True when it ran and was published.
+    error
+        What went wrong, in one line, or None.
+    seconds
+        How long its notebook ran.
+    html
+        The published page, or None when it failed.
+    headline
+        The page's headline (:func:`cxkit.findings.headline`), if any.
+    """
 
     name: str
     ok: bool
@@ -56,7 +76,21 @@ class ReportStatus:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What :func:`run_reports` did."""
+    """What :func:`run_reports` did.
+
+    Attributes
+    ----------
+    run_id
+        The run's id (``<UTC time>-<random>``), also its folder's name.
+    exit_code
+        0 when every report succeeded, 1 when any failed.
+    out
+        The output folder.
+    run_dir
+        ``out/_runs/<run_id>``: the executed notebooks, worker logs and manifest.
+    reports
+        How each report ended, by name.
+    """
 
     run_id: str
     exit_code: int
@@ -76,6 +110,7 @@ class RunResult:
 
 
 def _versions() -> dict[str, str]:
+    """Return the versions of Python and of the packages a report depends on."""
     out = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:
@@ -86,17 +121,15 @@ def _versions() -> dict[str, str]:
 
 
 def _iso(ts: float) -> str:
+    """Return epoch seconds as an ISO UTC time to the second."""
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
 
-def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], list[Any]]:
+def _load_and_validate(cfg: ReportConfig) -> tuple[CXData, str, dict[str, Any], list[Problem]]:
     """Load the data, validate it (errors -> DataError) and return data facts.
 
     Returns ``(data, as_of, fingerprint, problems)``; ``problems`` are the warnings.
     """
-    from cxkit.data import format_as_of, load, resolve_as_of
-    from cxkit.validate import format_problems, validate
-
     data = load(cfg.data, mapping=cfg.mapping)
     problems = validate(data, as_of=cfg.as_of)
     errors = [p for p in problems if p.severity == "error"]
@@ -106,19 +139,22 @@ def _load_and_validate(cfg: ReportConfig) -> tuple[Any, str, dict[str, Any], lis
             f"published:\n{format_problems(problems, source=data.source)}"
         )
     as_of = resolve_as_of(data, cfg.as_of)
-    return data, format_as_of(as_of), data.fingerprint(), problems
+    return data, format_resolved_as_of(as_of), data.fingerprint(), problems
 
 
-def _expand(value: Any, subs: dict[str, str]) -> Any:
+_V = TypeVar("_V")
+
+
+def _expand(value: _V, subs: dict[str, str]) -> _V:
     """Replace ``{out}``, ``{run_dir}`` and ``{data}`` in string parameter values."""
     if isinstance(value, str):
         for key, text in subs.items():
             value = value.replace("{" + key + "}", text)
-        return value
+        return value  # type: ignore[return-value]
     if isinstance(value, dict):
-        return {k: _expand(v, subs) for k, v in value.items()}
+        return {k: _expand(v, subs) for k, v in value.items()}  # type: ignore[return-value]
     if isinstance(value, list):
-        return [_expand(v, subs) for v in value]
+        return [_expand(v, subs) for v in value]  # type: ignore[return-value]
     return value
 
 
@@ -132,6 +168,7 @@ _KERNEL_BASE_MB = 300.0
 
 
 def _total_rows(fingerprint: Mapping[str, Any] | None) -> float:
+    """Return the rows of every table of a data fingerprint, summed."""
     tables = (fingerprint or {}).get("tables") or {}
     return float(sum(float(t.get("rows") or 0) for t in tables.values()))
 
@@ -139,11 +176,33 @@ def _total_rows(fingerprint: Mapping[str, Any] | None) -> float:
 def memory_estimates(
     previous: Mapping[str, Any], fingerprint: Mapping[str, Any], names: Sequence[str]
 ) -> dict[str, tuple[float, str]]:
-    """Estimated peak memory (MB) of each report's kernel, and where the estimate comes from.
+    """Estimate the peak memory (MB) of each report's kernel, and say where it comes from.
 
     A report's peak in the previous run's manifest, scaled by the change in data rows
     (above a kernel's ~300 MB base) with a 25% margin; without one, a conservative guess
     from the data's size (:data:`UNKNOWN_BASE_MB` + :data:`UNKNOWN_BYTES_PER_ROW` per row).
+
+    Parameters
+    ----------
+    previous
+        The previous run's manifest (``{}`` for none).
+    fingerprint
+        This run's data fingerprint (:meth:`cxkit.data.CXData.fingerprint`).
+    names
+        The reports to estimate.
+
+    Returns
+    -------
+    dict of str to (float, str)
+        Report name -> (estimated peak in MB, where the estimate comes from).
+
+    Examples
+    --------
+    >>> prev = {"fingerprint": {"tables": {"orders": {"rows": 1000}}},
+    ...         "reports": {"clv": {"peak_memory_mb": 500.0}}}
+    >>> now = {"tables": {"orders": {"rows": 2000}}}
+    >>> memory_estimates(prev, now, ["clv"])
+    {'clv': (875.0, 'measured in the previous run')}
     """
     rows_now = _total_rows(fingerprint)
     rows_prev = _total_rows(previous.get("fingerprint"))
@@ -163,6 +222,7 @@ def memory_estimates(
 
 
 def _prune_runs(runs: Path, keep: int = KEEP_RUNS) -> None:
+    """Delete all but the ``keep`` latest run folders."""
     dirs = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name)
     for old in dirs[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -171,6 +231,7 @@ def _prune_runs(runs: Path, keep: int = KEEP_RUNS) -> None:
 def _export(
     spec: ReportSpec, executed: Path, meta: dict[str, str], run_id: str
 ) -> tuple[str, str | None]:
+    """Return an executed notebook's page and headline."""
     nb = json.loads(executed.read_text(encoding="utf-8"))
     footer = html.escape(
         f"cxkit {meta.get('cxkit', '')} · report '{spec.name}' from {spec.notebook.name} · "
@@ -249,9 +310,7 @@ def run_reports(
 
 @contextlib.contextmanager
 def _run_lock(out: Path) -> Iterator[None]:
-    """One run at a time per output folder (cron overlap would race on the manifest)."""
-    import fcntl
-
+    """Hold the output folder's lock: one run at a time (cron overlap would race)."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".cxkit-report.lock", "a+") as fh:
         try:
@@ -272,8 +331,8 @@ def _execute(
     preflight: dict[str, str | None],
     as_of_resolved: str,
     fingerprint: dict[str, Any],
-    loaded: Any,
-    problems: list[Any],
+    loaded: CXData,
+    problems: list[Problem],
     only: list[str] | None,
     say: Callable[[str], None],
     t_start: float,
@@ -452,7 +511,20 @@ def _execute(
 
 
 def run_from_cli(args: argparse.Namespace) -> int:
-    """``cxkit report``: run with the parsed options and return the exit code."""
+    """Run ``cxkit report`` with the parsed options.
+
+    Parameters
+    ----------
+    args
+        The options from :func:`cxkit.cli.build_parser` (missing ones take the
+        defaults of :func:`run_reports`).
+
+    Returns
+    -------
+    int
+        The exit code: 0 all good, 1 some report failed, 2 bad reports file, options
+        or data (the message goes to stderr; nothing is run or published).
+    """
     try:
         result = run_reports(
             getattr(args, "config", None) or "reports.yml",

@@ -23,7 +23,23 @@ __all__ = [
 
 
 def format_time(ts: float | str | None) -> str:
-    """``2026-11-24 06:01 UTC`` from epoch seconds or an ISO string."""
+    """Show a time as ``2026-11-24 06:01 UTC``.
+
+    Parameters
+    ----------
+    ts
+        Epoch seconds or an ISO string (naive means UTC); ``None`` or ``""`` for none.
+
+    Returns
+    -------
+    str
+        The time in UTC to the minute; ``""`` for none, an unparseable string as it is.
+
+    Examples
+    --------
+    >>> format_time(0), format_time("2024-06-30T12:34:56+02:00"), format_time(None)
+    ('1970-01-01 00:00 UTC', '2024-06-30 10:34 UTC', '')
+    """
     if ts is None or ts == "":
         return ""
     if isinstance(ts, str):
@@ -39,7 +55,25 @@ def format_time(ts: float | str | None) -> str:
 
 
 def format_as_of(text: str | None) -> str:
-    """``2024-12-31`` for a midnight ``as_of``, else ``2024-12-31 23:59 UTC``."""
+    """Show a manifest's ``as_of`` text: ``2024-12-31`` for a date, else to the minute.
+
+    Parameters
+    ----------
+    text
+        An ISO date or date-time (as :func:`cxkit.data.format_as_of` writes it), or
+        ``None``.
+
+    Returns
+    -------
+    str
+        ``"2024-12-31"`` for a date or a midnight, else ``"2024-12-31 18:23 UTC"``;
+        ``""`` for none.
+
+    Examples
+    --------
+    >>> format_as_of("2024-12-31"), format_as_of("2024-12-31 18:23:11")
+    ('2024-12-31', '2024-12-31 18:23 UTC')
+    """
     if not text:
         return ""
     text = str(text)
@@ -49,7 +83,18 @@ def format_as_of(text: str | None) -> str:
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
-    """The previous run's manifest, or an empty one if missing or unreadable."""
+    """Read the previous run's manifest.
+
+    Parameters
+    ----------
+    out
+        The output folder.
+
+    Returns
+    -------
+    dict
+        ``out/manifest.json``, or ``{}`` when it is missing, unreadable or not an object.
+    """
     try:
         data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
@@ -58,13 +103,41 @@ def read_manifest(out: Path) -> dict[str, Any]:
 
 
 def write_manifest(out: Path, manifest: Mapping[str, Any]) -> Path:
-    """Write ``manifest.json`` atomically."""
+    """Write ``manifest.json`` atomically.
+
+    Parameters
+    ----------
+    out
+        The output folder.
+    manifest
+        The manifest (values JSON-able, anything else written as ``str``).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
     return atomic_write(out / "manifest.json", text)
 
 
 def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
-    """The report index: every report with its headline, status and link."""
+    """Build the report index: every report with its headline, status and link.
+
+    Parameters
+    ----------
+    manifest
+        The run's manifest (its ``reports``, ``as_of_resolved``, ``data``, times and
+        versions).
+    order
+        Report names in the order to list them; reports not named follow.
+
+    Returns
+    -------
+    str
+        The ``index.html`` page. A failed report shows FAILED, its error and the time
+        of its last good run; only reports with a good run link to a page.
+    """
     reports: Mapping[str, Any] = manifest.get("reports", {})
     names = [n for n in order if n in reports] + [n for n in reports if n not in order]
     rows = []

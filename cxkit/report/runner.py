@@ -23,7 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+import psutil
 
 __all__ = ["Job", "JobResult", "kill_tree", "leftover_processes", "run_jobs"]
 
@@ -34,7 +37,24 @@ MARKER_ENV = "CXKIT_REPORT_JOB"
 
 @dataclass(frozen=True)
 class Job:
-    """One notebook execution."""
+    """One notebook execution.
+
+    Attributes
+    ----------
+    name
+        The report's name (results are keyed by it).
+    input, output
+        The notebook to run and where papermill writes the executed copy.
+    parameters
+        The notebook's parameters.
+    cell_timeout, timeout
+        Seconds allowed per cell and for the whole job (kernel start included).
+    marker
+        A unique text put in the environment of the worker and its kernel
+        (:data:`MARKER_ENV`), so that leftover processes can be found and killed.
+    memory_mb
+        The estimated peak memory of the kernel, for ``memory_limit_mb``.
+    """
 
     name: str
     input: Path
@@ -47,6 +67,14 @@ class Job:
     memory_mb: float | None = None
 
     def payload(self) -> dict[str, Any]:
+        """Return the job line sent to the worker (see :mod:`cxkit.report._worker`).
+
+        Returns
+        -------
+        dict
+            JSON-able: paths as text, the working folder (the notebook's) and the
+            marker with its environment variable's name.
+        """
         return {
             "name": self.name,
             "input": str(self.input),
@@ -61,7 +89,25 @@ class Job:
 
 @dataclass(frozen=True)
 class JobResult:
-    """How a job ended."""
+    """How a job ended.
+
+    Attributes
+    ----------
+    name
+        The job's name.
+    ok
+        True when the notebook ran to its end.
+    error
+        What went wrong, in one line, or None.
+    seconds
+        How long the job took.
+    started_at, finished_at
+        Epoch seconds.
+    killed
+        Command lines of the processes killed after a job timeout.
+    peak_memory_mb
+        Peak resident memory of the kernel and its children (MB, sampled), if measured.
+    """
 
     name: str
     ok: bool
@@ -75,10 +121,19 @@ class JobResult:
     peak_memory_mb: float | None = None
 
 
-def leftover_processes(marker: str) -> list[Any]:
-    """Live processes whose environment carries ``marker`` (kernels of that job)."""
-    import psutil
+def leftover_processes(marker: str) -> list[psutil.Process]:
+    """Find the live processes whose environment carries ``marker`` (a job's kernels).
 
+    Parameters
+    ----------
+    marker
+        The job's :attr:`Job.marker`.
+
+    Returns
+    -------
+    list of psutil.Process
+        Every such process but this one.
+    """
     found = []
     for proc in psutil.process_iter(["pid"]):
         if proc.pid == os.getpid():
@@ -94,10 +149,21 @@ def leftover_processes(marker: str) -> list[Any]:
 def kill_tree(pid: int | None, marker: str | None = None) -> list[str]:
     """Kill process ``pid``, all its descendants, their process groups and any marked process.
 
-    Returns the command lines of the processes found (for the manifest).
-    """
-    import psutil
+    Our own process group is never killed. Kernel connection files of killed kernels
+    are removed.
 
+    Parameters
+    ----------
+    pid
+        The root process, or None to kill only the marked processes.
+    marker
+        A job's :attr:`Job.marker`: processes carrying it are killed too.
+
+    Returns
+    -------
+    list of str
+        The command lines of the processes found (for the manifest).
+    """
     procs: list[psutil.Process] = []
     if pid is not None:
         try:
@@ -166,7 +232,7 @@ class _Worker:
         self.ready = False
 
     def _readline(self, deadline: float) -> str | None:
-        """A line from the worker, or None on timeout; '' when the worker died."""
+        """Return a line from the worker, or None on timeout; '' when the worker died."""
         assert self.proc is not None and self.proc.stdout is not None
         while True:
             remaining = deadline - time.monotonic()
@@ -242,14 +308,39 @@ def run_jobs(
     env: Mapping[str, str] | None = None,
     memory_limit_mb: float | None = None,
 ) -> dict[str, JobResult]:
-    """Run ``jobs`` on at most ``workers`` worker processes; results by job name.
+    """Run ``jobs`` on at most ``workers`` worker processes.
 
     Jobs start in the given order. With ``memory_limit_mb``, the next job starts only
     when its estimated peak (:attr:`Job.memory_mb`) fits beside the estimates of the jobs
     running, and always when nothing else runs. No job goes ahead of a waiting one: a
     later report may read what an earlier one computes (:mod:`cxkit.cache`), and running
-    it first would make it compute that itself, beyond its estimate. ``env`` adds
-    environment variables for the workers and their kernels.
+    it first would make it compute that itself, beyond its estimate.
+
+    Parameters
+    ----------
+    jobs
+        The notebooks to run, in order.
+    workers
+        How many run at once (at most one per job).
+    log_dir
+        Where each worker's log (``worker-<i>.log``) goes.
+    on_start, on_finish
+        Called (under a lock) when a job starts and when it ends.
+    env
+        Environment variables added for the workers and their kernels.
+    memory_limit_mb
+        The memory budget, or None for none.
+
+    Returns
+    -------
+    dict of str to JobResult
+        The results by job name. A failed notebook is a result, not an exception.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C or SIGTERM, after every worker and kernel was killed; any other
+        error of the scheduling is re-raised the same way.
     """
     results: dict[str, JobResult] = {}
     if not jobs:
@@ -343,7 +434,7 @@ def _terminate_as_interrupt() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,527 @@
+"""The CLV analysis in one call: :func:`analyze` returns a :class:`ClvResult`.
+
+This is the one CLV pipeline: the CLV report (notebook 30) and the executive summary
+both call :func:`analyze` with its defaults, so their CLV figures are the same numbers
+(and, within a report run, the same cached result: :func:`cxkit.cache.run_cached`).
+
+The steps, at ``as_of`` (:func:`cxkit.data.resolve_as_of`):
+
+1. the RFM summary of the orders up to ``as_of``, in weeks (:func:`~cxkit.clv.rfm_summary`);
+2. BG/NBD fitted on it (:class:`~cxkit.clv.BetaGeo`);
+3. Gamma-Gamma (:class:`~cxkit.clv.GammaGamma`) when at least ``min_repeat_customers``
+   (default :data:`cxkit.stats.MIN_N`, 30) customers have a repeat purchase of positive
+   value; otherwise each customer's own mean repeat value is their expected spend, and
+   :attr:`ClvResult.notes` says so;
+4. discounted value over ``horizon_weeks`` at ``annual_discount_rate`` times ``margin``
+   (:func:`~cxkit.clv.customer_value`);
+5. the holdout check: the same BG/NBD refitted on the data up to ``calibration_end``
+   (default ``holdout_weeks`` before ``as_of``) and compared with what happened;
+6. P(alive), value by acquisition channel, and the valuable customers who have probably
+   lapsed (the value at risk of being lost).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from cxkit.cache import run_cached
+from cxkit.clv.bgnbd import BetaGeo
+from cxkit.clv.checks import (
+    cumulative_repeat_purchases,
+    holdout_by_frequency,
+    holdout_totals,
+    p_alive_distribution,
+)
+from cxkit.clv.gamma_gamma import GammaGamma
+from cxkit.clv.rfm import rfm_summary
+from cxkit.clv.value import clv_by, clv_column, customer_value, lapsing_high_value, top_share
+from cxkit.data import CXData, end_of_day, parse_as_of, resolve_as_of
+from cxkit.errors import ConvergenceError, DataError, NotAvailableError, UsageError
+from cxkit.findings import Finding, finding_from_rate
+from cxkit.result import AsOf, Result
+from cxkit.stats import MIN_N, mean_ci, wilson_ci
+
+
+def _label_words(label: str) -> str:
+    words = {"w": "weeks", "d": "days", "m": "months"}
+    return f"{label[:-1]} {words.get(label[-1], label[-1])}"
+
+
+def findings(
+    summary: pd.DataFrame,
+    bg: BetaGeo,
+    *,
+    clv_frame: pd.DataFrame | None = None,
+    holdout: dict[str, float] | None = None,
+    top: float = 0.2,
+) -> list[Finding]:
+    """Return the CLV domain's key findings from its parts (:meth:`ClvResult.findings`).
+
+    Parameters
+    ----------
+    summary
+        The RFM summary the models were applied to (one row per customer).
+    bg
+        The fitted BG/NBD model.
+    clv_frame
+        The output of :func:`~cxkit.clv.customer_value` for ``summary``, for the value
+        findings.
+    holdout
+        The output of :func:`~cxkit.clv.holdout_totals`, for the model-check finding.
+    top
+        The top share used for the concentration finding.
+
+    Returns
+    -------
+    list of Finding
+        Each with its ``n`` and, for rates and totals, its 95% interval; importance on
+        the 0–10 scale (total value 10, concentration 9, lapsing valuable customers 8,
+        lapsed share 6, holdout error 5).
+    """
+    out: list[Finding] = []
+    n = len(summary)
+    pa = bg.p_alive(summary)
+    repeat = np.asarray(summary["frequency"]) > 0
+    n_rep = int(repeat.sum())
+    lapsed = int(np.sum(pa[repeat] < 0.5))
+    if n_rep:
+        low, high = wilson_ci(lapsed, n_rep)
+        out.append(
+            finding_from_rate(
+                {"value": lapsed / n_rep, "ci_low": low, "ci_high": high, "n": n_rep},
+                domain="clv",
+                metric="lapsed_share_repeaters",
+                importance=6,
+                sentence=f"{lapsed / n_rep:.0%} of the {n_rep:,} repeat customers have probably "
+                f"lapsed (P(alive) < 50%; 95% CI {low:.0%}–{high:.0%}). The {n - n_rep:,} "
+                "one-time buyers cannot be judged this way: BG/NBD lets customers leave only "
+                "after a repeat purchase.",
+            )
+        )
+    if holdout is not None and np.isfinite(holdout.get("relative_error", np.nan)):
+        err = holdout["relative_error"]
+        out.append(
+            finding_from_rate(
+                {"value": float(err), "n": int(holdout["customers"])},
+                domain="clv",
+                metric="holdout_error",
+                importance=5,
+                low=None,
+                high=None,
+                comparison="model vs actual holdout purchases",
+                sentence=f"Checked on a holdout period, the model expected "
+                f"{holdout['expected']:,.0f} repeat purchases against {holdout['actual']:,.0f} "
+                f"actual ({err:+.1%}), over {int(holdout['customers']):,} customers.",
+            )
+        )
+    if clv_frame is not None:
+        col = clv_column(clv_frame)
+        label = col.removeprefix("clv_")
+        values = clv_frame[col].to_numpy()
+        total = float(values.sum())
+        mean, low, high, _ = mean_ci(values)
+        share = top_share(values, top=top)
+        rate = clv_frame.attrs.get("annual_discount_rate", np.nan)
+        # the interval of the total is n times the interval of the mean
+        out.append(
+            finding_from_rate(
+                {"value": total, "ci_low": low * n, "ci_high": high * n, "n": n},
+                domain="clv",
+                metric=f"total_clv_{label}",
+                unit="currency",
+                importance=10,
+                sentence=f"The {n:,} customers are expected to bring {total:,.0f} over the next "
+                f"{_label_words(label)} (discounted at {rate:.0%} a year): {mean:,.2f} per "
+                f"customer (95% CI {low:,.2f}–{high:,.2f}).",
+            )
+        )
+        out.append(
+            finding_from_rate(
+                {"value": share, "n": n},
+                domain="clv",
+                metric=f"top{round(top * 100)}_share_{label}",
+                importance=9,
+                low=None,
+                high=None,
+                sentence=f"The top {top:.0%} of customers hold {share:.0%} of the expected value "
+                f"over the next {_label_words(label)} (n = {n:,}).",
+            )
+        )
+        merged = summary.assign(p_alive=pa, **{col: values})
+        lapsing = lapsing_high_value(merged, top=top, column=col)
+        n_valuable = math.ceil(top * int((merged["frequency"] > 0).sum()))
+        out.append(
+            finding_from_rate(
+                {"value": float(len(lapsing)), "n": n_valuable},
+                domain="clv",
+                metric="lapsing_high_value",
+                unit="customers",
+                importance=8,
+                low=None,
+                high=None,
+                sentence=f"{len(lapsing):,} of the ~{n_valuable:,} most valuable repeat "
+                "customers (top "
+                f"{top:.0%} by past repeat spend) have probably lapsed (P(alive) < 50%): "
+                "candidates for win-back.",
+            )
+        )
+    return out
+
+
+@dataclass(kw_only=True)
+class ClvResult(Result):
+    """Everything the CLV report shows, computed once by :func:`analyze`.
+
+    Attributes
+    ----------
+    summary
+        The RFM summary at ``as_of`` (weeks), one row per customer who bought.
+    bg
+        BG/NBD fitted on ``summary``.
+    gg
+        Gamma-Gamma fitted on ``summary``, or ``None`` (see ``notes["gamma_gamma"]``).
+    values
+        :func:`~cxkit.clv.customer_value` per customer: ``customer_id, p_alive,
+        expected_purchases_<h>, expected_spend_per_purchase, clv_<h>``.
+    p_alive
+        :func:`~cxkit.clv.p_alive_distribution` of ``summary``.
+    lapsing
+        :func:`~cxkit.clv.lapsing_high_value`: the valuable repeat customers who have
+        probably lapsed, most past repeat spend first.
+    by_channel
+        :func:`~cxkit.clv.clv_by` acquisition channel, or ``None`` without that column.
+    calibration_end
+        The end of the calibration period of the holdout check, or ``None``.
+    calibration
+        The calibration summary with its holdout columns, or ``None``.
+    bg_check
+        BG/NBD fitted on ``calibration``, or ``None``.
+    holdout
+        :func:`~cxkit.clv.holdout_totals` of the check, or ``None``.
+    by_frequency
+        :func:`~cxkit.clv.holdout_by_frequency` of the check, or ``None``.
+    cumulative
+        :func:`~cxkit.clv.cumulative_repeat_purchases` of the check, or ``None``.
+    notes
+        The not-available sentence per part (``"gamma_gamma"``, ``"holdout"``,
+        ``"by_channel"``); the same sentences are in ``not_available``.
+    model_warnings
+        The models' warnings (e.g. frequency and spend correlated), in words.
+    horizon_weeks, annual_discount_rate, margin, top, min_repeat_customers
+        The settings used.
+    """
+
+    domain: ClassVar[str] = "clv"
+    summary: pd.DataFrame
+    bg: BetaGeo
+    gg: GammaGamma | None
+    values: pd.DataFrame
+    p_alive: pd.DataFrame
+    lapsing: pd.DataFrame
+    by_channel: pd.DataFrame | None = None
+    calibration_end: pd.Timestamp | None = None
+    calibration: pd.DataFrame | None = None
+    bg_check: BetaGeo | None = None
+    holdout: dict[str, float] | None = None
+    by_frequency: pd.DataFrame | None = None
+    cumulative: pd.DataFrame | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+    model_warnings: list[str] = field(default_factory=list)
+    horizon_weeks: float
+    annual_discount_rate: float
+    margin: float
+    top: float
+    min_repeat_customers: int
+
+    @property
+    def scored(self) -> pd.DataFrame:
+        """Return :attr:`summary` joined with :attr:`values`, one row per customer.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The summary columns, then ``p_alive``, the expected purchases and spend, and
+            the CLV column.
+        """
+        return _scored(self.summary, self.values)
+
+    @property
+    def clv_column(self) -> str:
+        """Return the name of the CLV column of :attr:`values` (e.g. ``"clv_52w"``).
+
+        Returns
+        -------
+        str
+            The column name.
+        """
+        return clv_column(self.values)
+
+    def findings(self) -> list[Finding]:
+        """Return the CLV findings, most important first.
+
+        Returns
+        -------
+        list of Finding
+            Total value, concentration, valuable customers who have probably lapsed, the
+            lapsed share of repeat customers and (with the check) the holdout error.
+        """
+        found = findings(
+            self.summary, self.bg, clv_frame=self.values, holdout=self.holdout, top=self.top
+        )
+        return sorted(found, key=lambda f: -f.importance)
+
+    def params_table(self) -> pd.DataFrame:
+        """Return the fitted parameters of both models with standard errors and 95% CIs.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``model, parameter, estimate, se, ci_low, ci_high``; Gamma-Gamma rows only
+            when it was fitted.
+        """
+        parts = [self.bg.params_table().assign(model="BG/NBD")]
+        if self.gg is not None:
+            parts.append(self.gg.params_table().assign(model="Gamma-Gamma"))
+        table = pd.concat(parts)
+        return table[["model", "parameter", "estimate", "se", "ci_low", "ci_high"]]
+
+    def value_by(self, labels: pd.Series | pd.DataFrame, *, by: str | None = None) -> pd.DataFrame:
+        """Return mean CLV per group of customers (e.g. per persona), with 95% intervals.
+
+        Parameters
+        ----------
+        labels
+            The group per customer: a Series indexed by ``customer_id`` (e.g.
+            :func:`cxkit.personas.persona_labels`) or a frame with ``customer_id`` and
+            the column ``by``. Customers without a label form a ``"(missing)"`` group.
+        by
+            The group column; default the Series' name.
+
+        Returns
+        -------
+        pandas.DataFrame
+            As :func:`~cxkit.clv.clv_by`, most valuable group first.
+
+        Raises
+        ------
+        UsageError
+            When the group column is not named.
+        """
+        if isinstance(labels, pd.Series):
+            by = by or labels.name
+            if by is None:
+                raise UsageError("name the group column: value_by(labels, by='persona')")
+            frame = labels.rename(by).rename_axis("customer_id").reset_index()
+        else:
+            if by is None:
+                raise UsageError("name the group column: value_by(frame, by='persona')")
+            frame = labels[["customer_id", by]]
+        merged = self.scored.merge(frame, on="customer_id", how="left")
+        return clv_by(merged, by, column=self.clv_column)
+
+
+def _scored(summary: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    return summary.join(values.drop(columns="customer_id"))
+
+
+@contextmanager
+def _model_warnings(into: list[str]) -> Iterator[None]:
+    """Collect the models' UserWarnings as sentences; re-raise the other warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            into.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _spend_model(
+    summary: pd.DataFrame, min_repeat_customers: int, notes: dict[str, str], said: list[str]
+) -> GammaGamma | None:
+    """Fit Gamma-Gamma when enough customers have a repeat purchase of positive value."""
+    eligible = int(((summary["frequency"] > 0) & (summary["monetary_value"] > 0)).sum())
+    fallback = (
+        "expected spend per purchase is each repeat customer's own mean repeat value (the "
+        "overall mean for one-time buyers)"
+    )
+    if eligible < min_repeat_customers:
+        notes["gamma_gamma"] = (
+            f"The Gamma-Gamma spend model is not available: it needs at least "
+            f"{min_repeat_customers:,} customers with a repeat purchase of positive value, "
+            f"got {eligible:,}; {fallback}."
+        )
+        return None
+    try:
+        with _model_warnings(said):
+            gg = GammaGamma().fit(summary)
+    except (DataError, ConvergenceError) as err:
+        notes["gamma_gamma"] = f"The Gamma-Gamma spend model is not available ({err}); {fallback}."
+        return None
+    q = float(gg.params_["q"])
+    if q <= 1:
+        notes["gamma_gamma"] = (
+            f"The Gamma-Gamma spend model is not used: its fitted q = {q:.3f} <= 1 means an "
+            f"infinite mean spend (check for extreme order values); {fallback}."
+        )
+        return None
+    return gg
+
+
+def _calibration_end(
+    end: pd.Timestamp, calibration_end: AsOf, holdout_weeks: float | None
+) -> pd.Timestamp | None:
+    if calibration_end is not None:
+        return parse_as_of(calibration_end)
+    if not holdout_weeks:
+        return None
+    return end_of_day((end - pd.Timedelta(weeks=holdout_weeks)).normalize())
+
+
+@run_cached("clv.analyze")
+def analyze(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    horizon_weeks: float = 52,
+    annual_discount_rate: float = 0.10,
+    margin: float = 1.0,
+    min_repeat_customers: int = MIN_N,
+    holdout_weeks: float | None = 26,
+    calibration_end: AsOf = None,
+    top: float = 0.2,
+) -> ClvResult:
+    """Run the CLV analysis: RFM, BG/NBD, Gamma-Gamma, discounted value and the holdout check.
+
+    The one CLV pipeline, used by the CLV report and the executive summary alike.
+
+    Parameters
+    ----------
+    data
+        The loaded data, with an ``orders`` table (``customer_id``, ``ts``, ``amount``).
+    as_of
+        The last instant the analysis may see (:func:`cxkit.data.resolve_as_of`).
+    horizon_weeks
+        The CLV horizon in weeks.
+    annual_discount_rate
+        Yearly discount rate of future value (0.10 = 10%).
+    margin
+        Share of revenue that is margin (1.0: value is revenue).
+    min_repeat_customers
+        The fewest customers with a repeat purchase of positive value on which
+        Gamma-Gamma is fitted (default :data:`cxkit.stats.MIN_N`: a three-parameter
+        spend model on fewer is not defensible); below it, each customer's own mean
+        repeat value is used.
+    holdout_weeks
+        The holdout check fits on the data up to this many weeks before ``as_of`` and
+        compares with what happened after; ``None`` or 0 skips the check.
+    calibration_end
+        The end of the calibration period (read as ``as_of`` is), instead of
+        ``holdout_weeks``; for CDNOW ``"1997-09-30"``.
+    top
+        The "top customers" share for the concentration and lapsing findings.
+
+    Returns
+    -------
+    ClvResult
+        The tables, models and findings. Parts the data cannot support (the holdout
+        check on too short a history, Gamma-Gamma on too few repeat customers, value by
+        acquisition channel without that column) are named in ``not_available``.
+
+    Raises
+    ------
+    NotAvailableError
+        Without an orders table with ``customer_id``, ``ts`` and ``amount``.
+    DataError
+        When nobody made a repeat purchase (BG/NBD cannot be fitted).
+    ConvergenceError
+        When the BG/NBD fit fails.
+
+    Examples
+    --------
+    >>> from cxkit import datasets
+    >>> res = analyze(datasets.cdnow(sample=True), as_of="1998-06-30",
+    ...               calibration_end="1997-09-30")
+    >>> [f.metric for f in res.findings()][:2]
+    ['total_clv_52w', 'top20_share_52w']
+    """
+    data.require("orders", "customer_id", "ts", "amount", analysis="Customer lifetime value")
+    end = resolve_as_of(data, as_of)
+    cut = data.upto(end)
+    notes: dict[str, str] = {}
+    said: list[str] = []
+
+    cal_end = _calibration_end(end, calibration_end, holdout_weeks)
+    calibration = bg_check = holdout = by_frequency = cumulative = None
+    if cal_end is not None:
+        try:
+            calibration = rfm_summary(cut, calibration_end=cal_end, observation_end=end)
+            with _model_warnings(said):
+                bg_check = BetaGeo().fit(calibration)
+            holdout = holdout_totals(calibration, bg_check)
+            by_frequency = holdout_by_frequency(calibration, bg_check)
+            cumulative = cumulative_repeat_purchases(
+                cut, bg_check, calibration_end=cal_end, observation_end=end
+            )
+        except (DataError, ConvergenceError, UsageError) as err:
+            notes["holdout"] = f"The holdout check is not available: {err}"
+            calibration = bg_check = holdout = by_frequency = cumulative = None
+
+    summary = rfm_summary(cut, observation_end=end, time_unit="W")
+    with _model_warnings(said):
+        bg = BetaGeo().fit(summary)
+    gg = _spend_model(summary, min_repeat_customers, notes, said)
+    values = customer_value(
+        summary,
+        bg,
+        gg,
+        horizon=horizon_weeks,
+        unit="W",
+        annual_discount_rate=annual_discount_rate,
+        margin=margin,
+    )
+    col = clv_column(values)
+    scored = _scored(summary, values)
+
+    by_channel = None
+    try:
+        cut.require("customers", "acquisition_channel", analysis="CLV by acquisition channel")
+        channels = cut.to_pandas("customers", columns=["customer_id", "acquisition_channel"])
+        with_channel = scored.merge(channels, on="customer_id", how="left")
+        by_channel = clv_by(with_channel, "acquisition_channel", column=col)
+    except NotAvailableError as err:
+        notes["by_channel"] = str(err)
+
+    return ClvResult(
+        as_of=end,
+        not_available=list(notes.values()),
+        summary=summary,
+        bg=bg,
+        gg=gg,
+        values=values,
+        p_alive=p_alive_distribution(summary, bg),
+        lapsing=lapsing_high_value(scored, top=top, column=col),
+        by_channel=by_channel,
+        calibration_end=None if calibration is None else cal_end,
+        calibration=calibration,
+        bg_check=bg_check,
+        holdout=holdout,
+        by_frequency=by_frequency,
+        cumulative=cumulative,
+        notes=notes,
+        model_warnings=said,
+        horizon_weeks=horizon_weeks,
+        annual_discount_rate=annual_discount_rate,
+        margin=margin,
+        top=top,
+        min_repeat_customers=min_repeat_customers,
+    )

@@ -1,0 +1,230 @@
+"""The CLV report's figures: drawing only, every number comes from the other modules.
+
+Each ``plot_*`` function takes a table computed elsewhere in :mod:`cxkit.clv` and returns
+a plotly figure in the one cxkit template (:mod:`cxkit.plots`), titled with its takeaway.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from cxkit import plots
+from cxkit.clv.value import clv_column, top_share
+
+
+def plot_holdout_by_frequency(table: pd.DataFrame) -> go.Figure:
+    """Draw actual holdout purchases per customer (bars, 95% CI) against the model (markers).
+
+    Parameters
+    ----------
+    table
+        From :func:`~cxkit.clv.holdout_by_frequency`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Titled with the largest gap between model and actual.
+    """
+    worst = (table["expected_mean_purchases"] - table["actual_mean_purchases"]).abs().max()
+    # n under each group (small groups marked); a category axis keeps "7+" in place.
+    labels = [
+        f"{g}<br>n={n:,}{' (small)' if small else ''}"
+        for g, n, small in zip(
+            table["calibration_frequency"], table["customers"], table["small_n"], strict=True
+        )
+    ]
+    fig = plots.bar_with_ci(
+        table.assign(group=labels),
+        x="group",
+        y="actual_mean_purchases",
+        low="ci_low",
+        high="ci_high",
+        title=f"Holdout purchases per customer: model vs actual (largest gap {worst:.2f})",
+        x_title="repeat purchases in calibration",
+        y_title="purchases per customer in holdout",
+    )
+    fig.data[0].name = "actual (95% CI)"
+    fig.update_xaxes(type="category")
+    fig.add_scatter(
+        x=labels,
+        y=table["expected_mean_purchases"],
+        mode="markers+lines",
+        name="BG/NBD expected",
+        marker={"color": plots.PALETTE[1], "size": 9},
+        line={"color": plots.PALETTE[1]},
+    )
+    return fig
+
+
+def plot_cumulative_repeat_purchases(table: pd.DataFrame) -> go.Figure:
+    """Draw cumulative repeat purchases over time, actual vs model, the holdout start marked.
+
+    Parameters
+    ----------
+    table
+        From :func:`~cxkit.clv.cumulative_repeat_purchases`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Titled with where the model ends relative to the actual count.
+    """
+    last = table.iloc[-1]
+    gap = (last["cumulative_expected"] - last["cumulative_actual"]) / max(
+        last["cumulative_actual"], 1
+    )
+    fig = plots.figure(
+        f"Cumulative repeat purchases: model ends {gap:+.1%} from actual",
+        x_title="week ending",
+        y_title="cumulative repeat purchases",
+    )
+    fig.add_scatter(
+        x=table["period_end"], y=table["cumulative_actual"], name="actual", mode="lines"
+    )
+    fig.add_scatter(
+        x=table["period_end"],
+        y=table["cumulative_expected"],
+        name="BG/NBD expected",
+        mode="lines",
+        line={"dash": "dash"},
+    )
+    cal = table.attrs.get("calibration_end")
+    if cal is not None and table["holdout"].any():
+        fig.add_vline(x=pd.Timestamp(cal).timestamp() * 1000, line_dash="dot", line_color="gray")
+        fig.add_annotation(
+            x=pd.Timestamp(cal), y=1, yref="paper", text="holdout starts", showarrow=False
+        )
+    return fig
+
+
+def plot_p_alive(table: pd.DataFrame) -> go.Figure:
+    """Draw the histogram of P(alive).
+
+    Parameters
+    ----------
+    table
+        From :func:`~cxkit.clv.p_alive_distribution`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Titled with the share of customers who have probably lapsed.
+    """
+    low = table.loc[table["p_alive_to"] <= 0.5, "share"].sum()
+    fig = plots.figure(
+        f"{low:.0%} of customers have probably lapsed (P(alive) < 50%)",
+        x_title="P(alive) at the end of the period",
+        y_title="customers",
+    )
+    centres = (table["p_alive_from"] + table["p_alive_to"]) / 2
+    fig.add_bar(
+        x=centres,
+        y=table["customers"],
+        width=(table["p_alive_to"] - table["p_alive_from"]) * 0.95,
+        marker_color=plots.PALETTE[0],
+    )
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    return fig
+
+
+def plot_clv_distribution(frame: pd.DataFrame, *, column: str | None = None) -> go.Figure:
+    """Draw the histogram of CLV per customer (the axis is capped at the 99th percentile).
+
+    Log-spaced bins would hide the zeros, so the bins are linear.
+
+    Parameters
+    ----------
+    frame
+        From :func:`~cxkit.clv.customer_value`.
+    column
+        The CLV column (default: the frame's own).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Titled with the median.
+    """
+    col = clv_column(frame, column)
+    v = frame[col].to_numpy()
+    med = float(np.median(v)) if len(v) else float("nan")
+    cap = float(np.quantile(v, 0.99)) if len(v) else 1.0
+    fig = plots.figure(
+        f"Half the customers are worth less than {med:,.2f} over the horizon",
+        x_title=f"{col} (currency, axis capped at the 99th percentile {cap:,.0f})",
+        y_title="customers",
+    )
+    fig.add_histogram(x=np.minimum(v, cap), nbinsx=50, marker_color=plots.PALETTE[0])
+    return fig
+
+
+def plot_concentration(frame: pd.DataFrame, *, column: str | None = None) -> go.Figure:
+    """Draw the cumulative share of value against the share of customers, most valuable first.
+
+    Parameters
+    ----------
+    frame
+        From :func:`~cxkit.clv.customer_value`.
+    column
+        The CLV column (default: the frame's own).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Titled with the top 20%'s share of expected value.
+    """
+    col = clv_column(frame, column)
+    v = np.sort(frame[col].to_numpy())[::-1]
+    total = v.sum()
+    share_c = np.arange(1, len(v) + 1) / max(len(v), 1)
+    share_v = np.cumsum(v) / total if total > 0 else np.zeros_like(v)
+    top = top_share(v, top=0.2)
+    fig = plots.figure(
+        f"The top 20% of customers hold {top:.0%} of expected value",
+        x_title="share of customers (most valuable first)",
+        y_title=f"share of total {col}",
+    )
+    step = max(1, len(v) // 500)
+    fig.add_scatter(x=share_c[::step], y=share_v[::step], mode="lines", name="customers")
+    fig.add_scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        name="equal value",
+        line={"dash": "dot", "color": plots.NEUTRAL},
+    )
+    fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    return fig
+
+
+def plot_clv_by(table: pd.DataFrame, by: str) -> go.Figure:
+    """Draw mean CLV per group with 95% intervals.
+
+    Parameters
+    ----------
+    table
+        From :func:`~cxkit.clv.clv_by`.
+    by
+        The group column of ``table``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Titled with the most valuable group.
+    """
+    mean_col = next(c for c in table.columns if c.startswith("mean_clv_"))
+    best = table.iloc[0]
+    fig = plots.bar_with_ci(
+        table,
+        x=by,
+        y=mean_col,
+        low="ci_low",
+        high="ci_high",
+        title=f"{str(best[by])[:1].upper()}{str(best[by])[1:]} customers are worth most: "
+        f"{best[mean_col]:,.2f} on average",
+        x_title=by.replace("_", " "),
+        y_title=f"{mean_col.replace('_', ' ')} per customer",
+    )
+    return fig

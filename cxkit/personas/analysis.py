@@ -1,0 +1,319 @@
+"""The personas analysis in one call: :func:`analyze` returns a :class:`PersonasResult`.
+
+Features, the fitted model, the persona per customer, the journey map, channel shares,
+pain points and comment themes, computed once (and shared within a report run through
+:func:`cxkit.cache.run_cached`); :meth:`PersonasResult.findings` turns them into the
+sentences the personas report and the executive summary show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pandas as pd
+
+from cxkit import stats, voc
+from cxkit.cache import run_cached
+from cxkit.data import CXData, resolve_as_of
+from cxkit.errors import NotAvailableError
+from cxkit.findings import Finding, finding_from_rate
+from cxkit.personas.features import customer_features
+from cxkit.personas.journeys import channel_shares, comment_themes, journey_map, pain_points
+from cxkit.personas.model import Personas, assign
+from cxkit.result import AsOf, Result
+
+
+def _top_themes(themes: pd.DataFrame | None) -> pd.DataFrame:
+    """Return each persona's most common comment theme."""
+    if themes is None or themes.empty:
+        return pd.DataFrame(columns=["persona_name", "top_theme", "top_theme_share", "top_theme_n"])
+    t = themes[themes.n_comments > 0].sort_values(
+        ["persona_name", "n_comments", "theme"], ascending=[True, False, True]
+    )
+    t = t.groupby("persona_name", as_index=False).first()
+    return t.drop(columns="theme").rename(
+        columns={"label": "top_theme", "share": "top_theme_share", "n_comments": "top_theme_n"}
+    )[["persona_name", "top_theme", "top_theme_share", "top_theme_n"]]
+
+
+def _stability_word(jaccard: float) -> str:
+    return "stable" if jaccard >= 0.75 else ("fairly stable" if jaccard >= 0.6 else "unstable")
+
+
+@dataclass(kw_only=True)
+class PersonasResult(Result):
+    """Everything the personas report shows, computed once by :func:`analyze`.
+
+    Attributes
+    ----------
+    features
+        The per-customer features (:func:`cxkit.personas.customer_features`).
+    model
+        The fitted :class:`~cxkit.personas.Personas`.
+    assignments
+        ``customer_id``, ``persona``, ``persona_name`` (:func:`cxkit.personas.assign`).
+    basis
+        What the features rest on, in words.
+    journey
+        The persona × stage journey map (:func:`cxkit.personas.journey_map`).
+    channels
+        Channel shares per persona and stage (:func:`cxkit.personas.channel_shares`).
+    pains
+        The pain point per persona (:func:`cxkit.personas.pain_points`), or ``None``
+        without CSAT answers by channel or touchpoint.
+    themes, negative_themes
+        Comment themes per persona, all comments and those on low scores
+        (:func:`cxkit.personas.comment_themes`), or ``None`` without comments.
+    """
+
+    domain: ClassVar[str] = "personas"
+    features: pd.DataFrame
+    model: Personas
+    assignments: pd.DataFrame
+    basis: str
+    journey: pd.DataFrame | None = None
+    channels: pd.DataFrame | None = None
+    pains: pd.DataFrame | None = None
+    themes: pd.DataFrame | None = None
+    negative_themes: pd.DataFrame | None = None
+
+    @property
+    def cards(self) -> pd.DataFrame:
+        """One row per persona: the model summary plus pain point and top theme."""
+        s = self.model.summary().rename(columns={"name": "persona_name"})
+        if self.pains is not None and len(self.pains):
+            p = self.pains[["persona_name", "dimension", "value", "csat_top2", "significant"]]
+            p = p.rename(
+                columns={
+                    "value": "pain_point",
+                    "csat_top2": "pain_point_csat_top2",
+                    "dimension": "pain_point_dimension",
+                    "significant": "pain_point_significant",
+                }
+            )
+            s = s.merge(p, on="persona_name", how="left")
+        src = self.negative_themes if self.negative_themes is not None else self.themes
+        if src is not None and len(src):
+            s = s.merge(_top_themes(src), on="persona_name", how="left")
+        return s
+
+    def findings(self) -> list[Finding]:
+        """Return the personas' findings.
+
+        How many personas and why, each persona's size (Wilson interval) and stability,
+        the persona that brings the most spend, each significant pain point (with its
+        interval, n and Holm-adjusted p-value) and how well simple rules reproduce the
+        personas.
+
+        Returns
+        -------
+        list of Finding
+            Importance on the 0–10 scale: the number of personas 9, the top value persona
+            8, a pain point 7–10 (larger gaps higher), a persona's share 5–8, the rules'
+            fidelity 3.
+        """
+        m = self.model
+        n_all = int(m.sizes_.sum())
+        out = [
+            finding_from_rate(
+                {"value": float(m.k_), "n": n_all},
+                domain=self.domain,
+                metric="n_personas",
+                unit="personas",
+                low=None,
+                high=None,
+                sentence=(
+                    f"{n_all:,} customers fall into {m.k_} personas, clustered on "
+                    f"{self.basis}; {m.k_reason_}."
+                ),
+                importance=9,
+                extra={"votes": dict(m.k_votes_)},
+            )
+        ]
+        summ = m.summary()
+        has_spend = "mean_spend" in summ.columns
+        for _, r in summ.iterrows():
+            share = float(r["share"])
+            n = int(r["n_customers"])
+            lo, hi = stats.wilson_ci(n, n_all)
+            spend_txt = f", mean spend {r['mean_spend']:,.0f} per customer" if has_spend else ""
+            stab = r["stability_jaccard"]
+            out.append(
+                finding_from_rate(
+                    {"value": share, "ci_low": lo, "ci_high": hi, "n": n},
+                    domain=self.domain,
+                    metric="persona_share",
+                    sentence=(
+                        f"'{r['name']}' are {100 * share:.0f}% of customers "
+                        f"(n = {n:,}){spend_txt}; {_stability_word(stab)} under bootstrap "
+                        f"(Jaccard {stab:.2f})."
+                    ),
+                    importance=5 + 3 * share,
+                    extra={"persona": int(r["persona"]), "persona_name": r["name"]},
+                )
+            )
+        if has_spend and len(summ) > 1:
+            top = summ.sort_values("mean_spend", ascending=False).iloc[0]
+            value_share = (
+                top["mean_spend"]
+                * top["n_customers"]
+                / (summ["mean_spend"] * summ["n_customers"]).sum()
+            )
+            out.append(
+                finding_from_rate(
+                    {"value": float(value_share), "n": int(top["n_customers"])},
+                    domain=self.domain,
+                    metric="top_value_persona",
+                    low=None,
+                    high=None,
+                    sentence=(
+                        f"'{top['name']}' bring {100 * value_share:.0f}% of all spend while "
+                        f"being {100 * top['share']:.0f}% of customers."
+                    ),
+                    importance=8,
+                    extra={"persona_name": top["name"]},
+                )
+            )
+        if self.pains is not None:
+            for _, r in self.pains[self.pains["significant"].astype(bool)].iterrows():
+                gap = float(r["rest_top2"] - r["csat_top2"])
+                out.append(
+                    finding_from_rate(
+                        r,
+                        domain=self.domain,
+                        metric="pain_point",
+                        value="csat_top2",
+                        comparison=f"vs the persona's other {r['dimension']}s",
+                        p_value="p_adj",
+                        sentence=r["sentence"],
+                        importance=7 + 10 * min(gap, 0.3),
+                        extra={
+                            "persona_name": r["persona_name"],
+                            "dimension": r["dimension"],
+                            "value": r["value"],
+                            "gap": gap,
+                        },
+                    )
+                )
+        if m.fidelity_ is not None:
+            out.append(
+                finding_from_rate(
+                    {"value": m.fidelity_},
+                    domain=self.domain,
+                    metric="surrogate_fidelity",
+                    low=None,
+                    high=None,
+                    n=None,
+                    small_n=False,
+                    sentence=(
+                        f"Three levels of simple rules reproduce the personas for "
+                        f"{100 * m.fidelity_:.0f}% of held-out customers."
+                    ),
+                    importance=3,
+                )
+            )
+        return out
+
+
+@run_cached("personas.analyze")
+def analyze(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    k: int | str = "auto",
+    k_range: tuple[int, int] = (2, 10),
+    random_state: int | None = 0,
+    **model_options: object,
+) -> PersonasResult:
+    """Compute features, personas, journey map, pain points and themes in one call.
+
+    Parts the data cannot support are skipped; ``not_available`` says why.
+
+    Parameters
+    ----------
+    data
+        The loaded data; needs ``orders`` or ``events``.
+    as_of
+        The last instant the analysis may see (:func:`cxkit.data.resolve_as_of`: a
+        date means its whole day; ``None`` the data's own cut, else its latest
+        timestamp).
+    k, k_range, random_state
+        As in :class:`~cxkit.personas.Personas` (``random_state`` also seeds the
+        comment themes).
+    **model_options
+        Further :class:`~cxkit.personas.Personas` options.
+
+    Returns
+    -------
+    PersonasResult
+        The tables, the model and :meth:`~PersonasResult.findings`.
+
+    Raises
+    ------
+    NotAvailableError
+        When the data has neither orders nor events.
+    """
+    cut = resolve_as_of(data, as_of)
+    feats = customer_features(data, as_of=cut)
+    model = Personas(k=k, k_range=k_range, random_state=random_state, **model_options)
+    model.fit(feats)
+    asg = assign(model, feats)
+    rep = PersonasResult(
+        as_of=cut, features=feats, model=model, assignments=asg, basis=feats.attrs["basis"]
+    )
+    try:
+        rep.journey = journey_map(data, asg, as_of=cut)
+        rep.channels = channel_shares(data, asg, as_of=cut)
+    except NotAvailableError as err:  # pragma: no cover - needs events or orders
+        rep.not_available.append(str(err))
+    try:
+        rep.pains = pain_points(data, asg, as_of=cut)
+    except NotAvailableError as err:
+        rep.not_available.append(str(err))
+    if data.has("responses", "comment"):
+        try:
+            th = voc.themes(data, as_of=cut, random_state=random_state or 0)
+            rep.themes = comment_themes(data, asg, themes=th)
+            rep.negative_themes = comment_themes(data, asg, themes=th, negative_only=True)
+        except NotAvailableError as err:
+            rep.not_available.append(str(err))
+    else:
+        rep.not_available.append(
+            str(
+                NotAvailableError(
+                    "table 'responses' with column 'comment'", analysis="Comment themes"
+                )
+            )
+        )
+    return rep
+
+
+def headline(result: PersonasResult) -> str:
+    """Return the personas report's one-line headline.
+
+    Parameters
+    ----------
+    result
+        The result of :func:`analyze`.
+
+    Returns
+    -------
+    str
+        How many personas, who spends the most, and the worst significant pain point.
+    """
+    m = result.model
+    summ = m.summary()
+    text = f"{m.k_} personas among {int(m.sizes_.sum()):,} customers"
+    if "mean_spend" in summ.columns and len(summ) > 1:
+        top = summ.sort_values("mean_spend", ascending=False).iloc[0]
+        text += f"; '{top['name']}' spend the most per customer"
+    if result.pains is not None:
+        sig = result.pains[result.pains.significant].sort_values("diff")
+        if len(sig):
+            r = sig.iloc[0]
+            text += (
+                f"; '{r['persona_name']}' are hurt on {r['dimension']} '{r['value']}' "
+                f"({100 * r['csat_top2']:.0f}% satisfied vs {100 * r['rest_top2']:.0f}%)"
+            )
+    return text + "."

@@ -1,0 +1,66 @@
+"""Tests for cxkit.churn.model: the scikit-learn conventions of ChurnModel, fit and predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import cxkit
+from cxkit import churn
+from cxkit.churn.model import make_estimator, subsample
+from cxkit.errors import UsageError
+
+
+def test_model_api(demo_data: cxkit.CXData) -> None:
+    model = churn.ChurnModel(estimator="logit", random_state=1)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.predict_proba(demo_data)
+    with pytest.raises(UsageError, match="estimator must be one of"):
+        churn.ChurnModel(estimator="forest").fit(demo_data)
+    assert model.fit(demo_data, cutoff="2024-06-30") is model
+    assert model.cutoffs_["fit"] < model.cutoffs_["calibrate"]
+    assert "calibrated" in model.calibration_split_
+    p = model.predict_proba(demo_data, as_of="2024-09-30")
+    assert p["churn_probability"].between(0, 1).all() and p["customer_id"].is_unique
+    s = churn.score(demo_data, as_of="2024-12-31", model=model, thresholds=(0.3, 0.6))
+    assert s.attrs["thresholds"] == (0.3, 0.6)
+    assert (s["risk_band"] == "high").sum() == (s["churn_probability"] >= 0.6).sum()
+
+
+def test_init_only_stores_and_nothing_learned_before_fit() -> None:
+    model = churn.ChurnModel(horizon_days=60, calibration="sigmoid")
+    assert model.get_params()["horizon_days"] == 60
+    assert clone(model).get_params() == model.get_params()
+    assert not [k for k in vars(model) if k.endswith("_")]
+    for call in (
+        lambda: model.predict_frame(pd.DataFrame({"customer_id": ["a"]})),
+        lambda: model.predict_proba(None),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            call()
+    with pytest.raises(UsageError, match=r"calibration must be one of .* got 'platt'"):
+        churn.ChurnModel(calibration="platt").fit(None)  # type: ignore[arg-type]
+
+
+def test_fit_at_the_default_cutoff_and_the_calibration_split(demo_data: cxkit.CXData) -> None:
+    model = churn.ChurnModel(random_state=0).fit(demo_data)
+    end = churn.data_end(demo_data, model.definition_)
+    # the latest whole day whose 90-day window is observed
+    want = (end - pd.Timedelta(days=90)).normalize() + pd.Timedelta("1D") - pd.Timedelta("1us")
+    assert model.cutoffs_["calibrate"] == want
+    assert model.cutoffs_["fit"] == want - pd.Timedelta(days=90)
+    assert model.calibration_method_ == "isotonic" and model.n_calibrate_ >= 500
+    assert len(model.feature_names_) > 20 and 0 < model.churn_rate_fit_ < 1
+    assert model.predict_frame(pd.DataFrame(columns=["customer_id"])).shape == (0,)
+
+
+def test_helpers() -> None:
+    rng = np.random.default_rng(0)
+    assert subsample(5, None, rng).tolist() == [0, 1, 2, 3, 4]
+    picked = subsample(100, 10, rng)
+    assert len(picked) == 10 and (np.diff(picked) > 0).all()
+    assert type(make_estimator("hgb", 0)).__name__ == "HistGradientBoostingClassifier"
+    assert type(make_estimator("logit", 0)).__name__ == "Pipeline"
