@@ -632,16 +632,39 @@ def test_memory_estimates_scale_measured_peaks_and_guess_from_size() -> None:
     assert est["new"] == (round(guess, 1), "no measurement yet: a guess from the data's size")
 
 
+def test_duration_estimates_scale_ok_runs_and_skip_the_rest() -> None:
+    from cxkit.report.pipeline import duration_estimates
+
+    previous = {
+        "fingerprint": {"tables": {"orders": {"rows": 1_000}}},
+        "reports": {
+            "churn": {"status": "OK", "seconds": 130.0},
+            "clv": {"status": "FAILED", "seconds": 2.0},
+            "gone": {"status": "OK", "seconds": None},
+        },
+    }
+    now = {"tables": {"orders": {"rows": 1_500}}}
+    est = duration_estimates(previous, now, ["churn", "clv", "gone", "new"])
+    assert est == {"churn": 195.0, "clv": None, "gone": None, "new": None}
+    assert duration_estimates({}, now, ["churn"]) == {"churn": None}
+
+
 @pytest.mark.slow
-def test_memory_budget_keeps_big_jobs_apart_in_file_order(tmp_path: Path) -> None:
+def test_memory_budget_packs_by_duration_and_keeps_big_jobs_apart(tmp_path: Path) -> None:
     from cxkit.report.runner import Job, run_jobs
 
     nb = _tiny_notebook(tmp_path / "tiny.ipynb")
 
-    def job(name: str, mb: float) -> Job:
-        return Job(name, nb, tmp_path / f"{name}.ipynb", {}, 60, 120, f"budget/{name}", mb)
+    def job(name: str, mb: float, seconds: float, after: tuple[str, ...] = ()) -> Job:
+        out = tmp_path / f"{name}.ipynb"
+        return Job(name, nb, out, {}, 60, 120, f"budget/{name}", mb, seconds, after)
 
-    jobs = [job("big_a", 600), job("big_b", 600), job("small", 300)]
+    jobs = [
+        job("big_a", 600, 1.0),
+        job("big_b", 600, 9.0),
+        job("small", 300, 2.0),
+        job("last", 100, 30.0, after=("big_a", "small")),
+    ]
     started: list[str] = []
     res = run_jobs(
         jobs,
@@ -651,13 +674,39 @@ def test_memory_budget_keeps_big_jobs_apart_in_file_order(tmp_path: Path) -> Non
         memory_limit_mb=1000,
     )
     assert all(r.ok for r in res.values()), {n: r.error for n, r in res.items()}
-    assert started == ["big_a", "big_b", "small"]  # nothing jumps the queue
-    a, b, small = res["big_a"], res["big_b"], res["small"]
-    assert b.started_at >= a.finished_at - 0.01  # never together: 1200 MB > 1000 MB
+    # the longest first; the small one fills the free slot; "last" waits for its two
+    assert started == ["big_b", "small", "big_a", "last"]
+    a, b, small, last = (res[n] for n in ("big_a", "big_b", "small", "last"))
+    assert a.started_at >= b.finished_at - 0.01  # never together: 1200 MB > 1000 MB
     assert small.started_at < b.finished_at  # 900 MB fit together
+    assert last.started_at >= max(a.finished_at, small.finished_at) - 0.01
     # alone, a job larger than the whole budget still runs
-    alone = run_jobs([job("huge", 5000)], workers=2, log_dir=tmp_path, memory_limit_mb=1000)
+    alone = run_jobs([job("huge", 5000, 1.0)], workers=2, log_dir=tmp_path, memory_limit_mb=1000)
     assert alone["huge"].ok
+
+
+def test_after_lists_prerequisites_and_is_checked(nb_dir: Path) -> None:
+    def cfg(*after: Any) -> dict[str, Any]:
+        names = ["a", "b", "c"]
+        reports = [{"name": n, "notebook": "tiny.ipynb"} for n in names]
+        for entry, value in zip(reports, after, strict=False):
+            if value is not None:
+                entry["after"] = value
+        return {"data": "/d", "reports": reports}
+
+    parsed = parse_config(cfg(None, ["a"], ["a", "b", "a"]), base=nb_dir)
+    assert [s.after for s in parsed.reports] == [(), ("a",), ("a", "b")]
+    # a prerequisite left out by --only is not waited for (the report computes instead)
+    only_c = parse_config(cfg(None, None, ["a"]), base=nb_dir, only=["c"])
+    assert [s.after for s in only_c.reports] == [("a",)]
+    with pytest.raises(UsageError, match=r"reports\[1\]\.after must be a list of report names"):
+        parse_config(cfg(None, "a"), base=nb_dir)
+    with pytest.raises(
+        UsageError, match=r"reports\[2\]\.after names unknown report\(s\) 'zz', 'c'; valid: a, b$"
+    ):
+        parse_config(cfg(None, None, ["zz", "c"]), base=nb_dir)
+    with pytest.raises(UsageError, match=r"form a cycle \(a after c after b after a\)"):
+        parse_config(cfg(["c"], ["a"], ["b"]), base=nb_dir)
 
 
 def test_memory_limit_gb_is_checked(nb_dir: Path) -> None:

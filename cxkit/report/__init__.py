@@ -9,9 +9,10 @@ is not a doctest)::
     result.exit_code  # 0 when every report succeeded, 1 when any failed
 
 Modules: :mod:`~cxkit.report.config` (reports file), :mod:`~cxkit.report.runner`
-(worker pool, timeouts, process-group kills), :mod:`~cxkit.report.export` (notebook to
-offline HTML), :mod:`~cxkit.report.publish` (atomic writes, index, manifest) and
-:mod:`~cxkit.report.pipeline` (the whole run).
+(worker pool, timeouts, process-group kills), :mod:`~cxkit.report.scheduler` (which
+report starts next, by estimated memory and duration), :mod:`~cxkit.report.export`
+(notebook to offline HTML), :mod:`~cxkit.report.publish` (atomic writes, index,
+manifest) and :mod:`~cxkit.report.pipeline` (the whole run).
 """
 
 from __future__ import annotations

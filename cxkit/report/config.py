@@ -13,6 +13,9 @@ A reports file looks like::
         notebook: notebooks/00_data_health.ipynb
         title: Data health
         parameters: {}
+      - name: executive_summary
+        notebook: notebooks/90_executive_summary.ipynb
+        after: [data_health]     # starts when these have finished (it reads their results)
 
 Relative paths in the file are relative to the file's folder; paths given on the command
 line are relative to the current directory. In string parameter values, ``{out}`` (the
@@ -23,6 +26,7 @@ replaced when the report runs, e.g. ``scores_out: "{out}"``.
 from __future__ import annotations
 
 import ast
+import graphlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,7 +60,7 @@ TOP_KEYS = (
     "timeout",
     "reports",
 )
-REPORT_KEYS = ("name", "notebook", "title", "parameters", "cell_timeout", "timeout")
+REPORT_KEYS = ("name", "notebook", "title", "parameters", "cell_timeout", "timeout", "after")
 #: Parameters the runner passes to every notebook; each notebook must declare them.
 GLOBAL_PARAMETERS = ("data", "as_of")
 DEFAULT_CELL_TIMEOUT = 300.0
@@ -81,6 +85,9 @@ class ReportSpec:
         The notebook's parameters besides ``data`` and ``as_of``.
     cell_timeout, timeout
         Seconds allowed per cell and for the whole notebook.
+    after
+        The reports that must finish before this one starts (it reads what they
+        compute from the run cache, :mod:`cxkit.cache`).
     """
 
     name: str
@@ -89,6 +96,7 @@ class ReportSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
     timeout: float = DEFAULT_TIMEOUT
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,36 @@ def _as_of_text(value: object) -> str | None:
     return text
 
 
+def _after(value: object, where: str) -> tuple[str, ...]:
+    """Return an ``after:`` value (a list of report names) as a tuple, else raise."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(
+            f"{where}.after must be a list of report names like [lifecycle, churn], got {value!r}"
+        )
+    return tuple(dict.fromkeys(value))
+
+
+def _check_after(specs: Sequence[ReportSpec]) -> None:
+    """Raise when an ``after:`` names an unknown report, the report itself or a cycle."""
+    names = [s.name for s in specs]
+    for i, spec in enumerate(specs):
+        unknown = [n for n in spec.after if n not in names or n == spec.name]
+        if unknown:
+            raise UsageError(
+                f"reports[{i}].after names unknown report(s) {', '.join(map(repr, unknown))}; "
+                f"valid: {', '.join(n for n in names if n != spec.name) or '(none)'}"
+            )
+    try:
+        graphlib.TopologicalSorter({s.name: s.after for s in specs}).prepare()
+    except graphlib.CycleError as err:
+        cycle = " after ".join(err.args[1][::-1])
+        raise UsageError(
+            f"the reports' 'after' lists form a cycle ({cycle}); none of them could start"
+        ) from err
+
+
 def _resolve_data(value: object, base: Path) -> str:
     """Return a data source as a URL or an absolute path (relative to ``base``)."""
     if not isinstance(value, str | Path) or not str(value).strip():
@@ -236,7 +274,8 @@ def parse_config(
     ------
     UsageError
         For unknown keys (the message lists the valid ones), bad values, duplicate or
-        unknown report names, or a notebook file that does not exist.
+        unknown report names (also in ``after``), ``after`` lists that form a cycle, or
+        a notebook file that does not exist.
 
     Examples
     --------
@@ -319,8 +358,10 @@ def parse_config(
                     _positive(entry.get("cell_timeout", cell_timeout), f"{where}.cell_timeout")
                 ),
                 timeout=float(_positive(entry.get("timeout", timeout), f"{where}.timeout")),
+                after=_after(entry.get("after"), where),
             )
         )
+    _check_after(specs)
 
     all_names = tuple(s.name for s in specs)
     if only:

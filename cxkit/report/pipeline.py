@@ -36,7 +36,7 @@ from cxkit.report.publish import (
 from cxkit.report.runner import Job, JobResult, run_jobs
 from cxkit.validate import format_problems, validate
 
-__all__ = ["ReportStatus", "RunResult", "run_from_cli", "run_reports"]
+__all__ = ["ReportStatus", "RunResult", "duration_estimates", "run_from_cli", "run_reports"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 KEEP_RUNS = 10
@@ -218,6 +218,50 @@ def memory_estimates(
         else:
             guess = UNKNOWN_BASE_MB + UNKNOWN_BYTES_PER_ROW * rows_now / 2**20
             out[name] = (round(guess, 1), "no measurement yet: a guess from the data's size")
+    return out
+
+
+def duration_estimates(
+    previous: Mapping[str, Any], fingerprint: Mapping[str, Any], names: Sequence[str]
+) -> dict[str, float | None]:
+    """Estimate how long each report will run, for the order in which reports start.
+
+    A report's ``seconds`` in the previous run's manifest when it ended OK (a failed
+    run's time says little about a whole one), scaled by the change in data rows, as
+    :func:`memory_estimates` does; None when there is no such measurement.
+
+    Parameters
+    ----------
+    previous
+        The previous run's manifest (``{}`` for none).
+    fingerprint
+        This run's data fingerprint (:meth:`cxkit.data.CXData.fingerprint`).
+    names
+        The reports to estimate.
+
+    Returns
+    -------
+    dict of str to float or None
+        Report name -> expected seconds, or None when never measured.
+
+    Examples
+    --------
+    >>> prev = {"fingerprint": {"tables": {"orders": {"rows": 1000}}},
+    ...         "reports": {"clv": {"status": "OK", "seconds": 12.0},
+    ...                     "churn": {"status": "FAILED", "seconds": 3.0}}}
+    >>> now = {"tables": {"orders": {"rows": 2000}}}
+    >>> duration_estimates(prev, now, ["clv", "churn", "new"])
+    {'clv': 24.0, 'churn': None, 'new': None}
+    """
+    rows_now = _total_rows(fingerprint)
+    rows_prev = _total_rows(previous.get("fingerprint"))
+    prev_reports = previous.get("reports") or {}
+    out: dict[str, float | None] = {}
+    for name in names:
+        entry = prev_reports.get(name) or {}
+        seconds = entry.get("seconds")
+        measured = entry.get("status") == "OK" and seconds and rows_prev > 0
+        out[name] = round(float(seconds) * rows_now / rows_prev, 3) if measured else None
     return out
 
 
@@ -424,6 +468,7 @@ def _execute(
     params_of: dict[str, dict[str, Any]] = {}
     job_list: list[Job] = []
     estimates = memory_estimates(previous, fingerprint, cfg.names)
+    durations = duration_estimates(previous, fingerprint, cfg.names)
     by_name = {spec.name: spec for spec in cfg.reports}
     for spec in cfg.reports:
         params = {
@@ -446,6 +491,8 @@ def _execute(
                 timeout=spec.timeout,
                 marker=f"{run_id}/{spec.name}",
                 memory_mb=estimates[spec.name][0],
+                expected_seconds=durations[spec.name],
+                after=spec.after,
             )
         )
 

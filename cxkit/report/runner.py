@@ -28,6 +28,8 @@ from typing import Any
 
 import psutil
 
+from cxkit.report.scheduler import Estimate, plan_next
+
 __all__ = ["Job", "JobResult", "kill_tree", "leftover_processes", "run_jobs"]
 
 _READY_TIMEOUT = 120.0
@@ -54,6 +56,11 @@ class Job:
         (:data:`MARKER_ENV`), so that leftover processes can be found and killed.
     memory_mb
         The estimated peak memory of the kernel, for ``memory_limit_mb``.
+    expected_seconds
+        The expected duration (the previous run's), or None when never measured: the
+        longest jobs start first (:func:`cxkit.report.scheduler.plan_next`).
+    after
+        Names of the jobs that must finish before this one starts.
     """
 
     name: str
@@ -65,6 +72,10 @@ class Job:
     marker: str
     #: estimated peak memory of the notebook's kernel (MB), for ``memory_limit_mb``
     memory_mb: float | None = None
+    #: expected duration (s) from the previous run, None when never measured
+    expected_seconds: float | None = None
+    #: jobs that must finish before this one starts
+    after: tuple[str, ...] = ()
 
     def payload(self) -> dict[str, Any]:
         """Return the job line sent to the worker (see :mod:`cxkit.report._worker`).
@@ -310,16 +321,18 @@ def run_jobs(
 ) -> dict[str, JobResult]:
     """Run ``jobs`` on at most ``workers`` worker processes.
 
-    Jobs start in the given order. With ``memory_limit_mb``, the next job starts only
-    when its estimated peak (:attr:`Job.memory_mb`) fits beside the estimates of the jobs
-    running, and always when nothing else runs. No job goes ahead of a waiting one: a
-    later report may read what an earlier one computes (:mod:`cxkit.cache`), and running
-    it first would make it compute that itself, beyond its estimate.
+    Each time a worker is free, :func:`cxkit.report.scheduler.plan_next` chooses the
+    job: one whose :attr:`Job.after` jobs have all finished and whose estimated peak
+    (:attr:`Job.memory_mb`) fits beside the estimates of the jobs running (within
+    ``memory_limit_mb``); never measured first, then the longest
+    (:attr:`Job.expected_seconds`), then the first in ``jobs``. A job larger than the
+    budget runs when nothing else runs. Without any expected duration the order is that
+    of ``jobs``, with a smaller job filling a worker the next one does not fit beside.
 
     Parameters
     ----------
     jobs
-        The notebooks to run, in order.
+        The notebooks to run, in file order (which breaks ties).
     workers
         How many run at once (at most one per job).
     log_dir
@@ -354,13 +367,23 @@ def run_jobs(
     lock = threading.Lock()
     changed = threading.Condition()
     pending = list(jobs)
+    by_name = {job.name: job for job in jobs}
+    estimates = {j.name: Estimate(j.memory_mb or 0.0, j.expected_seconds) for j in jobs}
+    after = {job.name: job.after for job in jobs}
     running: dict[str, float] = {}  # job name -> estimated peak (MB)
     errors: list[BaseException] = []
 
-    def fits(job: Job) -> bool:
-        if memory_limit_mb is None or not running:
-            return True
-        return sum(running.values()) + (job.memory_mb or 0.0) <= memory_limit_mb
+    def choose() -> Job | None:
+        if len(running) >= n or not pending:
+            return None
+        name = plan_next(
+            [j.name for j in pending],
+            list(running),
+            budget_mb=memory_limit_mb,
+            estimates=estimates,
+            after=after,
+        )
+        return None if name is None else by_name[name]
 
     def one(job: Job) -> None:
         worker = pool.get()
@@ -401,9 +424,7 @@ def run_jobs(
             while pending or running:
                 if errors:
                     raise errors[0]
-                nxt = None
-                if len(running) < n and pending and fits(pending[0]):
-                    nxt = pending[0]
+                nxt = choose()
                 if nxt is None:
                     changed.wait(timeout=1.0)
                     continue
