@@ -15,7 +15,12 @@ resident memory, ``ru_maxrss``, is its own):
 * **cxkit scoring** — ``churn.score(data)``: features at three cutoffs (fit, calibrate,
   as_of), labels, a HistGradientBoosting fit on at most 200,000 customers, isotonic
   calibration on the next cutoff, then a churn probability and risk band for every
-  customer with an order; the predict step alone is timed as well.
+  customer with an order; the predict step alone is timed as well, on two threads (row
+  chunks, the default) and on one (the old path, same probabilities);
+* **cxkit churn.analyze** — the whole churn report's computation: features at each of
+  the four cutoffs built once and released when the last step using them is done,
+  backtest (two models, BG/NBD baselines from the features' own fit, permutation
+  importance), scores, rate over time, breakdown, at-risk table.
 
 The demo is generated with ``cxkit.synth.write_demo`` into ``benchmarks/_work/`` (git-
 ignored) and reused when it is already there.
@@ -134,6 +139,12 @@ def part_score(folder: Path) -> dict:
     t3 = time.perf_counter()
     p = model.predict_frame(frame.X)
     pred_s = time.perf_counter() - t3
+    t3 = time.perf_counter()
+    p1 = model.set_params(n_jobs=1).predict_frame(frame.X)
+    pred1_s = time.perf_counter() - t3
+    model.set_params(n_jobs=2)
+    if not (p1 == p).all():
+        raise AssertionError("one and two prediction threads disagree")
     t4 = time.perf_counter()
     scores = churn.score(data, model=model, _cache=cache)
     band_s = time.perf_counter() - t4
@@ -143,6 +154,7 @@ def part_score(folder: Path) -> dict:
         "fit_seconds": fit_s,
         "features_as_of_seconds": feat_s,
         "predict_seconds": pred_s,
+        "predict_1thread_seconds": pred1_s,
         "score_frame_seconds": band_s,
         "scored": len(scores),
         "fit_rows": model.n_fit_,
@@ -152,7 +164,22 @@ def part_score(folder: Path) -> dict:
     }
 
 
-PARTS = {"features": part_features, "pandas": part_pandas, "score": part_score}
+def part_analyze(folder: Path) -> dict:
+    import cxkit
+    from cxkit import churn
+
+    t = time.perf_counter()
+    result = churn.analyze(cxkit.load(folder))
+    seconds = time.perf_counter() - t
+    return {"seconds": seconds, "scored": len(result.scores), "auc": result.backtest.auc()}
+
+
+PARTS = {
+    "features": part_features,
+    "pandas": part_pandas,
+    "score": part_score,
+    "analyze": part_analyze,
+}
 
 
 def run_part(name: str, folder: Path) -> dict:
@@ -186,7 +213,7 @@ def main() -> int:
     events = len(pd.read_parquet(folder / "events.parquet", columns=["customer_id"]))
     orders = len(pd.read_parquet(folder / "orders.parquet", columns=["customer_id"]))
     print(f"churn benchmark: {customers:,} customers, {events:,} events, {orders:,} orders")
-    parts = ["features"] + ([] if args.no_baseline else ["pandas"]) + ["score"]
+    parts = ["features"] + ([] if args.no_baseline else ["pandas"]) + ["score", "analyze"]
     rows = []
     for name in parts:
         r = run_part(name, folder)
@@ -202,6 +229,7 @@ def main() -> int:
         "features": "cxkit point-in-time features (engine + BG/NBD)",
         "pandas": "pandas groupby features (baseline, core subset)",
         "score": "cxkit scoring: features x3, fit, calibrate, predict",
+        "analyze": "cxkit churn.analyze: the whole churn report",
     }
     for name, r in rows:
         if "error" in r:
@@ -211,10 +239,13 @@ def main() -> int:
             note = (
                 f"fit+calibrate {r['fit_seconds']:.1f} s on {r['fit_rows']:,}+{r['calibration_rows']:,} "
                 f"customers; features at as_of {r['features_as_of_seconds']:.1f} s; predict "
-                f"{r['predict_seconds']:.1f} s for {r['scored']:,} customers "
-                f"({r['scored'] / max(r['predict_seconds'], 1e-9):,.0f}/s); "
+                f"{r['predict_seconds']:.2f} s for {r['scored']:,} customers "
+                f"({r['scored'] / max(r['predict_seconds'], 1e-9):,.0f}/s; one thread "
+                f"{r['predict_1thread_seconds']:.2f} s); "
                 f"high risk {r['high_risk_share']:.0%}"
             )
+        elif name == "analyze":
+            note = f"{r['scored']:,} customers scored; backtest ROC AUC {r['auc']:.3f}"
         else:
             note = f"{r['customers']:,} customers x {r['columns']} features"
         rate = events / r["seconds"]

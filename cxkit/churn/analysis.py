@@ -460,6 +460,7 @@ def score(
         cache = _cache or FeatureCache(
             data, trend_days, max_levels, themes, definition.horizon_days
         )
+        cal = _day_before(end, definition.horizon_days)
         model = ChurnModel(
             calibration=calibration,
             trend_days=trend_days,
@@ -467,15 +468,14 @@ def score(
             themes=themes,
             max_train_rows=max_train_rows,
             random_state=random_state,
-        ).fit(
-            data.upto(end),
-            cutoff=_day_before(end, definition.horizon_days),
-            definition=definition,
-            _cache=cache,
-        )
+        ).fit(data.upto(end), cutoff=cal, definition=definition, _cache=cache)
+        # done with the fit and calibration cutoffs: free them before scoring
+        cache.release(cal - pd.Timedelta(days=definition.horizon_days), cal)
     else:
         cache = _cache
     out = model.predict_proba(data, as_of=end, _cache=cache)
+    if cache is not None:
+        cache.release(end)
     out["risk_band"] = risk_band(out["churn_probability"], thresholds=thresholds).array
     out["as_of"] = end.normalize() if end == end_of_day(end.normalize()) else end
     out["horizon_days"] = model.definition_.horizon_days
@@ -704,33 +704,39 @@ def analyze(
         "ci_low": lo,
         "ci_high": hi,
     }
+    # Each cutoff's features are built once and dropped when the last step using them is
+    # done: the backtest's fit cutoff t0 − h after its fits, t0 and t0 + h (the backtest's
+    # calibration and test cutoffs, the scoring model's fit and calibration cutoffs) after
+    # the scoring fit, ``end`` after the at-risk table.
     try:
-        backtest = run_backtest(
+        with cache.holding(t0, last):
+            backtest = run_backtest(
+                d,
+                t0=t0,
+                definition=definition,
+                calibration=calibration,
+                trend_days=trend_days,
+                max_train_rows=max_train_rows,
+                random_state=random_state,
+                _cache=cache,
+            )
+    except (DataError, UsageError) as err:
+        backtest = None
+        missing["backtest"] = f"The backtest is not available: {err}"
+    with cache.holding(end):
+        scores = score(
             d,
-            t0=t0,
+            as_of=end,
             definition=definition,
+            thresholds=thresholds,
             calibration=calibration,
             trend_days=trend_days,
             max_train_rows=max_train_rows,
             random_state=random_state,
             _cache=cache,
         )
-    except (DataError, UsageError) as err:
-        backtest = None
-        missing["backtest"] = f"The backtest is not available: {err}"
-    # scoring needs the cutoffs t0, t0 + h and end only
-    cache.forget_before(t0 - pd.Timedelta(days=1))
-    scores = score(
-        d,
-        as_of=end,
-        definition=definition,
-        thresholds=thresholds,
-        calibration=calibration,
-        trend_days=trend_days,
-        max_train_rows=max_train_rows,
-        random_state=random_state,
-        _cache=cache,
-    )
+    at_risk = _at_risk(scores, cache.features(end), top_n)
+    cache.release(end)
     trend = churn_rate_over_time(d, definition=definition, as_of=end)
     by_table = None
     if by is not None:
@@ -748,7 +754,7 @@ def analyze(
         rate_over_time=trend,
         by=by,
         risk_by=by_table,
-        at_risk=_at_risk(scores, cache.features(end), top_n),
+        at_risk=at_risk,
         notes=[] if backtest is None else list(backtest.notes),
         missing_parts=missing,
         not_available=list(missing.values()),

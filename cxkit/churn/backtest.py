@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cxkit.churn.definition import ChurnDefinition, data_end, resolve_definition
-from cxkit.churn.features import FeatureCache, bgnbd_scores
+from cxkit.churn.features import BgnbdFit, FeatureCache, bgnbd_scores
 from cxkit.churn.metrics import (
     calibration_table,
     curve_rows,
@@ -99,18 +99,33 @@ class ChurnBacktest:
 
 
 def _bgnbd_baseline(
-    data: CXData, end: pd.Timestamp, ids: pd.Series, horizon_days: int
+    data: CXData,
+    end: pd.Timestamp,
+    X: pd.DataFrame,
+    horizon_days: int,
+    fit: BgnbdFit | None,
 ) -> tuple[pd.DataFrame | None, str]:
-    """BG/NBD baselines at ``end``: ``1 − p_alive`` and P(no order in the horizon)."""
+    """BG/NBD baselines at ``end``: ``1 − p_alive`` and P(no order in the horizon).
+
+    The features at ``end`` hold both from their own BG/NBD fit on the same orders
+    (``fit``); only without it (another horizon) is the model fitted here.
+    """
     if not data.has("orders"):
         return None, "BG/NBD baselines not available: they need the orders table"
-    scores, note = bgnbd_scores(data, end, horizon_days)
-    if scores is None:
-        return None, f"BG/NBD baselines not available: {note}"
-    s = scores.set_index(scores["customer_id"].astype(str))
-    idx = ids.astype(str).to_numpy()
-    alive = s["p_alive"].reindex(idx).to_numpy()
-    quiet = s["p_no_order"].reindex(idx).to_numpy()
+    if fit is not None and fit.cutoff == end and fit.horizon_days == horizon_days:
+        if not fit.ok:
+            return None, f"BG/NBD baselines not available: {fit.note}"
+        alive = X[fit.p_alive_column].to_numpy(dtype=float)
+        quiet = X[fit.p_no_order_column].to_numpy(dtype=float)
+        note = fit.note
+    else:
+        scores, note = bgnbd_scores(data, end, horizon_days)
+        if scores is None:
+            return None, f"BG/NBD baselines not available: {note}"
+        s = scores.set_index(scores["customer_id"].astype(str))
+        idx = X["customer_id"].astype(str).to_numpy()
+        alive = s["p_alive"].reindex(idx).to_numpy()
+        quiet = s["p_no_order"].reindex(idx).to_numpy()
     out = pd.DataFrame(
         {
             "p_alive": np.clip(1.0 - np.nan_to_num(alive, nan=1.0), 0.0, 1.0),
@@ -202,6 +217,8 @@ def run_backtest(
     logit = ChurnModel(estimator="logit", **common).fit(
         data, cutoff=t0_end, definition=definition, _cache=cache
     )
+    # done with the fit and calibration cutoffs before the test cutoff's features exist
+    cache.release(t0_end - h, t0_end)
     test = cache.frame(t1_end, definition, labelled=True)
     check_classes(test.y, t1_end, "test")
     y = test.y
@@ -213,7 +230,9 @@ def run_backtest(
         f"Logistic regression {logit.calibration_split_}.",
     ]
     if definition.kind == "non_contractual":
-        bg, note = _bgnbd_baseline(data, t1_end, preds["customer_id"], definition.horizon_days)
+        bg, note = _bgnbd_baseline(
+            data, t1_end, test.X, definition.horizon_days, cache.bgnbd_fit(t1_end)
+        )
         notes.append(note + ".")
         if bg is not None:
             preds["bgnbd"] = bg["bgnbd"].to_numpy()
@@ -233,6 +252,7 @@ def run_backtest(
     importance = permutation_importance(
         model, test.X.iloc[idx], y[idx], n_repeats=importance_repeats, random_state=random_state
     )
+    cache.release(t1_end)
     if len(importance):
         notes.append(
             f"Permutation importance: drop in ROC AUC when a feature is shuffled, on "

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -33,6 +35,7 @@ __all__ = [
     "COMPLAINT_THEMES",
     "CONSIDERATION_EVENTS",
     "SUPPORT_EVENTS",
+    "BgnbdFit",
     "CutoffFrame",
     "FeatureCache",
     "FeatureInfo",
@@ -339,6 +342,31 @@ def features(
     >>> f[["orders_n", "spend_total", "recency_days"]].round(1).to_dict("records")
     [{'orders_n': 2, 'spend_total': 40.0, 'recency_days': 31.0}]
     """
+    df, _ = _build_features(
+        data,
+        cutoff,
+        trend_days=trend_days,
+        max_levels=max_levels,
+        themes=themes,
+        customers=customers,
+        bgnbd=bgnbd,
+        horizon_days=horizon_days,
+    )
+    return df
+
+
+def _build_features(
+    data: CXData,
+    cutoff: AsOf,
+    *,
+    trend_days: int,
+    max_levels: int,
+    themes: Themes | None,
+    customers: ir.Table | pd.DataFrame | None,
+    bgnbd: bool,
+    horizon_days: int,
+) -> tuple[pd.DataFrame, BgnbdFit | None]:
+    """:func:`features`, and how its BG/NBD fit went (None when none was tried)."""
     if isinstance(customers, pd.DataFrame):
         ids = pd.DataFrame({"customer_id": customers["customer_id"].astype(str).unique()})
         customers = ibis.memtable(ids)
@@ -352,9 +380,10 @@ def features(
     )
     # Through Arrow: ibis's own to_pandas measured 3.5x slower on this wide result.
     df = _finish_features(_arrow_to_pandas(expr.to_pyarrow()), info)
+    fit: BgnbdFit | None = None
     if bgnbd and data.has("orders") and "orders_n" in df.columns:
-        df = _add_bgnbd(data.upto(info["end"]), info["end"], df, horizon_days)
-    return df
+        df, fit = _add_bgnbd(data.upto(info["end"]), info["end"], df, horizon_days)
+    return df, fit
 
 
 def _arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -419,11 +448,11 @@ def bgnbd_scores(
 
 def _add_bgnbd(
     data: CXData, end: pd.Timestamp, df: pd.DataFrame, horizon_days: int
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, BgnbdFit]:
     """BG/NBD p_alive and P(no order in the horizon) as features (NaN without orders)."""
-    scores, _ = bgnbd_scores(data, end, horizon_days)
+    scores, note = bgnbd_scores(data, end, horizon_days)
     if scores is None:
-        return df
+        return df, BgnbdFit(end, horizon_days, None, None, note)
     if scores["customer_id"].duplicated().any():
         raise DataError("BG/NBD scores have duplicate customer IDs", table="orders")
     # Columns assigned by position instead of a merge: a merge copies the whole frame.
@@ -436,7 +465,9 @@ def _add_bgnbd(
         values = np.full(len(df), np.nan)
         values[found] = scores[src].to_numpy(dtype=float)[pos[found]]
         df[dst] = values
-    return df
+    return df, BgnbdFit(
+        end, horizon_days, "bgnbd_p_alive", f"bgnbd_p_no_order_{horizon_days}d", note
+    )
 
 
 def _days(end: pd.Timestamp, s: pd.Series) -> pd.Series:
@@ -552,6 +583,35 @@ def describe_feature(name: str) -> str:
     return base.replace("_", " ").strip()
 
 
+@dataclass(frozen=True)
+class BgnbdFit:
+    """How the BG/NBD fit behind the features at one cutoff went.
+
+    Attributes
+    ----------
+    cutoff
+        The cutoff instant (the model saw the orders up to it).
+    horizon_days
+        The horizon of the no-order probability.
+    p_alive_column, p_no_order_column
+        The feature columns holding ``p_alive`` and the probability of no order in the
+        horizon (NaN for customers without orders); None when the fit failed.
+    note
+        The fitted parameters in words, or why the fit failed.
+    """
+
+    cutoff: pd.Timestamp
+    horizon_days: int
+    p_alive_column: str | None
+    p_no_order_column: str | None
+    note: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the fit succeeded (and the feature columns exist)."""
+        return self.p_alive_column is not None
+
+
 @dataclass
 class CutoffFrame:
     """Features joined to labels at one cutoff.
@@ -574,12 +634,24 @@ class CutoffFrame:
 class FeatureCache:
     """Share feature frames and labels between fits at the same cutoffs within one call.
 
+    Each cutoff's features are built once and kept until a step that is done with them
+    calls :meth:`release`; a caller that needs a cutoff after a step it calls (which
+    would release it) keeps it with :meth:`holding`. Labels (small) and the BG/NBD fits
+    behind the features (:meth:`bgnbd_fit`) are kept for the cache's life.
+
     Parameters
     ----------
     data
         The data.
     trend_days, max_levels, themes, horizon_days
         Passed to :func:`features`.
+
+    Attributes
+    ----------
+    built : list of pandas.Timestamp
+        The cutoffs whose features were built, in order (one entry per build).
+    peak_frames : int
+        The most feature frames held at once.
     """
 
     def __init__(
@@ -595,8 +667,17 @@ class FeatureCache:
         self.max_levels = max_levels
         self.themes = themes
         self.horizon_days = horizon_days
+        self.built: list[pd.Timestamp] = []
+        self.peak_frames = 0
         self._features: dict[pd.Timestamp, pd.DataFrame] = {}
+        self._held: Counter[pd.Timestamp] = Counter()
+        self._bgnbd: dict[pd.Timestamp, BgnbdFit] = {}
         self._labels: dict[tuple[pd.Timestamp, ChurnDefinition], pd.DataFrame] = {}
+
+    @property
+    def cutoffs(self) -> list[pd.Timestamp]:
+        """The cutoffs whose features are held now, oldest first."""
+        return sorted(self._features)
 
     def forget_before(self, ts: pd.Timestamp) -> None:
         """Drop the features of cutoffs before ``ts`` (no longer needed: frees memory).
@@ -609,8 +690,59 @@ class FeatureCache:
         for end in [e for e in self._features if e < ts]:
             del self._features[end]
 
+    @contextmanager
+    def holding(self, *ends: pd.Timestamp) -> Iterator[None]:
+        """Keep the features at ``ends`` through :meth:`release` calls inside the block.
+
+        Leaving the block drops nothing: the frames stay until the next :meth:`release`
+        of their cutoff outside any hold.
+
+        Parameters
+        ----------
+        *ends
+            Resolved cutoff instants.
+
+        Yields
+        ------
+        None
+            Within the block the cutoffs are held.
+        """
+        self._held.update(ends)
+        try:
+            yield
+        finally:
+            self._held.subtract(ends)
+            self._held = +self._held  # drop the zero counts
+
+    def release(self, *ends: pd.Timestamp) -> None:
+        """Drop the features at ``ends`` unless they are held (a step is done with them).
+
+        Parameters
+        ----------
+        *ends
+            Resolved cutoff instants; ones not built are ignored.
+        """
+        for end in ends:
+            if not self._held[end]:
+                self._features.pop(end, None)
+
+    def bgnbd_fit(self, end: pd.Timestamp) -> BgnbdFit | None:
+        """Return how the BG/NBD fit behind the features at ``end`` went.
+
+        Parameters
+        ----------
+        end
+            The resolved cutoff instant.
+
+        Returns
+        -------
+        BgnbdFit or None
+            None when the cache built no features at ``end`` or tried no fit (no orders).
+        """
+        return self._bgnbd.get(end)
+
     def features(self, end: pd.Timestamp) -> pd.DataFrame:
-        """Return the features at ``end`` (computed once).
+        """Return the features at ``end`` (computed once until released).
 
         Parameters
         ----------
@@ -623,14 +755,21 @@ class FeatureCache:
             :func:`features` of every customer at ``end``.
         """
         if end not in self._features:
-            self._features[end] = features(
+            df, fit = _build_features(
                 self.data,
                 end,
                 trend_days=self.trend_days,
                 max_levels=self.max_levels,
                 themes=self.themes,
+                customers=None,
+                bgnbd=True,
                 horizon_days=self.horizon_days,
             )
+            self._features[end] = df
+            if fit is not None:
+                self._bgnbd[end] = fit
+            self.built.append(end)
+            self.peak_frames = max(self.peak_frames, len(self._features))
         return self._features[end]
 
     def labels(self, end: pd.Timestamp, definition: ChurnDefinition) -> pd.DataFrame:

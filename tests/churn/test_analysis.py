@@ -12,6 +12,7 @@ import pytest
 
 import cxkit
 from cxkit import cache, churn
+from cxkit.churn.features import FeatureCache
 from cxkit.data import end_of_day
 from cxkit.errors import UsageError
 from cxkit.findings import Finding
@@ -247,3 +248,37 @@ def test_too_little_history_leaves_the_backtest_out() -> None:
         "The backtest is not available: no customers to learn churn from"
     )
     assert "model" not in a.takeaways() and len(a.findings()) == 2
+
+
+def test_analyze_builds_each_cutoff_once_and_frees_it(
+    demo_data: cxkit.CXData, demo_result: churn.ChurnResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caches: list[FeatureCache] = []
+
+    class Recording(FeatureCache):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            caches.append(self)
+
+    features_module = importlib.import_module("cxkit.churn.features")
+    fits: list[pd.Timestamp] = []
+    bgnbd_scores = features_module.bgnbd_scores
+
+    def counted(data: cxkit.CXData, end: pd.Timestamp, horizon_days: int) -> object:
+        fits.append(end)
+        return bgnbd_scores(data, end, horizon_days)
+
+    monkeypatch.setattr(importlib.import_module("cxkit.churn.analysis"), "FeatureCache", Recording)
+    monkeypatch.setattr(features_module, "bgnbd_scores", counted)
+    monkeypatch.setattr(importlib.import_module("cxkit.churn.backtest"), "bgnbd_scores", counted)
+    result = churn.analyze(demo_data, random_state=0)
+    (c,) = caches
+    h = pd.Timedelta(days=result.definition.horizon_days)
+    t1 = result.churn_rate["cutoff"]
+    # the backtest's fit, calibration and test cutoffs (the last two also fit the scoring
+    # model) and as_of: each built once, at most two held at a time, none kept at the end
+    assert sorted(c.built) == [t1 - 2 * h, t1 - h, t1, result.as_of]
+    assert c.peak_frames == 2 and c.cutoffs == []
+    assert sorted(fits) == sorted(c.built)  # the BG/NBD baseline reuses the test cutoff's fit
+    pd.testing.assert_frame_equal(result.backtest.metrics, demo_result.backtest.metrics)
+    pd.testing.assert_frame_equal(result.scores, demo_result.scores)

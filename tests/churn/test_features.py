@@ -213,3 +213,20 @@ def test_churn_on_spark_matches_duckdb(spark_session: object) -> None:  # noqa: 
     from tests.test_backends import into_spark
 
     _assert_engine_matches(into_spark(spark_session, _engine_tables()), quick=True)
+
+
+def test_feature_cache_holds_and_releases(demo_data: cxkit.CXData) -> None:
+    cache = FeatureCache(demo_data, 90, 12, None, 90)
+    a = pd.Timestamp("2024-06-30 23:59:59.999999")
+    b = a + pd.Timedelta(days=30)
+    first = cache.features(a)
+    cache.features(b)
+    with cache.holding(a):
+        cache.release(a, b)  # a step is done with both; the caller still needs a
+        assert cache.cutoffs == [a]
+    assert cache.features(a) is first  # leaving the hold drops nothing
+    cache.release(a)
+    assert cache.cutoffs == [] and cache.built == [a, b] and cache.peak_frames == 2
+    fit = cache.bgnbd_fit(a)  # kept after its features are released
+    assert fit is not None and fit.ok and fit.cutoff == a and fit.note.startswith("BG/NBD r = ")
+    assert fit.p_no_order_column == "bgnbd_p_no_order_90d" and fit.p_alive_column in first

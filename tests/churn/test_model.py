@@ -10,7 +10,8 @@ from sklearn.exceptions import NotFittedError
 
 import cxkit
 from cxkit import churn
-from cxkit.churn.model import make_estimator, subsample
+from cxkit.churn.metrics import permutation_importance
+from cxkit.churn.model import MIN_ROWS_PER_JOB, make_estimator, predict_rows, subsample
 from cxkit.errors import UsageError
 
 
@@ -64,3 +65,22 @@ def test_helpers() -> None:
     assert len(picked) == 10 and (np.diff(picked) > 0).all()
     assert type(make_estimator("hgb", 0)).__name__ == "HistGradientBoostingClassifier"
     assert type(make_estimator("logit", 0)).__name__ == "Pipeline"
+
+
+def test_threads_do_not_change_predictions(demo_data: cxkit.CXData) -> None:
+    model = churn.ChurnModel(random_state=0).fit(demo_data, cutoff="2024-06-30")
+    X = churn.features(demo_data, "2024-09-30")
+    X = pd.concat([X] * (2 * MIN_ROWS_PER_JOB // len(X) + 1), ignore_index=True)
+    two = model.predict_frame(X)  # row chunks on two threads
+    one = model.set_params(n_jobs=1).predict_frame(X)
+    np.testing.assert_array_equal(one, two)
+    y = np.arange(len(X)) % 2
+    by_one = permutation_importance(model, X, y, n_repeats=2)
+    by_two = permutation_importance(model.set_params(n_jobs=2), X, y, n_repeats=2)
+    pd.testing.assert_frame_equal(by_one, by_two)
+
+
+def test_predict_rows_keeps_row_order() -> None:
+    M = np.arange(3 * MIN_ROWS_PER_JOB, dtype=float).reshape(-1, 1)
+    np.testing.assert_array_equal(predict_rows(lambda m: m[:, 0] * 2, M, n_jobs=3), M[:, 0] * 2)
+    assert predict_rows(lambda m: m[:, 0], M[:10], n_jobs=2).shape == (10,)
