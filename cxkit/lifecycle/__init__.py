@@ -21,7 +21,8 @@ and an ``as_of`` resolved by :func:`cxkit.data.resolve_as_of`):
   lifecycle states (:func:`lifecycle_states`) and group-against-rest tests of a
   breakdown (:func:`group_tests`);
 * :mod:`~cxkit.lifecycle.journeys` — journey paths and Sankey links
-  (:func:`journey_paths`, :func:`journey_sankey`);
+  (:func:`journey_paths`, :func:`journey_sankey`, both from one query:
+  :func:`journey_tables`);
 * :mod:`~cxkit.lifecycle.analysis` — :func:`analyze`, :class:`LifecycleResult` and
   :func:`findings` (``analyze(...).findings()``);
 * :mod:`~cxkit.lifecycle.plots` — the report's figures from a result.
@@ -57,7 +58,7 @@ from cxkit.lifecycle.funnel import (
     stage_conversion,
     stage_funnel,
 )
-from cxkit.lifecycle.journeys import journey_paths, journey_sankey
+from cxkit.lifecycle.journeys import journey_paths, journey_sankey, journey_tables
 from cxkit.lifecycle.plots import (
     breakdown_chart,
     cohort_chart,
@@ -109,6 +110,7 @@ __all__ = [
     "journey_chart",
     "journey_paths",
     "journey_sankey",
+    "journey_tables",
     "lifecycle_states",
     "load_stage_map",
     "persona_chart",

@@ -32,7 +32,7 @@ from cxkit.lifecycle.funnel import (
     stage_conversion,
     stage_funnel,
 )
-from cxkit.lifecycle.journeys import journey_paths, journey_sankey
+from cxkit.lifecycle.journeys import journey_tables
 from cxkit.lifecycle.stages import Rule, StageMapSpec, available_stages
 from cxkit.result import AsOf, Result
 
@@ -561,10 +561,14 @@ def _analyze(
 
     links = paths = None
     if data.has("events", "touchpoint"):
-        links = journey_sankey(
-            data, kind="touchpoint", max_steps=journey_steps, top=journey_top, as_of=end
+        paths, links = journey_tables(
+            data,
+            kind="touchpoint",
+            max_steps=journey_steps,
+            top_paths=10,
+            top_items=journey_top,
+            as_of=end,
         )
-        paths = journey_paths(data, kind="touchpoint", max_steps=journey_steps, top=10, as_of=end)
     else:
         missing["journeys"] = (
             "Touchpoint journeys are not available: this needs table 'events' with column "
@@ -573,11 +577,8 @@ def _analyze(
     stage_links = stage_paths = None
     if len(smap) > 2:
         n = len(smap)
-        stage_paths = journey_paths(
-            data, kind="stage", max_steps=n, top=8, stage_map=smap, as_of=end
-        )
-        stage_links = journey_sankey(
-            data, kind="stage", max_steps=n, top=n, stage_map=smap, as_of=end
+        stage_paths, stage_links = journey_tables(
+            data, kind="stage", max_steps=n, top_paths=8, top_items=n, stage_map=smap, as_of=end
         )
     else:
         missing["stage_journeys"] = "Stage journeys need at least three stages; this data has " + (
