@@ -742,10 +742,14 @@ def executive_summary(
         personas=persona_frame,
         salt=salt,
     )
-    try:
-        funnel = lifecycle.stage_funnel(cut, as_of=end)
-    except NotAvailableError:
-        funnel = None
+    life = domains["lifecycle"].result
+    if isinstance(life, lifecycle.LifecycleResult):
+        funnel = life.stage_funnel  # the lifecycle report's ladder, not computed again
+    else:
+        try:
+            funnel = lifecycle.stage_funnel(cut, as_of=end)
+        except NotAvailableError:
+            funnel = None
     kpis = kpi_tiles(cut, as_of=end, domains=domains, card=card)
     missing = [f"{name}: {run.missing}" for name, run in domains.items() if run.missing]
     return ExecutiveSummary(end, kpis, domains, funnel, card, missing)

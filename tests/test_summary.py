@@ -156,3 +156,10 @@ def test_orders_only_summary_names_the_missing_parts(tmp_path: Path, demo_dir: P
     assert any("voc" in m and "responses" in m for m in es.missing)
     assert kpis.loc["Total CLV (52 weeks)", "available"]
     assert len(es.scorecard) == orders["customer_id"].nunique()
+    # the ladder is the lifecycle report's: only the stages orders can support, none
+    # shown as a made-up 100% or 0%
+    assert es.funnel is not None
+    assert list(es.funnel["step_name"]) == ["purchase", "retention"]
+    life = es.domains["lifecycle"].result
+    assert isinstance(life, cxkit.lifecycle.LifecycleResult)
+    pd.testing.assert_frame_equal(es.funnel, life.stage_funnel)
