@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cxkit.churn.definition import ChurnDefinition, labels, population_ids, ts_literal
+from cxkit.churn.definition import (
+    ChurnDefinition,
+    label_table,
+    labels,
+    population_ids,
+    ts_literal,
+)
 from cxkit.clv import BetaGeo, rfm_summary
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
@@ -104,6 +110,17 @@ def _top_levels(t: ir.Table, column: str, max_levels: int) -> list[str]:
     return [str(v) for v in counts[column]]
 
 
+def _only(t: ir.Table, ids: ir.Table | None) -> ir.Table:
+    """Keep the rows of ``t`` whose customer is in ``ids`` (all rows when ``ids`` is None).
+
+    A semi-join before the aggregation: customers outside a label population are never
+    aggregated, instead of being aggregated and dropped by the final join.
+    """
+    if ids is None:
+        return t
+    return t.semi_join(ids, t.customer_id == ids.customer_id)
+
+
 def _count_if(cond: ir.BooleanValue) -> ir.IntegerScalar:
     return ibis.cases((cond, 1), else_=0).sum()
 
@@ -167,9 +184,11 @@ def feature_table(
     blocks: list[ir.Table] = []
     T = trend_days
 
+    ids_only = None if customers is None else customers.select("customer_id").distinct()
     if d.has("orders"):
-        o = d.table("orders")
-        o = o.filter(o.customer_id.notnull() & o.ts.notnull())
+        o_all = d.table("orders")
+        o_all = o_all.filter(o_all.customer_id.notnull() & o_all.ts.notnull())
+        o = _only(o_all, ids_only)
         amt = o.amount.fill_null(0.0)
         aggs: dict[str, ir.Scalar] = {
             "orders_n": o.count(),
@@ -182,15 +201,16 @@ def feature_table(
             f"spend_prev_{T}d": _sum_if((o.ts > w2) & (o.ts <= w1), amt),
         }
         if "channel" in o.columns:
-            levels = _top_levels(o, "channel", max_levels)
+            levels = _top_levels(o_all, "channel", max_levels)
             info["levels"]["order_channel"] = levels
             for lv in levels:
                 aggs[f"orders_ch_{_slug(lv)}_n"] = _count_if(o.channel == lv)
         blocks.append(o.group_by("customer_id").aggregate(**aggs))
 
     if d.has("events"):
-        ev = d.table("events")
-        ev = ev.filter(ev.customer_id.notnull() & ev.ts.notnull())
+        ev_all = d.table("events")
+        ev_all = ev_all.filter(ev_all.customer_id.notnull() & ev_all.ts.notnull())
+        ev = _only(ev_all, ids_only)
         aggs = {
             "events_n": ev.count(),
             "first_event_at": ev.ts.min(),
@@ -207,12 +227,12 @@ def feature_table(
                 ev.event.isin(SUPPORT_EVENTS) & (ev.ts > w1)
             ),
         }
-        levels = _top_levels(ev, "event", max_levels)
+        levels = _top_levels(ev_all, "event", max_levels)
         info["levels"]["event"] = levels
         for lv in levels:
             aggs[f"ev_{_slug(lv)}_n"] = _count_if(ev.event == lv)
         if "channel" in ev.columns:
-            levels = _top_levels(ev, "channel", max_levels)
+            levels = _top_levels(ev_all, "channel", max_levels)
             info["levels"]["event_channel"] = levels
             for lv in levels:
                 aggs[f"events_ch_{_slug(lv)}_n"] = _count_if(ev.channel == lv)
@@ -221,7 +241,7 @@ def feature_table(
 
     if d.has("responses"):
         r = d.table("responses")
-        r = r.filter(r.customer_id.notnull() & r.ts.notnull())
+        r = _only(r.filter(r.customer_id.notnull() & r.ts.notnull()), ids_only)
         aggs = {"responses_n": r.count()}
         for survey in ("nps", "csat", "ces"):
             is_s = (r.survey.lower() == survey) & r.score.notnull()
@@ -247,8 +267,8 @@ def feature_table(
         ]
         cust_attrs = c.select(keep).filter(c.customer_id.notnull())
 
-    if customers is not None:
-        ids = customers.select("customer_id").distinct()
+    if ids_only is not None:
+        ids = ids_only
     else:
         id_parts = [b.select("customer_id") for b in blocks]
         if cust_attrs is not None:
@@ -741,30 +761,47 @@ class FeatureCache:
         """
         return self._bgnbd.get(end)
 
-    def features(self, end: pd.Timestamp) -> pd.DataFrame:
+    def features(
+        self, end: pd.Timestamp, definition: ChurnDefinition | None = None
+    ) -> pd.DataFrame:
         """Return the features at ``end`` (computed once until released).
+
+        With a ``definition`` the features are built only for its population at ``end``
+        (the customers a frame at that cutoff holds); the customers outside it are
+        never aggregated. The frame is sorted by ``customer_id``.
 
         Parameters
         ----------
         end
             The resolved cutoff instant.
+        definition
+            The churn definition whose population the rows are; None: every customer
+            (unless the frame at ``end`` was already built for a population).
 
         Returns
         -------
         pandas.DataFrame
-            :func:`features` of every customer at ``end``.
+            :func:`features` at ``end``, one row per customer, sorted by id.
         """
         if end not in self._features:
+            population = None
+            if definition is not None:
+                population = label_table(
+                    self.data, end, definition=definition, check_window=False
+                ).select("customer_id")
             df, fit = _build_features(
                 self.data,
                 end,
                 trend_days=self.trend_days,
                 max_levels=self.max_levels,
                 themes=self.themes,
-                customers=None,
+                customers=population,
                 bgnbd=True,
                 horizon_days=self.horizon_days,
             )
+            df["customer_id"] = df["customer_id"].astype(pd.StringDtype())
+            if not df["customer_id"].is_monotonic_increasing:
+                df = df.sort_values("customer_id", kind="stable", ignore_index=True)
             self._features[end] = df
             if fit is not None:
                 self._bgnbd[end] = fit
@@ -812,12 +849,14 @@ class FeatureCache:
         CutoffFrame
             The features and, when ``labelled``, the labels.
         """
-        feats = self.features(end)
-        if labelled:
-            lab = self.labels(end, definition)
-            merged = lab.merge(feats, on="customer_id", how="left", validate="one_to_one")
-            y = merged.pop("churned").to_numpy(dtype=int)
-            return CutoffFrame(end, merged, y)
-        pop = population_ids(self.data, end, definition)
-        merged = pop.merge(feats, on="customer_id", how="left", validate="one_to_one")
-        return CutoffFrame(end, merged, None)
+        feats = self.features(end, definition)
+        ids = (
+            self.labels(end, definition) if labelled else population_ids(self.data, end, definition)
+        )
+        y = ids["churned"].to_numpy(dtype=int) if labelled else None
+        if feats["customer_id"].equals(ids["customer_id"]):
+            return CutoffFrame(end, feats, y)  # the same rows in the same order: no copy
+        merged = ids[["customer_id"]].merge(
+            feats, on="customer_id", how="left", validate="one_to_one"
+        )
+        return CutoffFrame(end, merged, y)

@@ -13,9 +13,11 @@ and an ``as_of`` resolved by :func:`cxkit.data.resolve_as_of`):
 * :mod:`~cxkit.lifecycle.stages` — the stage map (:data:`STAGES`,
   :data:`DEFAULT_STAGES`, :func:`load_stage_map`, :func:`available_stages`), when each
   customer reached each stage (:func:`stage_times_expr`, :func:`stages`) and the
-  current stage (:func:`current_stage_counts`);
+  current stage (:func:`current_stage_counts`); :func:`engine_cache` keeps a table
+  computed once in the engine for the steps of one analysis;
 * :mod:`~cxkit.lifecycle.funnel` — ordered funnels with the time to convert
-  (:func:`funnel`, :func:`funnel_customers_expr`, :func:`funnel_period_compare`) and
+  (:func:`funnel`, :func:`funnel_customers_expr`, :func:`funnel_period_compare`,
+  :func:`funnel_reached` to share one matching between breakdowns) and
   the stage ladder (:func:`stage_funnel`, :func:`stage_conversion`);
 * :mod:`~cxkit.lifecycle.cohorts` — cohort retention (:func:`cohort_retention`),
   lifecycle states (:func:`lifecycle_states`) and group-against-rest tests of a
@@ -55,6 +57,7 @@ from cxkit.lifecycle.funnel import (
     funnel,
     funnel_customers_expr,
     funnel_period_compare,
+    funnel_reached,
     stage_conversion,
     stage_funnel,
 )
@@ -77,6 +80,7 @@ from cxkit.lifecycle.stages import (
     StageMapSpec,
     available_stages,
     current_stage_counts,
+    engine_cache,
     load_stage_map,
     stage_times_expr,
     stages,
@@ -100,12 +104,14 @@ __all__ = [
     "cohort_retention",
     "current_stage_counts",
     "default_pairs",
+    "engine_cache",
     "entry_channel_chart",
     "findings",
     "funnel",
     "funnel_chart",
     "funnel_customers_expr",
     "funnel_period_compare",
+    "funnel_reached",
     "group_tests",
     "journey_chart",
     "journey_paths",

@@ -29,6 +29,7 @@ from cxkit.lifecycle.funnel import (
     default_pairs,
     funnel,
     funnel_period_compare,
+    funnel_reached,
     stage_conversion,
     stage_funnel,
 )
@@ -535,14 +536,34 @@ def _analyze(
             f"'{by}' and more than one stage"
         )
 
-    fun = _try("funnel", missing, funnel, data, steps, window=window, entry=entry, as_of=end)
+    # one matching of the funnel, shared by the funnel and its breakdowns
+    reached = _try(
+        "funnel", missing, funnel_reached, data, steps, window=window, entry=entry, as_of=end
+    )
+    fun = None
+    if reached is not None:
+        fun = funnel(data, steps, window=window, entry=entry, as_of=end, reached=reached)
     entry_tests = period_cmp = None
     if fun is not None:
         if data.has("events", "channel"):
-            ef = funnel(data, steps, window=window, entry=entry, by="entry_channel", as_of=end)
+            ef = funnel(
+                data,
+                steps,
+                window=window,
+                entry=entry,
+                by="entry_channel",
+                as_of=end,
+                reached=reached,
+            )
             entry_tests = group_tests(ef)
         period_cmp = funnel_period_compare(
-            data, steps, period_days=compare_days, window=window, entry=entry, as_of=end
+            data,
+            steps,
+            period_days=compare_days,
+            window=window,
+            entry=entry,
+            as_of=end,
+            reached=reached,
         )
     if entry_tests is None:
         missing["entry_channel"] = (
@@ -710,7 +731,10 @@ def analyze(
     )
     groups = _persona_groups(data, personas)
     if result.funnel is not None and groups is not None:
-        pf = funnel(data, result.steps, window=window, entry=entry, by=groups, as_of=end)
+        reached = funnel_reached(data, result.steps, window=window, entry=entry, as_of=end)
+        pf = funnel(
+            data, result.steps, window=window, entry=entry, by=groups, as_of=end, reached=reached
+        )
         return dataclasses.replace(result, persona_tests=group_tests(pf))
     note = (
         "The breakdown by persona is not available: this needs the funnel steps in the data "

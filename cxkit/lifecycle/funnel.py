@@ -33,6 +33,7 @@ from cxkit.lifecycle.cohorts import ALL, GroupBy, group_table
 from cxkit.lifecycle.stages import (
     Rule,
     StageMapSpec,
+    engine_cache,
     load_stage_map,
     occurrences,
     rule_occurrences,
@@ -122,10 +123,14 @@ def _chain(
     by: GroupBy,
     stage_map: StageMapSpec,
     period: tuple[pd.Timestamp, float] | None = None,
+    reached: ir.Table | None = None,
 ) -> tuple[ir.Table, str | None]:
     """Per step, the rows of the customers who reached it, as one ibis union.
 
-    Columns ``customer_id, grp, step, from_prev_s, from_start_s``.
+    Columns ``customer_id, grp, step, from_prev_s, from_start_s``. ``reached`` is the
+    ungrouped chain (:func:`funnel_reached`) of the same steps, window and entry: a
+    customer's group is fixed before the chain is matched, so the grouped rows are the
+    ungrouped ones joined with the groups.
     """
     if entry not in _ENTRIES:
         raise UsageError(f"entry must be 'any' or 'first', got {entry!r}")
@@ -165,6 +170,12 @@ def _chain(
         base = entry_tbl.mutate(grp=ibis.literal(ALL))
     else:
         base = entry_tbl.join(groups, "customer_id")
+    if reached is not None:
+        if by is None and period is None:
+            return reached, by_name
+        r = reached.drop("grp")
+        j = r.join(base.select("customer_id", "grp"), "customer_id")
+        return j.select("customer_id", "grp", "step", "from_prev_s", "from_start_s"), by_name
     if entry == "first":
         cur = base.select("customer_id", "grp", start=base.entry_at, prev=base.entry_at)
     else:
@@ -212,6 +223,42 @@ def _chain(
         )
         cur = nxt.select("customer_id", "grp", "start", prev=nxt.at)
     return union_all(rows), by_name
+
+
+def funnel_reached(
+    data: CXData,
+    steps: Sequence[Step],
+    *,
+    window: Window = None,
+    entry: str = "any",
+    as_of: AsOf = None,
+    stage_map: StageMapSpec = None,
+) -> ir.Table:
+    """Match the funnel once and keep the result as a table in the data's engine.
+
+    :func:`funnel` and :func:`funnel_period_compare` given this table (``reached=``)
+    join it with their groups instead of matching every customer's chain again: the
+    lifecycle report's funnel, its entry-channel, period and persona breakdowns share
+    one matching. The table is cached in the engine (:func:`~cxkit.lifecycle.engine_cache`):
+    the same steps, window, entry and ``as_of`` on the same data return it again.
+
+    Parameters
+    ----------
+    data
+        The data.
+    steps, window, entry, as_of, stage_map
+        As in :func:`funnel`.
+
+    Returns
+    -------
+    ibis.expr.types.Table
+        :func:`funnel_customers_expr` (ungrouped), computed once.
+    """
+    end = resolve_as_of(data, as_of)
+    expr = funnel_customers_expr(
+        data, steps, window=window, entry=entry, as_of=end, stage_map=stage_map
+    )
+    return engine_cache(data, expr)
 
 
 def funnel_customers_expr(
@@ -310,6 +357,7 @@ def funnel(
     by: GroupBy = None,
     as_of: AsOf = None,
     stage_map: StageMapSpec = None,
+    reached: ir.Table | None = None,
 ) -> pd.DataFrame:
     """Compute an ordered conversion funnel in the engine.
 
@@ -355,6 +403,10 @@ def funnel(
         Nothing after it is used (:func:`cxkit.data.resolve_as_of`).
     stage_map
         Stage rules used when a step is a stage name.
+    reached
+        The customers' chains for these ``steps``, ``window``, ``entry`` and ``as_of``
+        from :func:`funnel_reached`, to share one matching between breakdowns; by
+        default matched here.
 
     Returns
     -------
@@ -390,7 +442,13 @@ def funnel(
     steps = _check_steps(steps)
     end = resolve_as_of(data, as_of)
     rows, by_name = _chain(
-        data.upto(end), steps, window=window, entry=entry, by=by, stage_map=stage_map
+        data.upto(end),
+        steps,
+        window=window,
+        entry=entry,
+        by=by,
+        stage_map=stage_map,
+        reached=reached,
     )
     agg = _aggregate(rows).to_pandas()
     return _funnel_frame(agg, [_step_label(s) for s in steps], by_name)
@@ -405,6 +463,7 @@ def funnel_period_compare(
     entry: str = "any",
     as_of: AsOf = None,
     stage_map: StageMapSpec = None,
+    reached: ir.Table | None = None,
 ) -> pd.DataFrame:
     """Compare the final conversion of customers who entered this period and the previous.
 
@@ -424,6 +483,8 @@ def funnel_period_compare(
     as_of
         The end of the current period (:func:`cxkit.data.resolve_as_of`); nothing after
         it is used.
+    reached
+        As in :func:`funnel` (the chains at the same ``as_of``).
 
     Returns
     -------
@@ -440,7 +501,7 @@ def funnel_period_compare(
     length_s = float(period_days) * 86400.0
     rows, _ = _chain(
         data.upto(as_of_ts), steps, window=window, entry=entry, by=None, stage_map=stage_map,
-        period=(end, length_s),
+        period=(end, length_s), reached=reached,
     )  # fmt: skip
     agg = _aggregate(rows).to_pandas()
     last = len(steps)

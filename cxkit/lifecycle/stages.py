@@ -12,6 +12,8 @@ The names without a leading underscore that are not in ``__all__``
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +34,7 @@ __all__ = [
     "StageMapSpec",
     "available_stages",
     "current_stage_counts",
+    "engine_cache",
     "load_stage_map",
     "stage_times_expr",
     "stages",
@@ -290,6 +293,48 @@ def available_stages(
 # --------------------------------------------------------------------------------------
 
 
+def engine_cache(data: CXData, expr: ir.Table) -> ir.Table:
+    """Compute ``expr`` once in the data's engine and keep it for later queries.
+
+    ibis ``Table.cache`` makes a temporary table (DuckDB, PostgreSQL) or a cached frame
+    (Spark) and hands back the same one for an equal expression while it is alive; this
+    keeps the last :data:`ENGINE_CACHE_SIZE` alive per connection, so the steps of one
+    analysis share them and memory stays bounded.
+
+    Parameters
+    ----------
+    data
+        The data whose connection runs the query.
+    expr
+        A table expression on that connection.
+
+    Returns
+    -------
+    ibis.expr.types.Table
+        The cached table, equal in content to ``expr``.
+    """
+    table = expr.cache()
+    keep = _ENGINE_CACHE.setdefault(data.con, OrderedDict())
+    name = table.op().name
+    # A cached table is temporary: it ends with the session. Dropping it again at exit
+    # would fail loudly when the server has already closed the connection.
+    entry = getattr(data.con, "_cache_name_to_entry", {}).get(name)
+    if entry is not None:
+        entry.finalizer.atexit = False
+    keep[name] = table
+    keep.move_to_end(name)
+    while len(keep) > ENGINE_CACHE_SIZE:
+        keep.popitem(last=False)
+    return table
+
+
+#: How many cached tables :func:`engine_cache` keeps alive per connection.
+ENGINE_CACHE_SIZE = 16
+_ENGINE_CACHE: weakref.WeakKeyDictionary[object, OrderedDict[str, ir.Table]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def stage_times_expr(
     data: CXData,
     stage_map: StageMapSpec = None,
@@ -340,6 +385,9 @@ def stage_times_expr(
     raw = u.group_by("customer_id").agg(
         **{f"{n}_at": u.ts.min(where=u.stage_ix == i) for i, n in enumerate(names)}
     )
+    # computed once per data, stage map and as_of: the ladder, conversion, journeys and
+    # breakdowns of one analysis all read the same stage times
+    raw = engine_cache(data, raw)
     cols: dict[str, ir.Value] = {}
     later: ir.Value | None = None
     for n in reversed(names):

@@ -230,3 +230,21 @@ def test_feature_cache_holds_and_releases(demo_data: cxkit.CXData) -> None:
     fit = cache.bgnbd_fit(a)  # kept after its features are released
     assert fit is not None and fit.ok and fit.cutoff == a and fit.note.startswith("BG/NBD r = ")
     assert fit.p_no_order_column == "bgnbd_p_no_order_90d" and fit.p_alive_column in first
+
+
+def test_feature_cache_builds_only_the_population_with_the_public_features(
+    demo_data: cxkit.CXData,
+) -> None:
+    """A frame's features are built for its population only, equal to features() rows."""
+    d = churn.define(demo_data)
+    end = pd.Timestamp("2024-06-30 23:59:59.999999")
+    cache = FeatureCache(demo_data, 90, 12, None, 90)
+    frame = cache.frame(end, d, labelled=True)
+    lab = churn.labels(demo_data, end, definition=d)
+    everyone = churn.features(demo_data, end)
+    assert len(everyone) > len(lab)  # the population is a strict subset of the customers
+    expected = lab[["customer_id"]].merge(everyone, on="customer_id", how="left")
+    expected["customer_id"] = expected["customer_id"].astype(pd.StringDtype())
+    pd.testing.assert_frame_equal(frame.X, expected, check_dtype=False)
+    np.testing.assert_array_equal(frame.y, lab["churned"].to_numpy())
+    assert cache.features(end) is frame.X  # the same rows in the same order: no copy

@@ -367,6 +367,9 @@ def _engine_results(data: cxkit.CXData, *, quick: bool = False) -> dict[str, pd.
         return {
             "funnel_any": lc.funnel(data, ["awareness", "consideration", "purchase"], window=10),
             "funnel_entry_channel": lc.funnel(data, steps, by="entry_channel", entry="first"),
+            "funnel_shared": lc.funnel(
+                data, steps, by="entry_channel", reached=lc.funnel_reached(data, steps)
+            ),
             "stages": lc.stages(data),
             "states": lc.lifecycle_states(data, period="W"),
             "paths": lc.journey_paths(data, max_steps=3),
@@ -375,6 +378,9 @@ def _engine_results(data: cxkit.CXData, *, quick: bool = False) -> dict[str, pd.
         "funnel_any": lc.funnel(data, ["awareness", "consideration", "purchase"], window=10),
         "funnel_first_by": lc.funnel(data, steps, entry="first", by="acquisition_channel"),
         "funnel_entry_channel": lc.funnel(data, steps, by="entry_channel", as_of="2024-02-01"),
+        "funnel_shared": lc.funnel(
+            data, steps, by="acquisition_channel", reached=lc.funnel_reached(data, steps)
+        ),
         "stages": lc.stages(data),
         "stage_conversion": lc.stage_conversion(data, by="acquisition_channel"),
         "stage_funnel": lc.stage_funnel(data),
@@ -411,3 +417,39 @@ def test_lifecycle_on_spark_matches_duckdb(spark_session: object) -> None:
     from tests.test_backends import into_spark
 
     _assert_engine_matches(into_spark(spark_session, _engine_tables()), quick=True)
+
+
+def test_shared_matching_gives_the_same_funnels() -> None:
+    """funnel_reached once, then every breakdown joins it: the same frames as matching each."""
+    rng = np.random.default_rng(5)
+    rows, cust = [], []
+    for i in range(300):
+        cid = f"c{i:03d}"
+        cust.append((cid, "A" if i % 3 else "B"))
+        for _ in range(int(rng.integers(1, 6))):
+            ev = str(rng.choice(["visit", "view", "buy", "other"]))
+            rows.append((cid, ev, float(rng.uniform(0, 120))))
+    channels = [str(c) for c in rng.choice(["web", "app", "store"], size=len(rows))]
+    data = cxkit.load(
+        {
+            "events": _ev(rows, channel=channels),
+            "customers": pd.DataFrame(cust, columns=["customer_id", "acquisition_channel"]),
+        }
+    )
+    steps = ["visit", "view", "buy"]
+    personas = pd.DataFrame({"customer_id": [c for c, _ in cust[:250]], "persona": "p"})
+    personas.loc[::2, "persona"] = "q"
+    for entry in ("any", "first"):
+        reached = lc.funnel_reached(data, steps, window=30, entry=entry)
+        again = lc.funnel_reached(data, steps, window=30, entry=entry)
+        assert again.op().name == reached.op().name  # computed once
+        for by in (None, "entry_channel", "acquisition_channel", personas):
+            kw = {"window": 30, "entry": entry, "by": by}
+            pd.testing.assert_frame_equal(
+                lc.funnel(data, steps, reached=reached, **kw), lc.funnel(data, steps, **kw)
+            )
+        kw = {"window": 30, "entry": entry, "period_days": 40}
+        pd.testing.assert_frame_equal(
+            lc.funnel_period_compare(data, steps, reached=reached, **kw),
+            lc.funnel_period_compare(data, steps, **kw),
+        )
