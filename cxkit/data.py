@@ -8,10 +8,12 @@ same dtypes whatever the backend.
 Two versions of each table are kept:
 
 * ``raw``: the table as loaded, with the user's columns renamed to the canonical names;
-* ``table(name)``: the *typed* table, where every contract column has its contract type
-  (IDs as strings, timestamps as naive UTC, amounts as float64, scores as int64).
-  Values that cannot be converted become NULL here; :func:`cxkit.validate` compares the
-  two to report them.
+* ``table(name)``: the *typed* table, where every contract column has exactly its
+  contract type whatever the file format or backend (IDs and any other ``*_id`` column as
+  ``string``, timestamps as naive UTC ``timestamp(6)``, amounts as ``float64``, scores as
+  ``int64``), so that tables read from CSV and from Parquet union and join. Values that
+  cannot be converted become NULL here; :func:`cxkit.validate` compares the two to
+  report them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import datetime as dt_
 import gzip
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +42,17 @@ if TYPE_CHECKING:  # pyspark is an optional dependency
     from pyspark.sql import SparkSession
 
 __all__ = [
+    "CONNECT_TIMEOUT_S",
+    "CONTRACT_DTYPES",
+    "EARLIEST_TS",
+    "FUTURE_TOLERANCE",
     "SCHEMA",
     "TABLES",
     "CXData",
     "Column",
     "end_of_day",
     "format_as_of",
+    "latest_plausible_ts",
     "load",
     "normalize_frame",
     "parse_as_of",
@@ -118,6 +126,25 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
 #: Valid score ranges per survey (inclusive).
 SCORE_RANGES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 
+#: The exact ibis type of each contract kind in the typed tables. One type per kind, so
+#: that a CSV table (timestamps parsed from text) and a Parquet table (``timestamp[ms]``,
+#: ``[ns]`` or zone-aware) can be unioned: ibis requires equal schemas.
+CONTRACT_DTYPES: dict[str, dt.DataType] = {
+    "string": dt.String(),
+    "timestamp": dt.Timestamp(scale=6),
+    "float": dt.Float64(),
+    "int": dt.Int64(),
+}
+
+#: Timestamps before this are not believable activity (a 1900-01-01 placeholder, a wrong
+#: epoch unit): :func:`cxkit.validate` reports them as errors.
+EARLIEST_TS = pd.Timestamp("1970-01-01")
+#: How far past the current time a timestamp may lie before it counts as "in the future":
+#: a day covers clocks and time zones that differ from this machine's.
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
+#: Seconds a database connection may take before :func:`load` gives up.
+CONNECT_TIMEOUT_S = 10
+
 _TS_COLUMNS = {c.name for cols in SCHEMA.values() for c in cols if c.kind == "timestamp"}
 _PANDAS_STRING = pd.StringDtype()
 
@@ -135,9 +162,11 @@ def _contract(table: str) -> dict[str, Column]:
 def typed_column(col: ir.Column, kind: str) -> ir.Column:
     """Convert one raw column to its contract type; unconvertible values become NULL.
 
-    Timestamps come out naive UTC (a zone-aware value or a string with an offset is
-    converted to UTC first); :func:`cxkit.validate` compares the raw column with this
-    one to count the values that could not be converted.
+    The result has exactly the type :data:`CONTRACT_DTYPES` gives ``kind``, whatever the
+    column's type was (a no-op when it already has it). Timestamps come out naive UTC in
+    microseconds (a zone-aware value or a string with an offset is converted to UTC
+    first, nanoseconds are cut to microseconds); :func:`cxkit.validate` compares the raw
+    column with this one to count the values that could not be converted.
 
     Parameters
     ----------
@@ -162,43 +191,47 @@ def typed_column(col: ir.Column, kind: str) -> ir.Column:
     >>> t.select(a=typed_column(t.amount, "float")).to_pandas().a.tolist()
     [1.5, nan]
     """
+    if kind not in CONTRACT_DTYPES:
+        raise AssertionError(kind)
+    target = CONTRACT_DTYPES[kind]
     dtype = col.type()
     if kind == "string":
-        return col if dtype.is_string() else col.cast("string")
+        return col.cast(target)
     if kind == "timestamp":
         if dtype.is_timestamp():
-            if dtype.timezone is None:
-                return col
-            return col.cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+            if dtype.timezone is not None:
+                col = col.cast(dt.Timestamp(timezone="UTC"))
+            return col.cast(target)
         if dtype.is_date():
-            return col.cast(dt.Timestamp())
+            return col.cast(target)
         if dtype.is_string():
             # Through a zone-aware type so that an offset like "+02:00" is applied.
-            return col.try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
-        return col.try_cast(dt.Timestamp())
+            return col.try_cast(dt.Timestamp(timezone="UTC")).cast(target)
+        return col.try_cast(target)
     if kind == "float":
-        if dtype.is_floating():
-            return col.cast("float64")
         if dtype.is_numeric():
-            return col.cast("float64")
-        return col.try_cast("float64")
-    if kind == "int":
-        if dtype.is_integer():
-            return col.cast("int64")
-        if dtype.is_floating():
-            # A fractional score is invalid: keep it NULL-able by rounding check in validate.
-            return col.cast("int64")
-        return col.try_cast("float64").cast("int64")
-    raise AssertionError(kind)
+            return col.cast(target)
+        return col.try_cast(target)
+    # kind == "int"
+    if dtype.is_numeric():
+        # A fractional score is invalid: validate checks the raw value for that.
+        return col.cast(target)
+    return col.try_cast("float64").cast(target)
 
 
 def _typed_table(name: str, raw: ir.Table) -> ir.Table:
-    """Return ``raw`` with every contract column converted by :func:`typed_column`."""
+    """Return ``raw`` with every contract column converted by :func:`typed_column`.
+
+    Any other ``*_id`` column becomes a string too: IDs are strings everywhere, as in
+    :func:`normalize_frame`.
+    """
     contract = _contract(name)
     cols = []
     for col_name in raw.columns:
         if col_name in contract:
             cols.append(typed_column(raw[col_name], contract[col_name].kind).name(col_name))
+        elif col_name.endswith("_id"):
+            cols.append(typed_column(raw[col_name], "string").name(col_name))
         else:
             cols.append(raw[col_name])
     return raw.select(cols)
@@ -459,7 +492,7 @@ class CXData:
                     churned = typed_column(tbl.churned_at, "timestamp")
                     tbl = tbl.mutate(
                         churned_at=ibis.cases((churned <= end, churned), else_=ibis.null()).cast(
-                            dt.Timestamp()
+                            CONTRACT_DTYPES["timestamp"]
                         )
                     )
             raw[name] = tbl
@@ -718,6 +751,11 @@ def resolve_as_of(data: CXData, as_of: str | pd.Timestamp | dt_.date | None) -> 
     * A date-time is taken as it is; one with a time zone is converted to UTC.
     * ``None`` means the cut the data was made at (:meth:`CXData.upto`), else the
       data's latest timestamp (the end of that day when the data holds dates only).
+      That default never follows rows dated in the future (after
+      :func:`latest_plausible_ts`: now plus one day): a few mistyped dates such as 2099
+      would move every analysis to a day that has not come. Such data raises
+      :class:`DataError`; give ``as_of`` explicitly to analyse it anyway (the later rows
+      are then cut as usual, and :func:`cxkit.validate` reports them as a warning).
 
     Parameters
     ----------
@@ -735,6 +773,9 @@ def resolve_as_of(data: CXData, as_of: str | pd.Timestamp | dt_.date | None) -> 
     ------
     UsageError
         When ``as_of`` cannot be parsed, or when the data has no timestamps to default to.
+    DataError
+        When ``as_of`` is ``None`` and the data's latest timestamp is in the future; the
+        message names the table, column, rows and examples.
     """
     ts = parse_as_of(as_of)
     if ts is not None:
@@ -744,7 +785,66 @@ def resolve_as_of(data: CXData, as_of: str | pd.Timestamp | dt_.date | None) -> 
     latest = data.max_ts()
     if latest is None:
         raise UsageError("as_of was not given and the data has no timestamps to default to")
+    limit = latest_plausible_ts()
+    if latest > limit:
+        raise _future_error(data, limit)
     return end_of_day(latest)
+
+
+def latest_plausible_ts(now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """Return the latest believable timestamp: ``now`` plus :data:`FUTURE_TOLERANCE`.
+
+    Parameters
+    ----------
+    now
+        The current time (naive UTC); ``None`` reads the clock.
+
+    Returns
+    -------
+    pandas.Timestamp
+        A naive UTC timestamp; data dated after it is "in the future".
+
+    Examples
+    --------
+    >>> latest_plausible_ts(pd.Timestamp("2024-06-30 12:00"))
+    Timestamp('2024-07-01 12:00:00')
+    """
+    if now is None:
+        now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    return now + FUTURE_TOLERANCE
+
+
+def _future_error(data: CXData, limit: pd.Timestamp) -> DataError:
+    """Describe the rows dated after ``limit`` that the default ``as_of`` would follow."""
+    columns = [(n, "ts") for n in ("events", "orders", "responses") if data.has(n, "ts")]
+    if not columns and data.has("customers", "signup_at"):
+        columns = [("customers", "signup_at")]
+    found: list[tuple[str, str, int]] = []
+    examples: list[str] = []
+    for name, col in columns:
+        t = data.table(name)
+        late = t.filter(t[col] > limit)
+        n = int(late.count().to_pandas())
+        if n:
+            found.append((name, col, n))
+            top = late.order_by(ibis.desc(col)).select(col).limit(5).to_pandas()[col]
+            examples += [str(pd.Timestamp(v)) for v in top]
+    today = f"{limit - FUTURE_TOLERANCE:%Y-%m-%d %H:%M} UTC"
+    message = (
+        f"rows are dated after today ({today}), and the default as_of (the data's latest "
+        "timestamp) would follow them into the future"
+    )
+    if len(found) > 1:
+        message += " (" + ", ".join(f"{t}.{c}: {n:,} rows" for t, c, n in found) + ")"
+    return DataError(
+        message,
+        table=found[0][0] if len(found) == 1 else None,
+        column=found[0][1] if len(found) == 1 else None,
+        rows=sum(n for _, _, n in found),
+        examples=examples[:5],
+        fix="repair or drop the rows dated in the future ('cxkit validate' lists them), or "
+        "give as_of explicitly (e.g. as_of='2024-12-31'): rows after it are then ignored",
+    )
 
 
 def format_as_of(ts: pd.Timestamp) -> str:
@@ -864,11 +964,13 @@ def load(
     Raises
     ------
     DataError
-        When the source does not exist, holds no usable table, or a mapping names a
-        column that is not there.
+        When the source does not exist (a missing folder or DuckDB/SQLite file is never
+        created), cannot be read (a truncated Parquet file) or reached (a database that
+        does not answer within :data:`CONNECT_TIMEOUT_S` seconds), holds no usable table,
+        or a mapping names a column that is not there.
     UsageError
-        When ``source`` is of an unsupported kind, or ``mapping``/``tables`` name a
-        table outside the contract.
+        When ``source`` is of an unsupported kind (a URL scheme ibis does not know), or
+        ``mapping``/``tables`` name a table outside the contract.
 
     Examples
     --------
@@ -890,9 +992,10 @@ def load(
     elif isinstance(source, str | Path) and "://" not in str(source):
         con, raw, label = _load_folder(Path(source), mapping)
     elif isinstance(source, str):
-        con = ibis.connect(source)
+        con = _connect(source)
         _set_utc(con)
-        raw, label = _load_connection(con, tables), _redact(source)
+        label = _redact(source)
+        raw = _load_connection(con, tables, label=label)
     elif hasattr(source, "sparkContext"):
         con = ibis.pyspark.connect(source)
         raw, label = _load_connection(con, tables), "spark"
@@ -950,6 +1053,64 @@ def _redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}@{host}"
     return url
+
+
+#: URL schemes whose "host and path" is a database file that connecting would create.
+_FILE_SCHEMES = ("duckdb", "sqlite")
+#: URL schemes that take libpq's ``connect_timeout`` (seconds).
+_TIMEOUT_SCHEMES = ("postgres", "postgresql")
+
+
+def _connect(url: str) -> BaseBackend:
+    """Open an ibis connection URL, turning every failure into a plain cxkit error.
+
+    A DuckDB or SQLite file must exist (connecting would create an empty one), and a
+    PostgreSQL server gets :data:`CONNECT_TIMEOUT_S` seconds unless the URL sets
+    ``connect_timeout`` itself.
+    """
+    label = _redact(url)
+    parsed = urllib.parse.urlparse(url)
+    scheme = parsed.scheme.lower()
+    backend_name = scheme.replace("postgresql", "postgres")
+    examples = "duckdb:///path/to/file.duckdb or postgresql://user@host:5432/db"
+    if scheme != "file":
+        try:
+            backend = getattr(ibis, backend_name, None) if backend_name.isidentifier() else None
+        except ImportError:
+            raise UsageError(
+                f"the ibis backend for {scheme}:// URLs is not installed; install it with "
+                f"pip install 'ibis-framework[{backend_name}]'"
+            ) from None
+        if not callable(getattr(backend, "connect", None)):
+            raise UsageError(
+                f"unknown kind of data source {label!r}: ibis has no '{scheme}' backend; "
+                f"give a folder of Parquet/CSV files or a connection URL such as {examples}"
+            )
+    if scheme in _FILE_SCHEMES:
+        parts = [p for p in (parsed.netloc, parsed.path[bool(parsed.netloc) :]) if p]
+        if parts and parts != [":memory:"] and not parts[0].startswith(("md:", "motherduck:")):
+            path = Path(*parts).absolute()
+            if not path.is_file():
+                raise DataError(
+                    f"the {scheme} database file {str(path)!r} does not exist",
+                    table=label,
+                    fix=f"check the path ({scheme}:///absolute/path has three slashes, "
+                    f"{scheme}://relative/path two); cxkit never creates an empty database",
+                )
+    kwargs: dict[str, Any] = {}
+    query = dict(urllib.parse.parse_qsl(parsed.query))
+    if scheme in _TIMEOUT_SCHEMES and "connect_timeout" not in query:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        return ibis.connect(url, **kwargs)
+    except Exception as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise DataError(
+            f"could not connect to the data source: {reason}",
+            table=label,
+            fix="check that the database is running and reachable from this machine, and "
+            "the host, port, user, password and database name in the URL",
+        ) from err
 
 
 def _set_utc(con: BaseBackend) -> None:
@@ -1023,12 +1184,30 @@ def _load_folder(
     raw: dict[str, ir.Table] = {}
     for name, path in _find_files(folder).items():
         if path.is_dir():
-            raw[name] = con.read_parquet(str(path / "*.parquet"), table_name=f"cx_{name}")
+            raw[name] = _read_parquet(con, name, path, str(path / "*.parquet"))
         elif path.suffix == ".parquet":
-            raw[name] = con.read_parquet(str(path), table_name=f"cx_{name}")
+            raw[name] = _read_parquet(con, name, path, str(path))
         else:
             raw[name] = _read_csv(con, name, path, mapping.get(name, {}))
     return con, raw, str(folder)
+
+
+def _read_parquet(con: BaseBackend, name: str, path: Path, pattern: str) -> ir.Table:
+    """Read a Parquet file (or a folder of parts); a damaged one is a :class:`DataError`.
+
+    DuckDB reads the footer (schema and row groups) here, so a truncated or non-Parquet
+    file fails now, with its name, instead of in the middle of an analysis.
+    """
+    try:
+        return con.read_parquet(pattern, table_name=f"cx_{name}")
+    except Exception as err:
+        reason = " ".join(str(err).split("LINE 1:")[0].split())
+        raise DataError(
+            f"could not read the Parquet file {str(path)!r}: {reason}",
+            table=name,
+            fix=f"the file looks truncated or is not Parquet: write {path.name} again "
+            "(e.g. with pandas.DataFrame.to_parquet) or remove it",
+        ) from err
 
 
 def _read_csv(con: BaseBackend, name: str, path: Path, mapping: Mapping[str, str]) -> ir.Table:
@@ -1038,8 +1217,16 @@ def _read_csv(con: BaseBackend, name: str, path: Path, mapping: Mapping[str, str
     NULL and are reported by validation instead of failing the read.
     """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
-        header = next(csv.reader(fh), [])
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, EOFError, csv.Error) as err:
+        raise DataError(
+            f"could not read the CSV file {str(path)!r}: {err}",
+            table=name,
+            fix=f"the file looks damaged (a truncated or mislabelled .gz?): write {path.name} "
+            "again or remove it",
+        ) from err
     if not header:
         raise DataError("the CSV file is empty (no header line)", table=name, fix=f"check {path}")
     contract = _contract(name)
@@ -1061,13 +1248,22 @@ def _read_csv(con: BaseBackend, name: str, path: Path, mapping: Mapping[str, str
         ) from err
 
 
-def _load_connection(con: BaseBackend, tables: Mapping[str, str] | None) -> dict[str, ir.Table]:
+def _load_connection(
+    con: BaseBackend, tables: Mapping[str, str] | None, *, label: str = "the connection"
+) -> dict[str, ir.Table]:
     """Find the contract's tables on a database connection."""
     tables = dict(tables or {})
     bad = set(tables) - set(TABLES)
     if bad:
         raise UsageError(f"tables names unknown table(s) {sorted(bad)}; valid: {list(TABLES)}")
-    existing = set(con.list_tables())
+    try:
+        existing = set(con.list_tables())
+    except Exception as err:
+        raise DataError(
+            f"could not list the tables: {' '.join(str(err).split())}",
+            table=label,
+            fix="check that the user in the URL may read the database's tables",
+        ) from err
     raw = {}
     for name in TABLES:
         db_name = tables.get(name, name)

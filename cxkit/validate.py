@@ -6,9 +6,17 @@ The checks are ibis expressions — one aggregate per table plus a few anti-join
 they run unchanged on DuckDB, Spark or a warehouse.
 
 Errors (the data cannot be analysed as it is): missing required columns, unparseable or
-null timestamps, non-numeric / negative / non-finite amounts, duplicate IDs, scores out
-of range, orphan customer IDs, empty tables, no usable table.
-Warnings: exact duplicate rows, activity after ``as_of``, customers with no activity.
+null timestamps, timestamps before 1970-01-01, timestamps in the future (see below),
+non-numeric / negative / non-finite amounts, duplicate IDs, scores out of range, orphan
+customer IDs, empty tables, no usable table.
+Warnings: exact duplicate rows, activity after ``as_of``, customers with no activity, a
+``churned_at`` in the future (a scheduled cancellation counts once it happens).
+
+A timestamp is "in the future" when it is later than the current time plus one day
+(:func:`cxkit.data.latest_plausible_ts`; the day allows for time zones). Without an
+explicit ``as_of`` such rows are an error, because the default ``as_of`` (the latest
+timestamp) would follow them; with an explicit ``as_of`` no later than today they are a
+warning, since every analysis ignores rows after ``as_of``.
 """
 
 from __future__ import annotations
@@ -21,11 +29,14 @@ import pandas as pd
 
 from cxkit.cache import run_cached
 from cxkit.data import (
+    EARLIEST_TS,
+    FUTURE_TOLERANCE,
     SCHEMA,
     SCORE_RANGES,
     TABLES,
     CXData,
     end_of_day,
+    latest_plausible_ts,
     resolve_as_of,
     typed_column,
 )
@@ -45,7 +56,9 @@ def validate(data: CXData, *, as_of: str | pd.Timestamp | None = None) -> list[P
     data
         Loaded data (:func:`cxkit.load`).
     as_of
-        When given, activity after it is reported as a warning.
+        When given, activity after it is reported as a warning, and so are rows dated
+        in the future when ``as_of`` itself is not (they are cut); without it, rows
+        dated in the future are an error (the default ``as_of`` would follow them).
 
     Returns
     -------
@@ -77,8 +90,9 @@ def validate(data: CXData, *, as_of: str | pd.Timestamp | None = None) -> list[P
     cutoff = None
     if as_of is not None:
         cutoff = end_of_day(resolve_as_of(data, as_of))
+    limit = latest_plausible_ts()
     for name in data.names:
-        problems.extend(_check_table(data, name, cutoff))
+        problems.extend(_check_table(data, name, cutoff, limit))
     problems.extend(_check_orphans(data))
     problems.extend(_check_inactive_customers(data))
     order = {"error": 0, "warning": 1}
@@ -172,7 +186,9 @@ def _id_col(name: str, raw: ir.Table) -> str | None:
     return None
 
 
-def _check_table(data: CXData, name: str, cutoff: pd.Timestamp | None) -> list[Problem]:
+def _check_table(
+    data: CXData, name: str, cutoff: pd.Timestamp | None, limit: pd.Timestamp
+) -> list[Problem]:
     raw = data.raw[name]
     contract = {c.name: c for c in SCHEMA[name]}
     out: list[Problem] = []
@@ -222,6 +238,18 @@ def _check_table(data: CXData, name: str, cutoff: pd.Timestamp | None) -> list[P
                     "use ISO 8601 timestamps like 2024-03-31 or 2024-03-31T14:05:00Z",
                 )
             )
+            rules.append(
+                _Rule(
+                    "timestamp_before_1970",
+                    "error",
+                    col,
+                    (t < EARLIEST_TS).fill_null(False),
+                    f"timestamp is before {EARLIEST_TS:%Y-%m-%d}",
+                    "dates this early are usually placeholders (1900-01-01) or numbers read "
+                    "in the wrong unit: repair these rows or drop them",
+                )
+            )
+            rules.append(_future_rule(col, (t > limit).fill_null(False), cutoff, limit))
             if spec.required:
                 rules.append(
                     _Rule(
@@ -432,6 +460,46 @@ def _check_table(data: CXData, name: str, cutoff: pd.Timestamp | None) -> list[P
             )
         )
     return out
+
+
+def _future_rule(
+    col: str, cond: ir.BooleanValue, cutoff: pd.Timestamp | None, limit: pd.Timestamp
+) -> _Rule:
+    """Return the rule for timestamps after ``limit``: an error unless ``as_of`` cuts them."""
+    today = f"{limit - FUTURE_TOLERANCE:%Y-%m-%d}"
+    if col == "churned_at":
+        return _Rule(
+            "future_timestamp",
+            "warning",
+            col,
+            cond,
+            f"churn date is in the future (after {today}); it counts only once as_of reaches it",
+            "fine for a scheduled cancellation; otherwise repair these dates",
+        )
+    if cutoff is not None and cutoff <= limit:
+        return _Rule(
+            "future_timestamp",
+            "warning",
+            col,
+            cond,
+            f"timestamp is in the future (after {today}); ignored, since as_of "
+            f"({cutoff.date()}) is earlier, but probably a wrong date",
+            "repair or drop these rows",
+        )
+    reason = (
+        f"as_of ({cutoff.date()}) is later still, so every analysis would use them"
+        if cutoff is not None
+        else "the default as_of (the latest timestamp) would follow them"
+    )
+    return _Rule(
+        "future_timestamp",
+        "error",
+        col,
+        cond,
+        f"timestamp is in the future (after {today}); {reason}",
+        "repair or drop these rows, or give an as_of no later than today "
+        "(e.g. --as-of 2024-12-31): rows after it are ignored",
+    )
 
 
 class _Rule:

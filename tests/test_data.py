@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import ibis
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import cxkit
-from cxkit.data import SCHEMA, normalize_frame, resolve_as_of
+import cxkit.data
+from cxkit.data import (
+    CONTRACT_DTYPES,
+    SCHEMA,
+    latest_plausible_ts,
+    normalize_frame,
+    resolve_as_of,
+)
 from cxkit.errors import DataError, NotAvailableError, UsageError
 
 EXPECTED_DTYPES = {
@@ -194,3 +205,143 @@ def test_normalize_frame_matches_schema() -> None:
     df = normalize_frame("orders", _tables()["orders"].astype({"customer_id": object}))
     assert str(df.customer_id.dtype) == "string"
     assert {c.name for c in SCHEMA["orders"]} >= {"order_id", "amount"}
+
+
+# ---- one type per contract kind, whatever the file format (issue 22, item 1) -------------
+
+
+def _activity() -> dict[str, pd.DataFrame]:
+    t = _tables()
+    t["events"] = pd.DataFrame(
+        {
+            "customer_id": ["00042", "00007", "00042"],
+            "ts": pd.to_datetime(
+                ["2024-01-03 09:00:00.123456", "2024-01-04 12:30:00", "2024-02-20 08:15:00"],
+                format="ISO8601",
+            ),
+            "event": ["site_visit", "product_view", "add_to_cart"],
+            "store_id": [5, 6, 5],
+        }
+    )
+    return t
+
+
+def _write_parquet_ts(df: pd.DataFrame, path: Path, ts_type: pa.DataType) -> None:
+    """Write ``df`` to Parquet with its timestamp columns stored as ``ts_type``."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            col = table.column(i).cast(pa.timestamp("us", tz="UTC") if ts_type.tz else ts_type)
+            table = table.set_column(i, field.name, col.cast(ts_type))
+    pq.write_table(table, path)
+
+
+@pytest.mark.parametrize(
+    "ts_type",
+    [pa.timestamp("ns"), pa.timestamp("us"), pa.timestamp("us", tz="Europe/Paris")],
+    ids=["ns", "us", "zone-aware"],
+)
+def test_csv_and_parquet_tables_get_the_same_types_and_union(
+    tmp_path: Path, ts_type: pa.DataType
+) -> None:
+    # CSV customers and orders (timestamps parsed from text) beside Parquet events and
+    # responses with another timestamp unit or a time zone: before the fix, lifecycle and
+    # personas failed with "RelationError: Table schemas must be equal".
+    t = _activity()
+    for name in ("customers", "orders"):
+        t[name].to_csv(tmp_path / f"{name}.csv", index=False)
+    for name in ("events", "responses"):
+        _write_parquet_ts(t[name], tmp_path / f"{name}.parquet", ts_type)
+    data = cxkit.load(tmp_path)
+    for name in data.names:
+        typed = data.table(name).schema()
+        for col in SCHEMA[name]:
+            if col.name in typed:
+                assert typed[col.name] == CONTRACT_DTYPES[col.kind], (name, col.name)
+    assert data.table("events").schema()["store_id"] == CONTRACT_DTYPES["string"]
+    parts = [data.table(n).select("customer_id", "ts") for n in ("events", "orders", "responses")]
+    both = ibis.union(*parts).to_pandas()
+    assert len(both) == 3 + 3 + 1
+    # the values are those of the same frames loaded directly
+    same = cxkit.load(_activity())
+    for name in data.names:
+        got = data.to_pandas(name).sort_values(list(data.to_pandas(name).columns[:2]))
+        want = same.to_pandas(name).sort_values(list(got.columns[:2]))
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True), want[got.columns].reset_index(drop=True), check_dtype=False
+        )
+
+
+# ---- data sources that cannot be read or reached (issue 22, item 5) ----------------------
+
+
+def test_truncated_parquet_names_the_table_and_file(tmp_path: Path) -> None:
+    _tables()["orders"].to_parquet(tmp_path / "orders.parquet")
+    blob = (tmp_path / "orders.parquet").read_bytes()
+    (tmp_path / "orders.parquet").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match=r"orders: could not read the Parquet file .*orders"):
+        cxkit.load(tmp_path)
+
+
+def test_missing_duckdb_file_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "does_not_exist.duckdb"
+    with pytest.raises(DataError, match=r"the duckdb database file .*does_not_exist.duckdb"):
+        cxkit.load(f"duckdb:///{path}")
+    assert not path.exists()
+    with pytest.raises(DataError, match="does not exist"):
+        cxkit.load(f"duckdb:///{tmp_path}/missing/dir/x.duckdb")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_unknown_url_scheme_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown kind of data source 'foo://bar'"):
+        cxkit.load("foo://bar")
+
+
+def test_unreachable_postgres_is_a_data_error_without_the_password() -> None:
+    with pytest.raises(DataError, match="could not connect to the data source") as info:
+        cxkit.load("postgresql://user:secret@127.0.0.1:1/db")
+    assert "secret" not in str(info.value)
+    assert "postgresql://user@127.0.0.1:1/db" in str(info.value)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers (a hung server)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def test_postgres_connect_times_out(silent_server: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cxkit.data, "CONNECT_TIMEOUT_S", 2)  # libpq's minimum
+    with pytest.raises(DataError, match=r"could not connect to the data source: .*timeout"):
+        cxkit.load(f"postgresql://user@127.0.0.1:{silent_server}/db")
+
+
+# ---- as_of does not follow rows dated in the future (issue 22, item 2) ------------------
+
+
+def test_default_as_of_refuses_rows_in_the_future() -> None:
+    t = _tables()
+    t["orders"].loc[1, "ts"] = pd.Timestamp("2099-01-01")
+    data = cxkit.load(t)
+    with pytest.raises(
+        DataError, match=r"orders\.ts: rows are dated after today .* \(1 rows\) e\.g\. '2099"
+    ):
+        resolve_as_of(data, None)
+    # an explicit as_of, or a cut data set, is taken as it is
+    assert resolve_as_of(data, "2024-03-01") == pd.Timestamp("2024-03-01 23:59:59.999999")
+    assert data.upto("2024-03-01").to_pandas("orders").order_id.tolist() == ["1", "3"]
+    # a timestamp within a day of now is not "in the future" (time zones)
+    t["orders"].loc[1, "ts"] = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    assert resolve_as_of(cxkit.load(t), None) <= latest_plausible_ts() + pd.Timedelta(days=1)
+
+
+def test_latest_plausible_ts_allows_one_day() -> None:
+    now = pd.Timestamp("2024-06-30 12:00")
+    assert latest_plausible_ts(now) == pd.Timestamp("2024-07-01 12:00")

@@ -190,3 +190,84 @@ def test_cli_validate_folder_without_tables(
 def test_load_raises_data_error_for_bad_mapping() -> None:
     with pytest.raises(DataError, match=r"mapping names column\(s\) \['when'\]"):
         cxkit.load(_clean(), mapping={"orders": {"when": "ts"}})
+
+
+# ---- timestamps in the future or before 1970 (issue 22, item 2) --------------------------
+
+
+def _with_future_orders() -> dict[str, pd.DataFrame]:
+    t = _clean()
+    t["orders"] = pd.concat(
+        [
+            t["orders"],
+            pd.DataFrame(
+                {
+                    "order_id": [f"f{i}" for i in range(5)],
+                    "customer_id": ["001"] * 5,
+                    "ts": ["2099-01-01"] * 5,
+                    "amount": [1.0] * 5,
+                }
+            ),
+        ]
+    )
+    return t
+
+
+def test_future_timestamps_are_an_error_without_as_of() -> None:
+    problems = validate(cxkit.load(_with_future_orders()))
+    (p,) = [p for p in problems if p.rule == "future_timestamp"]
+    assert (p.severity, p.table, p.column, p.rows) == ("error", "orders", "ts", 5)
+    assert p.examples[0] == "'2099-01-01'"
+    assert "the default as_of (the latest timestamp) would follow them" in p.message
+    assert "give an as_of no later than today" in p.fix
+
+
+def test_future_timestamps_are_a_warning_when_as_of_cuts_them() -> None:
+    data = cxkit.load(_with_future_orders())
+    problems = validate(data, as_of="2024-01-31")
+    assert not has_errors(problems)
+    rules = {p.rule: p for p in problems}
+    assert rules["future_timestamp"].severity == "warning"
+    assert rules["future_timestamp"].rows == 5
+    assert "ignored, since as_of (2024-01-31) is earlier" in rules["future_timestamp"].message
+    # an as_of that is itself in the future would use them: still an error
+    (err,) = [p for p in validate(data, as_of="2100-01-01") if p.severity == "error"]
+    assert err.rule == "future_timestamp"
+    assert "as_of (2100-01-01) is later still" in err.message
+
+
+def test_timestamp_within_a_day_of_now_is_fine() -> None:
+    t = _clean()
+    t["orders"].loc[1, "ts"] = str(
+        pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(hours=12)
+    )
+    assert validate(cxkit.load(t)) == []
+
+
+def test_timestamps_before_1970_are_an_error() -> None:
+    t = _clean()
+    t["customers"].loc[0, "signup_at"] = "1900-01-01"
+    t["events"].loc[2, "ts"] = "1969-12-31 23:59:59"
+    problems = validate(cxkit.load(t))
+    found = {(p.table, p.column): p for p in problems if p.rule == "timestamp_before_1970"}
+    assert set(found) == {("customers", "signup_at"), ("events", "ts")}
+    assert all(p.severity == "error" and p.rows == 1 for p in found.values())
+    assert "before 1970-01-01" in found["events", "ts"].message
+    assert "placeholders (1900-01-01)" in found["customers", "signup_at"].fix
+
+
+def test_churn_date_in_the_future_is_a_warning() -> None:
+    t = _clean()
+    t["customers"]["churned_at"] = [None, "2099-06-30", None]
+    problems = validate(cxkit.load(t))
+    assert [(p.rule, p.severity, p.column) for p in problems] == [
+        ("future_timestamp", "warning", "churned_at")
+    ]
+
+
+def test_cli_validate_future_orders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _write(_with_future_orders(), tmp_path / "future")
+    assert main(["validate", str(folder)]) == 2
+    assert "ERROR orders.ts: timestamp is in the future" in capsys.readouterr().out
+    assert main(["validate", str(folder), "--as-of", "2024-01-31"]) == 0
+    assert "WARNING orders.ts: timestamp is in the future" in capsys.readouterr().out
