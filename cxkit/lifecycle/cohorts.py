@@ -22,7 +22,7 @@ import pandas as pd
 from cxkit import stats
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError, UsageError
-from cxkit.lifecycle.stages import optional_table, union_all
+from cxkit.lifecycle.stages import engine_cache, optional_table, union_all
 from cxkit.result import AsOf
 
 __all__ = ["ALL", "GroupBy", "cohort_retention", "group_table", "group_tests", "lifecycle_states"]
@@ -247,7 +247,8 @@ def _last_complete_index(as_of: pd.Timestamp, period: str) -> int:
 def _active_periods(data: CXData, activity: str, period: str, analysis: str) -> ir.Table:
     act = _activity(data, activity, analysis)
     act = act.select("customer_id", pi=_period_index(act.ts, period))
-    return act.distinct()
+    # computed once: the cohorts and the lifecycle states of one analysis both read it
+    return engine_cache(data, act.distinct())
 
 
 # --------------------------------------------------------------------------------------
