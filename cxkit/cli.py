@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="memory budget of the run: a report starts only when its estimated peak fits",
     )
+    p.add_argument(
+        "--clear-ids",
+        action="store_true",
+        help="publish customer IDs as they are (default: keyed pseudonyms; "
+        "same as 'publish: {customer_ids: clear}' in the reports file)",
+    )
     p.set_defaults(func=_cmd_report)
     return parser
 

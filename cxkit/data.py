@@ -23,6 +23,7 @@ import datetime as dt_
 import gzip
 import hashlib
 import json
+import os
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ if TYPE_CHECKING:  # pyspark is an optional dependency
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "CONTRACT_DTYPES",
+    "DUCKDB_MEMORY_ENV",
+    "DUCKDB_TEMP_ENV",
     "EARLIEST_TS",
     "FUTURE_TOLERANCE",
     "SCHEMA",
@@ -1125,10 +1128,23 @@ def _set_utc(con: BaseBackend) -> None:
         pass
 
 
+#: Environment variables a report run sets for its kernels: the memory DuckDB may use
+#: (``"1200MB"``, its share of the run's budget) and where it spills beyond that.
+DUCKDB_MEMORY_ENV = "CXKIT_DUCKDB_MEMORY_LIMIT"
+DUCKDB_TEMP_ENV = "CXKIT_DUCKDB_TEMP_DIR"
+
+
 def _new_duckdb() -> BaseBackend:
-    """Return a new in-memory DuckDB connection in UTC."""
+    """Return a new in-memory DuckDB connection in UTC (memory-capped in a report run)."""
     con = ibis.duckdb.connect()
     _set_utc(con)
+    limit = os.environ.get(DUCKDB_MEMORY_ENV, "")
+    if limit:
+        mb = int(limit.removesuffix("MB"))  # written by the report run: digits and "MB"
+        con.raw_sql(f"SET memory_limit = '{mb}MB'")
+        temp = os.environ.get(DUCKDB_TEMP_ENV, "")
+        if temp:
+            con.raw_sql("SET temp_directory = " + "'" + temp.replace("'", "''") + "'")
     return con
 
 

@@ -2,14 +2,16 @@
 
 :func:`atomic_open` writes to a temporary file in the target's folder, flushes it to
 disk and renames it over the target; :func:`atomic_write` does that for a ``str`` or
-``bytes``. A failure leaves the old file as it was and no temporary file behind.
+``bytes``. A failure leaves the old file as it was and no temporary file behind. The
+finished file gets the permissions a plain ``open(path, "w")`` would give it: ``0o666``
+less the process umask (``umask 022`` gives ``0644``, ``umask 077`` gives ``0600``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -18,7 +20,7 @@ __all__ = ["atomic_open", "atomic_write"]
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_open(path: str | Path, *, mode: int = 0o666) -> Iterator[BinaryIO]:
     """Open a binary file whose content replaces ``path`` only when the block succeeds.
 
     Parameters
@@ -26,7 +28,8 @@ def atomic_open(path: str | Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     path
         The file to write; its folder is created when missing.
     mode
-        The permission bits the finished file gets.
+        The permission bits asked for, as in :func:`os.open`: the process umask is
+        taken off them (the default gives what ``open(path, "w")`` gives).
 
     Yields
     ------
@@ -45,13 +48,12 @@ def atomic_open(path: str | Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -65,7 +67,23 @@ def atomic_open(path: str | Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
             os.close(dfd)
 
 
-def atomic_write(path: str | Path, content: str | bytes, *, mode: int = 0o644) -> Path:
+def _create_temporary(path: Path, mode: int) -> tuple[int, str]:
+    """Create a new ``.<name>.<random>.tmp`` beside ``path``; return its descriptor and name.
+
+    Unlike :func:`tempfile.mkstemp` (always ``0o600``), the file is created with ``mode``
+    so that the kernel applies the umask, as it does for any new file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name beside {path}")
+
+
+def atomic_write(path: str | Path, content: str | bytes, *, mode: int = 0o666) -> Path:
     """Write ``content`` to ``path`` atomically (see :func:`atomic_open`).
 
     Parameters
@@ -75,7 +93,7 @@ def atomic_write(path: str | Path, content: str | bytes, *, mode: int = 0o644) -
     content
         Text (written as UTF-8) or bytes.
     mode
-        The permission bits of the finished file.
+        The permission bits asked for; the process umask is taken off them.
 
     Returns
     -------

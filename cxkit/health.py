@@ -390,7 +390,9 @@ def activity_figure(activity: pd.DataFrame, *, freq: str = "month") -> go.Figure
         f"Activity per {freq}{busiest}", x_title=f"{freq} starting", y_title="rows per " + freq
     )
     for name, part in activity.groupby("table", sort=False):
-        fig.add_scatter(x=part["period_start"], y=part["rows"], mode="lines", name=str(name))
+        fig.add_scatter(
+            x=part["period_start"], y=part["rows"], mode="lines", name=plots.escape_label(str(name))
+        )
     return fig
 
 
@@ -443,11 +445,17 @@ def channel_figure(mix: pd.DataFrame) -> go.Figure:
     """
     fig = plots.figure("Channel mix by table", x_title="channel", y_title="share of rows (%)")
     for name, part in mix.groupby("table", sort=False):
-        fig.add_bar(x=part["channel"], y=part["share"] * 100, name=str(name))
+        fig.add_bar(
+            x=plots.escape_label(part["channel"]),
+            y=part["share"] * 100,
+            name=plots.escape_label(str(name)),
+        )
     if not mix.empty:
         top = mix.loc[mix["share"].idxmax()]
         fig.update_layout(
-            title=f"{top.channel} carries {top.share:.0%} of {top.table}, the largest channel share",
+            title=plots.escape_label(
+                f"{top.channel} carries {top.share:.0%} of {top.table}, the largest channel share"
+            ),
             barmode="group",
         )
     return fig

@@ -3,10 +3,23 @@
 Every figure in cxkit goes through here: the same fonts, one colour-blind-safe palette
 (Okabe–Ito), titles that state the takeaway, labelled axes with units. Notebooks never
 set raw colours.
+
+plotly draws a subset of HTML in every label it shows (titles, axis titles and category
+ticks, legend names, hover text, annotations, Sankey nodes, table cells): ``<a href>``
+becomes a live link, ``<span style>`` restyles text. Category values, names and comments
+come from the data and are untrusted, so every string from the data passes through
+:func:`escape_label` before it reaches a figure. The helpers here apply it to their
+titles, categories, names and labels; code that adds traces itself applies it to each
+data string it passes.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from typing import TypeVar, overload
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -18,6 +31,7 @@ __all__ = [
     "SEQUENTIAL",
     "TEMPLATE_NAME",
     "bar_with_ci",
+    "escape_label",
     "figure",
     "heatmap",
     "sankey",
@@ -61,6 +75,74 @@ _template = go.layout.Template(
 )
 pio.templates[TEMPLATE_NAME] = _template
 
+# What plotly's text renderer turns back into characters (svg_text_utils: named entities
+# it knows and numeric ones) is left alone, and so is a plain line break: escaping is
+# idempotent, so a label escaped by its caller and again by a helper shows the same.
+_ESCAPE = re.compile(
+    r"(?P<keep>(?i:<br\s*/?>)|&(?:#\d+|#x[0-9a-fA-F]+|mu|amp|lt|gt|nbsp|times|plusmn|deg);)"
+    r"|(?P<char>[&<>])"
+)
+_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_T = TypeVar("_T")
+
+
+def _escape_text(text: str) -> str:
+    return _ESCAPE.sub(lambda m: m.group("keep") or _ENTITY[m.group("char")], text)
+
+
+@overload
+def escape_label(value: str) -> str: ...
+@overload
+def escape_label(
+    value: pd.Series | pd.Index | np.ndarray | list[object] | tuple[object, ...],
+) -> list[object]: ...
+@overload
+def escape_label(value: _T) -> _T: ...
+def escape_label(value: object) -> object:
+    """Make text from the data show literally in a plotly figure (no markup, no links).
+
+    plotly renders ``<a href=...>``, ``<b>``, ``<span style=...>`` and entities in its
+    labels. This escapes ``&``, ``<`` and ``>`` so that such text is shown as typed.
+    A ``<br>`` is kept (a line break, as plotly's own plain-text rule allows) and an
+    entity plotly decodes is kept as it is, so escaping twice changes nothing.
+
+    Parameters
+    ----------
+    value
+        A string, or a list-like of values (a Series, Index, array, list or tuple).
+        Values that are not strings (numbers, dates, None) are returned unchanged, so
+        that numeric and date axes stay what they are.
+
+    Returns
+    -------
+    str, list or object
+        The escaped string; for a list-like, a list with each string escaped; any other
+        value unchanged.
+
+    Examples
+    --------
+    >>> escape_label('<a href="https://evil.example">x</a> & co')
+    '&lt;a href="https://evil.example"&gt;x&lt;/a&gt; &amp; co'
+    >>> escape_label(escape_label("R&D")), escape_label("7+<br>n=3")
+    ('R&amp;D', '7+<br>n=3')
+    >>> escape_label(pd.Series(["<b>web</b>", 3]))
+    ['&lt;b&gt;web&lt;/b&gt;', 3]
+    """
+    if isinstance(value, str):
+        return _escape_text(value)
+    if isinstance(value, pd.Series | pd.Index | np.ndarray | list | tuple):
+        return [_escape_text(v) if isinstance(v, str) else v for v in _values(value)]
+    return value
+
+
+def _values(value: Iterable[object]) -> list[object]:
+    """Return a list-like's values as a plain list (pandas' missing values kept)."""
+    if isinstance(value, pd.Series | pd.Index):
+        return value.tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return list(value)
+
 
 def figure(
     title: str, *, x_title: str | None = None, y_title: str | None = None, height: int = 420
@@ -70,7 +152,8 @@ def figure(
     Parameters
     ----------
     title
-        The takeaway ("Checkout loses 41% of carts"), not the chart type.
+        The takeaway ("Checkout loses 41% of carts"), not the chart type; shown
+        literally (:func:`escape_label`), like the axis titles.
     x_title, y_title
         Axis titles with units; ``None`` leaves an axis untitled.
     height
@@ -88,11 +171,11 @@ def figure(
     ('#0072B2', 'orders')
     """
     fig = go.Figure()
-    fig.update_layout(template=TEMPLATE_NAME, title=title, height=height)
+    fig.update_layout(template=TEMPLATE_NAME, title=escape_label(title), height=height)
     if x_title is not None:
-        fig.update_xaxes(title=x_title)
+        fig.update_xaxes(title=escape_label(x_title))
     if y_title is not None:
-        fig.update_yaxes(title=y_title)
+        fig.update_yaxes(title=escape_label(y_title))
     return fig
 
 
@@ -118,7 +201,8 @@ def bar_with_ci(
     df
         One row per bar.
     x, y
-        The columns of the categories and of the values.
+        The columns of the categories (shown literally, :func:`escape_label`) and of
+        the values.
     low, high
         The columns of the interval's bounds (same unit as ``y``).
     title
@@ -142,7 +226,7 @@ def bar_with_ci(
     fig = figure(title, x_title=x_title or x, y_title=y_title or y, height=height)
     scale = 100.0 if percent else 1.0
     fig.add_bar(
-        x=df[x].astype(str),
+        x=escape_label(df[x].astype(str)),
         y=df[y] * scale,
         error_y={
             "type": "data",
@@ -152,7 +236,7 @@ def bar_with_ci(
             "color": "#52606d",
         },
         marker_color=color or PALETTE[0],
-        text=df[text] if text else None,
+        text=escape_label(df[text]) if text else None,
         textposition="outside" if text else None,
     )
     return fig
@@ -164,7 +248,8 @@ def table(df: pd.DataFrame, *, title: str | None = None, height: int | None = No
     Parameters
     ----------
     df
-        The table; its index is left out.
+        The table; its index is left out. Headers and text cells are shown literally
+        (:func:`escape_label`).
     title
         The figure's title.
     height
@@ -177,11 +262,15 @@ def table(df: pd.DataFrame, *, title: str | None = None, height: int | None = No
     """
     fig = go.Figure(
         go.Table(
-            header={"values": list(df.columns), "fill_color": "#e4e7eb", "align": "left"},
-            cells={"values": [df[c] for c in df.columns], "align": "left"},
+            header={
+                "values": escape_label([str(c) for c in df.columns]),
+                "fill_color": "#e4e7eb",
+                "align": "left",
+            },
+            cells={"values": [escape_label(df[c]) for c in df.columns], "align": "left"},
         )
     )
-    fig.update_layout(template=TEMPLATE_NAME, title=title, height=height)
+    fig.update_layout(template=TEMPLATE_NAME, title=escape_label(title), height=height)
     return fig
 
 
@@ -237,8 +326,8 @@ def heatmap(
     fig = figure(title, x_title=x_title, y_title=y_title, height=height or max(320, 22 * len(df)))
     fig.add_heatmap(
         z=z,
-        x=[str(c) for c in df.columns],
-        y=[str(i) for i in df.index],
+        x=escape_label([str(c) for c in df.columns]),
+        y=escape_label([str(i) for i in df.index]),
         text=text,
         texttemplate="%{text}",
         colorscale=SEQUENTIAL,
@@ -286,9 +375,9 @@ def stacked_bars(
     for i, col in enumerate(ys):
         sign = -1 if col in negative else 1
         fig.add_bar(
-            x=df[x].astype(str),
+            x=escape_label(df[x].astype(str)),
             y=sign * df[col],
-            name=col,
+            name=escape_label(str(col)),
             marker_color=PALETTE[i % len(PALETTE)],
         )
     fig.update_layout(barmode="relative")
@@ -307,7 +396,8 @@ def sankey(
     """Plot a Sankey diagram from a links table (one row per source -> target flow).
 
     Nodes named ``"<step>. <name>"`` get the colour of ``<name>``, so one state has one
-    colour at every step.
+    colour at every step. Node labels and the title are shown literally
+    (:func:`escape_label`).
 
     Parameters
     ----------
@@ -333,7 +423,7 @@ def sankey(
         go.Sankey(
             arrangement="snap",
             node={
-                "label": nodes,
+                "label": escape_label(nodes),
                 "pad": 12,
                 "thickness": 14,
                 "color": [colour[n.split(". ", 1)[-1]] for n in nodes],
@@ -346,5 +436,5 @@ def sankey(
             },
         )
     )
-    fig.update_layout(template=TEMPLATE_NAME, title=title, height=height)
+    fig.update_layout(template=TEMPLATE_NAME, title=escape_label(title), height=height)
     return fig

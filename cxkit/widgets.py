@@ -401,9 +401,9 @@ class FunnelExplorer(_Explorer):
             sub = f if g is None else f[f[gcol] == g]
             x = [f"{s}. {n}" for s, n in zip(sub["step"], sub["step_name"], strict=True)]
             fig.add_bar(
-                x=x,
+                x=plots.escape_label(x),
                 y=100 * sub["rate_from_start"],
-                name="all" if g is None else str(g),
+                name="all" if g is None else plots.escape_label(str(g)),
                 error_y={
                     "type": "data",
                     "symmetric": False,
@@ -808,7 +808,7 @@ class CustomerLookup(_Explorer):
 
     def _draw(self, cid: str, tl: pd.DataFrame) -> None:
         fig = plots.figure(
-            f"Customer {html.escape(cid)}: {len(tl):,} things happened",
+            f"Customer {cid}: {len(tl):,} things happened",  # plots.figure escapes it
             x_title="date",
             y_title="",
             height=max(300, 60 + 24 * tl["what"].where(tl["kind"] != "order", "order").nunique()),
@@ -820,7 +820,7 @@ class CustomerLookup(_Explorer):
             y = sub["what"] if kind != "order" else pd.Series("order", index=sub.index)
             hover = [
                 "<br>".join(
-                    html.escape(f"{k}: {format_cell(v, k)}")
+                    plots.escape_label(f"{k}: {format_cell(v, k)}")
                     for k, v in r.items()
                     if k != "kind" and not (pd.api.types.is_scalar(v) and pd.isna(v))
                 )
@@ -828,7 +828,7 @@ class CustomerLookup(_Explorer):
             ]
             fig.add_scatter(
                 x=sub["ts"],
-                y=y,
+                y=plots.escape_label(y),
                 mode="markers",
                 name=kind + "s",
                 marker={"color": plots.PALETTE[i], "size": 9},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +26,47 @@ def test_atomic_write_text_and_bytes(tmp_path: Path) -> None:
     assert _leftovers(tmp_path, "a.txt") == []
 
 
-def test_atomic_write_creates_the_folder_and_sets_the_mode(tmp_path: Path) -> None:
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """Set the process umask for one test; the old one is restored afterwards."""
+    old = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(old)
+
+
+def test_atomic_write_creates_the_folder_and_sets_the_mode(
+    tmp_path: Path, umask: Callable[[int], None]
+) -> None:
     target = tmp_path / "new" / "deeper" / "x.html"
     atomic_write(target, "<p>x</p>", mode=0o600)
     assert target.read_text() == "<p>x</p>"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     atomic_write(target, "<p>y</p>")
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("mask", "expected"),
+    [(0o077, 0o600), (0o027, 0o640), (0o022, 0o644), (0o002, 0o664)],
+    ids=["umask077", "umask027", "umask022", "umask002"],
+)
+def test_the_finished_file_respects_the_umask(
+    tmp_path: Path, umask: Callable[[int], None], mask: int, expected: int
+) -> None:
+    """As open(path, "w") would: 0o666 less the umask, also when replacing a file."""
+    umask(mask)
+    new, old = tmp_path / "new.html", tmp_path / "old.html"
+    old.write_text("old")
+    os.chmod(old, 0o644)
+    atomic_write(new, "<p>x</p>")
+    with atomic_open(old) as fh:
+        fh.write(b"new")
+    assert stat.S_IMODE(new.stat().st_mode) == expected
+    assert stat.S_IMODE(old.stat().st_mode) == expected
+    assert old.read_bytes() == b"new"
+    assert _leftovers(tmp_path, "new.html") == ["old.html"]
 
 
 def test_a_failure_inside_the_block_keeps_the_old_file(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from cxkit import plots
+from cxkit import health, plots, voc
+from cxkit.personas import plots as persona_plots
 
 
 def _colorway(fig: go.Figure) -> tuple[str, ...]:
@@ -175,3 +176,112 @@ def test_show_displays_the_figure(monkeypatch: pytest.MonkeyPatch) -> None:
     fig = plots.figure("t")
     plots.show(fig)
     assert shown == [fig]
+
+
+# --------------------------------------------------------------------------------------
+# untrusted text: markup from the data is shown literally, never rendered
+# --------------------------------------------------------------------------------------
+
+LINK = '<a href="https://evil.example">x</a>'
+HOSTILE = [LINK, '<span style="color:red">web</span> & <b>app</b>', "R&D &quot;co&quot; & 5 > 3"]
+#: the entities plotly's text renderer decodes (svg_text_utils.convertEntities)
+_PLOTLY_ENTITIES = {"mu": "μ", "amp": "&", "lt": "<", "gt": ">", "nbsp": "\xa0"}
+_PLOTLY_ENTITIES |= {"times": "×", "plusmn": "±", "deg": "°"}
+
+
+def _shown(label: str) -> str:
+    """The text plotly draws for ``label``; fails on any tag but a line break."""
+    tags = re.findall(r"<[^<>]*>", label)
+    assert all(re.fullmatch(r"<br\s*/?>", t, re.I) for t in tags), (label, tags)
+
+    def entity(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code.startswith("#x"):
+            return chr(int(code[2:], 16))
+        if code.startswith("#"):
+            return chr(int(code[1:]))
+        return _PLOTLY_ENTITIES.get(code, m.group(0))
+
+    return re.sub(r"&(#\d+|#x[\da-fA-F]+|[a-z]+);", entity, label)
+
+
+def _strings(obj: object) -> list[str]:
+    """Every string in a figure's JSON (decoded), the template left out."""
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for k, v in obj.items() if k != "template" for s in _strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _strings(v)]
+    return []
+
+
+def _assert_literal(fig: go.Figure, *originals: str) -> None:
+    """No markup from the data in the figure, and each original drawn as typed."""
+    text = fig.to_json()
+    assert "<a" not in text and "\\u003ca" not in text.lower()
+    strings = _strings(fig.to_plotly_json())
+    for s in strings:
+        assert "<a" not in s and "<span" not in s and "<b>" not in s, s
+    shown = {_shown(s) for s in strings}
+    for original in originals:
+        assert any(original in s for s in shown), (original, sorted(shown)[:20])
+
+
+def test_escape_label_shows_markup_literally_and_is_idempotent() -> None:
+    for text in HOSTILE:
+        once = plots.escape_label(text)
+        assert _shown(once) == text
+        assert plots.escape_label(once) == once
+    assert plots.escape_label("7+<br>n=3") == "7+<br>n=3"  # a line break stays one
+    # an entity plotly decodes is kept (that is what makes escaping twice harmless): it
+    # shows as the character it stands for, still as text, never as markup
+    assert plots.escape_label("&lt;a&gt; &amp;") == "&lt;a&gt; &amp;"
+    assert plots.escape_label(["<b>a</b>", 3, None]) == ["&lt;b&gt;a&lt;/b&gt;", 3, None]
+    assert plots.escape_label(pd.Index(["<i>"])) == ["&lt;i&gt;"]
+    assert plots.escape_label(2.5) == 2.5
+
+
+def test_helpers_show_markup_from_the_data_literally() -> None:
+    df = pd.DataFrame({"channel": HOSTILE, "rate": [0.5, 0.2, 0.1], "lo": [0.4, 0.1, 0.0]}).assign(
+        hi=lambda d: d.rate + 0.1, label=HOSTILE
+    )
+    bars = plots.bar_with_ci(
+        df, x="channel", y="rate", low="lo", high="hi", text="label", title=f"{LINK} wins",
+        x_title=LINK, y_title=HOSTILE[1],
+    )  # fmt: skip
+    _assert_literal(bars, *HOSTILE, f"{LINK} wins")
+    assert [_shown(v) for v in bars.data[0].x] == HOSTILE
+    _assert_literal(plots.table(df[["channel"]].rename(columns={"channel": LINK})), *HOSTILE)
+    heat = plots.heatmap(
+        pd.DataFrame([[0.1, 0.2]], index=[HOSTILE[1]], columns=[LINK, "b"]),
+        title="t", x_title="x", y_title="y",
+    )  # fmt: skip
+    _assert_literal(heat, LINK, HOSTILE[1])
+    stacked = plots.stacked_bars(
+        pd.DataFrame({"period": HOSTILE, LINK: [1, 2, 3]}), x="period", ys=[LINK], title="t"
+    )
+    _assert_literal(stacked, *HOSTILE)
+    assert [t.name for t in stacked.data] == [plots.escape_label(LINK)]
+    links = pd.DataFrame(
+        {"source": [f"1. {LINK}", "1. web"], "target": [f"2. {HOSTILE[1]}", "2. web"]}
+    ).assign(customers=[3, 2])
+    sk = plots.sankey(links, title=f"Most journeys start at {LINK}")
+    _assert_literal(sk, f"1. {LINK}", f"2. {HOSTILE[1]}", f"Most journeys start at {LINK}")
+    # one colour per state, decided on the names as given
+    assert len(set(sk.data[0].node.color)) == 3
+
+
+def test_domain_figures_show_markup_from_the_data_literally() -> None:
+    mix = pd.DataFrame(
+        {"table": ["orders", "orders", "events"], "channel": [LINK, "web", HOSTILE[1]]}
+    ).assign(rows=[5, 3, 2], share=[0.625, 0.375, 1.0])
+    _assert_literal(health.channel_figure(mix), LINK, HOSTILE[1])
+    scores = pd.DataFrame(
+        {"channel": [LINK, "web"], "nps": [10.0, 20.0], "nps_low": [0.0, 10.0]}
+    ).assign(nps_high=[20.0, 30.0], n=[40, 50], small_n=[False, False])
+    _assert_literal(voc.plot_scores(scores, x="channel", title=f"{LINK} is worst"), LINK)
+    channels = pd.DataFrame(
+        {"persona_name": [HOSTILE[1]] * 2, "channel": [LINK, "web"], "stage": ["purchase"] * 2}
+    ).assign(share=[0.4, 0.6])
+    _assert_literal(persona_plots.plot_persona_channels(channels, HOSTILE[1]), LINK, HOSTILE[1])

@@ -7,17 +7,27 @@ many tests read its results.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import nbformat
+import pandas as pd
+import psutil
 import pytest
 import yaml
 
 from cxkit.cli import main
+from cxkit.data import load
 from cxkit.errors import UsageError
 from cxkit.report import (
     extract_headline,
@@ -29,6 +39,7 @@ from cxkit.report import (
 )
 from cxkit.report.config import check_parameters, parse_config
 from cxkit.report.export import count_figures, plotly_js
+from cxkit.report.pipeline import OWNER_FILE, remove_stale_runs
 from cxkit.report.publish import atomic_write
 from cxkit.report.runner import leftover_processes
 
@@ -361,14 +372,14 @@ def test_parameter_placeholders_are_expanded() -> None:
     }
 
 
-def test_atomic_write_sets_mode_and_leaves_no_temp_file(tmp_path: Path) -> None:
+def test_atomic_write_respects_the_umask_and_leaves_no_temp_file(tmp_path: Path) -> None:
     old = os.umask(0o077)
     try:
         target = atomic_write(tmp_path / "r.html", "<p>new</p>")
     finally:
         os.umask(old)
     assert target.read_text() == "<p>new</p>"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # as the umask says, not 0644
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]
 
 
@@ -632,6 +643,35 @@ def test_memory_estimates_scale_measured_peaks_and_guess_from_size() -> None:
     assert est["new"] == (round(guess, 1), "no measurement yet: a guess from the data's size")
 
 
+def test_unmeasured_guess_is_capped_at_the_job_share_and_duckdb_gets_its_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first run on big data packs two reports; each kernel's DuckDB is capped."""
+    from cxkit.data import DUCKDB_MEMORY_ENV, DUCKDB_TEMP_ENV
+    from cxkit.report.pipeline import DUCKDB_SHARE, duckdb_memory_env, memory_estimates
+
+    big = {"tables": {"events": {"rows": 30_000_000}}}
+    share = 6e9 / 2**20 / 2
+    est = memory_estimates({}, big, ["lifecycle"], share_mb=share)
+    assert est["lifecycle"] == (round(share, 1), "no measurement yet: its share of the budget")
+    small = memory_estimates({}, {"tables": {"events": {"rows": 1_000}}}, ["x"], share_mb=share)
+    assert small["x"][0] < share  # a small guess stays as it is
+    env = duckdb_memory_env(6.0, 2, tmp_path / "spill")
+    assert env[DUCKDB_MEMORY_ENV] == f"{int(share * DUCKDB_SHARE)}MB"
+    assert duckdb_memory_env(None, 2, tmp_path) == {}
+    monkeypatch.setenv(DUCKDB_MEMORY_ENV, env[DUCKDB_MEMORY_ENV])
+    monkeypatch.setenv(DUCKDB_TEMP_ENV, str(tmp_path / "spill"))
+    con = load({"events": pd.DataFrame({"customer_id": ["a"], "event": ["x"]})}).con
+    ref = duckdb.connect()
+    default = ref.sql("SELECT current_setting('memory_limit')").fetchone()
+    ref.sql(f"SET memory_limit = '{env[DUCKDB_MEMORY_ENV]}'")
+    expected = ref.sql("SELECT current_setting('memory_limit')").fetchone()
+    got = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()
+    assert got == expected != default
+    temp = con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
+    assert temp == str(tmp_path / "spill")
+
+
 def test_duration_estimates_scale_ok_runs_and_skip_the_rest() -> None:
     from cxkit.report.pipeline import duration_estimates
 
@@ -716,3 +756,111 @@ def test_memory_limit_gb_is_checked(nb_dir: Path) -> None:
     assert parse_config({**base, "memory_limit_gb": 6}, base=nb_dir).memory_limit_gb == 6.0
     assert parse_config(base, base=nb_dir, memory_limit_gb=2.5).memory_limit_gb == 2.5
     assert parse_config(base, base=nb_dir).memory_limit_gb is None
+
+
+# --------------------------------------------------------------------------------------
+# a runner killed with kill -9: its workers and kernels die with it, the next run cleans up
+# --------------------------------------------------------------------------------------
+
+
+def _wait_for(what: Callable[[], list[psutil.Process]], timeout: float) -> list[psutil.Process]:
+    """Poll ``what`` until it finds something (or fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"nothing found within {timeout} s")
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _running(procs: list[psutil.Process]) -> list[str]:
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(" ".join(p.cmdline())[:80])
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_runner_stops_its_workers_and_kernels(tmp_path: Path) -> None:
+    _tiny_notebook(tmp_path / "tiny.ipynb")
+    data = _orders(tmp_path / "data")
+    sleepy = [{"name": "sleepy", "notebook": "tiny.ipynb", "parameters": {"mode": "sleep"}}]
+    cfg = _write_config(tmp_path / "r.yml", data, sleepy, jobs=1)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "cxkit.cli", "report", "--config", str(cfg)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tree: list[psutil.Process] = []
+    try:
+        _wait_for(
+            lambda: [p for p in _tree(runner.pid) if "ipykernel" in " ".join(p.cmdline())], 120
+        )
+        tree = _tree(runner.pid)  # the worker and its kernel, mid-notebook
+        assert any("cxkit.report._worker" in " ".join(p.cmdline()) for p in tree)
+        (run_dir,) = (tmp_path / "out" / "_runs").iterdir()
+        assert (run_dir / "cache").is_dir() and (run_dir / OWNER_FILE).is_file()
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=10)
+        psutil.wait_procs(tree, timeout=10)
+        assert _running(tree) == []
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        for p in tree:  # never leave them behind, even when the test fails
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                continue
+    assert run_dir.is_dir()  # the dead run could not clean up after itself
+
+    # the next run removes the dead run's folder; it publishes under the umask it has
+    ok = [{"name": "tiny", "notebook": "tiny.ipynb"}]
+    progress = io.StringIO()
+    old = os.umask(0o027)
+    try:
+        res = run_reports(_write_config(tmp_path / "ok.yml", data, ok), stream=progress)
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0
+    assert not run_dir.exists()
+    assert f"removed {run_dir}: that run was stopped before it finished" in progress.getvalue()
+    assert [p.name for p in (tmp_path / "out" / "_runs").iterdir()] == [res.run_id]
+    assert not (res.run_dir / OWNER_FILE).exists() and not (res.run_dir / "cache").exists()
+    for name in ("tiny.html", "index.html", "manifest.json"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o640, name
+
+
+def test_remove_stale_runs_keeps_finished_and_live_runs(tmp_path: Path) -> None:
+    runs = tmp_path / "_runs"
+    finished, interrupted, live, dead, old = (runs / n for n in ("a", "b", "c", "d", "e"))
+    for d in (finished, interrupted, live, dead, old):
+        d.mkdir(parents=True)
+    (finished / "manifest.json").write_text("{}")  # ended normally: no owner, no cache
+    (interrupted / "worker-0.log").write_text("")  # Ctrl-C: the run removed both itself
+    me = psutil.Process()
+    (live / OWNER_FILE).write_text(json.dumps({"pid": me.pid, "started": me.create_time()}))
+    (live / "cache").mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (dead / OWNER_FILE).write_text(json.dumps({"pid": int(gone.stdout), "started": 1.0}))
+    (dead / "cache").mkdir()
+    (old / "cache").mkdir()  # left by a cxkit without owner files
+    lines = remove_stale_runs(runs)
+    assert sorted(p.name for p in runs.iterdir()) == ["a", "b", "c"]
+    assert len(lines) == 2 and f"removed {dead}" in lines[0] and f"removed {old}" in lines[1]
+    assert f"its process {int(gone.stdout)} is gone" in lines[0]
+    assert remove_stale_runs(tmp_path / "none") == []

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats as sst
 
 import cxkit
-from cxkit import display, summary
+from cxkit import display, privacy, summary
+from cxkit.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -97,31 +98,107 @@ def test_recommend_focus_rules_first_match_wins() -> None:
     assert summary.recommend_focus(card[["spend_to_date"]]).eq("nurture").all()
 
 
-def test_hash_ids_salted_and_stable() -> None:
-    ids = pd.Series(["C1", "C2", "C1"])
-    a = summary.hash_ids(ids, salt="s1")
-    assert a[0] == a[2] and a[0] != a[1]
-    assert not set(a) & set(ids)
-    assert (summary.hash_ids(ids, salt="s2") != a).all()
-    assert a.str.len().eq(16).all()
-    with pytest.raises(ValueError, match="needs a non-empty salt"):
-        summary.hash_ids(ids, salt="")
-
-
 def test_write_scores_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     card = pd.DataFrame({"customer_id": ["a", "b"], "clv_52w": [1.0, 2.0]})
     pq, csv = summary.write_scores(card, tmp_path)
     assert pd.read_parquet(pq).equals(card)
-    before = csv.read_bytes()
+    before = {p.name: p.read_bytes() for p in (pq, csv)}
 
-    def boom(self: pd.DataFrame, *args: object, **kwargs: object) -> None:
+    def boom(frame: pd.DataFrame) -> bytes:
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", boom)
+    monkeypatch.setattr(summary, "csv_bytes", boom)
     with pytest.raises(OSError, match="disk full"):
         summary.write_scores(card.assign(clv_52w=[9.0, 9.0]), tmp_path)
-    assert csv.read_bytes() == before
+    # the CSV is built before either file is replaced: both are as they were
+    assert {p.name: p.read_bytes() for p in (pq, csv)} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.parquet"]
+
+
+def _scorecard_like(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """A frame with every column type of the scorecard, and awkward values in each."""
+    rng = np.random.default_rng(seed)
+    spend = np.round(rng.gamma(1.2, 200.0, n), 2)
+    spend[rng.random(n) < 0.5] = 0.0
+    p = rng.random(n)
+    p[rng.random(n) < 0.4] = np.nan
+    p[:8] = [1e-05, 3.2e-07, 1.0, 0.0, -0.0, 5e-324, 1e16, 1.5e15]
+    nps = pd.array(rng.integers(0, 11, n), dtype="Int64")
+    nps[rng.random(n) < 0.7] = pd.NA
+    ts = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 10**13, n), unit="us")
+    stamps = pd.Series(ts).astype("datetime64[us]")
+    stamps[::17] = pd.NaT
+    band = pd.Series(rng.choice(["low", "medium", "high"], n), dtype="string")
+    band[p != p] = pd.NA
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series([f"C{i:07d}" for i in range(n)], dtype="str"),
+            "persona": pd.Series(rng.choice(["Store regulars", "App loyalists"], n), dtype="str"),
+            "last_activity_at": stamps,
+            "spend_to_date": spend,
+            "p_alive": p,
+            "risk_band": band,
+            "latest_nps": nps,
+            "has_referred_or_reviewed": pd.array(rng.random(n) < 0.1, dtype="boolean"),
+            "referred": rng.random(n) < 0.5,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["none", "quoted text", "dates only", "whole seconds", "milliseconds", "nanoseconds"],
+)
+def test_scores_csv_is_what_pandas_writes(tmp_path: Path, change: str) -> None:
+    card = _scorecard_like()
+    if change == "quoted text":
+        card.loc[::5, "persona"] = 'Mid-value, "chat" seekers'
+        card.loc[1, "persona"] = "two\nlines"
+    elif change == "dates only":
+        card["last_activity_at"] = card["last_activity_at"].dt.floor("D")
+    elif change == "whole seconds":
+        card["last_activity_at"] = card["last_activity_at"].dt.floor("s")
+    elif change == "milliseconds":
+        card["last_activity_at"] = card["last_activity_at"].dt.floor("ms")
+    elif change == "nanoseconds":
+        card["last_activity_at"] = card["last_activity_at"].astype("datetime64[ns]") + pd.Timedelta(
+            1, "ns"
+        )
+    pq, csv = summary.write_scores(card, tmp_path)
+    assert csv.read_bytes() == card.to_csv(index=False).encode()
+    pd.testing.assert_frame_equal(pd.read_parquet(pq), card)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Categorical(["a", "b", "a"]),
+        pd.to_datetime(["2024-01-01 10:00"] * 3).tz_localize("UTC"),
+        np.array([1.5, np.nan, 2.0], dtype=np.float32),
+        pd.Series([1, "x", None], dtype=object),
+        pd.Series(["carriage\rreturn", "b", "c"], dtype="str"),
+    ],
+    ids=["categorical", "time zone", "float32", "mixed objects", "carriage return"],
+)
+def test_scores_csv_falls_back_to_pandas_for_other_columns(column: object) -> None:
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c"], "other": column})
+    assert summary.csv_bytes(frame) == frame.to_csv(index=False).encode()
+
+
+def test_write_scores_publishes_pseudonymous_ids(tmp_path: Path) -> None:
+    card = _scorecard_like(50)
+    card.attrs["as_of"] = "2024-12-31"
+    pq, csv = summary.write_scores(card, tmp_path, customer_ids="pseudonymous", key="k")
+    shown = pd.read_parquet(pq)
+    assert shown["customer_id"].tolist() == privacy.pseudonymize(card["customer_id"], "k").tolist()
+    assert shown.attrs["as_of"] == "2024-12-31"
+    assert "C00000" not in csv.read_text()
+    pd.testing.assert_frame_equal(
+        shown.drop(columns="customer_id"), card.drop(columns="customer_id")
+    )
+    assert card["customer_id"].iloc[0] == "C0000000"  # the scorecard itself keeps real IDs
+    with pytest.raises(UsageError, match="no key is set"):
+        summary.write_scores(card, tmp_path, customer_ids="pseudonymous")
 
 
 def test_tiles_escape_text() -> None:

@@ -248,7 +248,8 @@ def check_classes(y: np.ndarray | None, end: pd.Timestamp, what: str) -> None:
     Raises
     ------
     DataError
-        When there are no labels, or every customer churned (or stayed).
+        When there are no labels, every customer churned (or stayed), or there are too
+        few for a model (fewer than ``2 * MIN_N`` customers, or than 3 of an outcome).
     """
     if y is None or len(y) == 0:
         raise DataError(
@@ -260,6 +261,15 @@ def check_classes(y: np.ndarray | None, end: pd.Timestamp, what: str) -> None:
         raise DataError(
             f"every one of the {len(y):,} customers {word} at the {what} cutoff {end:%Y-%m-%d}",
             fix="choose another cutoff or horizon_days so that both outcomes occur",
+        )
+    n_churned, n_stayed = int(np.sum(y == 1)), int(np.sum(y != 1))
+    if len(y) < 2 * MIN_N or min(n_churned, n_stayed) < 3:  # 3-fold calibration: 3 of each
+        raise DataError(
+            f"too few customers for a churn model at the {what} cutoff {end:%Y-%m-%d}: "
+            f"{n_churned:,} churned and {n_stayed:,} stayed (need ≥ {2 * MIN_N} customers "
+            "and ≥ 3 of each outcome)",
+            rows=len(y),
+            fix="use data with more customers or a longer history",
         )
 
 

@@ -260,7 +260,8 @@ def importance_chart(result: ChurnResult) -> go.Figure | None:
         height=460,
     )
     fig.add_bar(
-        x=imp.importance_mean, y=imp.name, orientation="h", marker_color=plots.PALETTE[0],
+        x=imp.importance_mean, y=plots.escape_label(imp.name), orientation="h",
+        marker_color=plots.PALETTE[0],
         error_x={"type": "data", "array": imp.importance_std},
     )  # fmt: skip
     return fig

@@ -30,7 +30,7 @@ def plot_holdout_by_frequency(table: pd.DataFrame) -> go.Figure:
     worst = (table["expected_mean_purchases"] - table["actual_mean_purchases"]).abs().max()
     # n under each group (small groups marked); a category axis keeps "7+" in place.
     labels = [
-        f"{g}<br>n={n:,}{' (small)' if small else ''}"
+        f"{plots.escape_label(str(g))}<br>n={n:,}{' (small)' if small else ''}"
         for g, n, small in zip(
             table["calibration_frequency"], table["customers"], table["small_n"], strict=True
         )

@@ -8,6 +8,7 @@ sentences the personas report and the executive summary show.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -35,6 +36,19 @@ def _top_themes(themes: pd.DataFrame | None) -> pd.DataFrame:
     return t.drop(columns="theme").rename(
         columns={"label": "top_theme", "share": "top_theme_share", "n_comments": "top_theme_n"}
     )[["persona_name", "top_theme", "top_theme_share", "top_theme_n"]]
+
+
+def _min_customers(k: int | str, k_range: tuple[int, int]) -> int | None:
+    """Return the fewest customers :meth:`Personas.fit` clusters, or None for bad options.
+
+    The same rule as the model's own check (twice the largest k tried, at least 10);
+    bad ``k`` / ``k_range`` values return None and are left to the model's UsageError.
+    """
+    try:
+        k_max = int(k_range[1]) if k == "auto" else int(k)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(2 * k_max, 10)
 
 
 def _stability_word(jaccard: float) -> str:
@@ -216,6 +230,55 @@ class PersonasResult(Result):
         return out
 
 
+@run_cached("personas.fit")
+def fit_personas(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    k: int | str = "auto",
+    k_range: tuple[int, int] = (2, 10),
+    random_state: int | None = 0,
+    **model_options: object,
+) -> PersonasResult:
+    """Fit the persona model: features, the clustering and each customer's persona.
+
+    The model part of :func:`analyze` (which calls it), cached on its own for a report
+    run: the reports that only need each customer's persona (:func:`persona_labels`)
+    do not wait for the journey map, pain points and themes.
+
+    Parameters
+    ----------
+    data, as_of, k, k_range, random_state, **model_options
+        As in :func:`analyze`.
+
+    Returns
+    -------
+    PersonasResult
+        ``features``, ``model`` and ``assignments``; the journey map, channels, pain
+        points and themes are left empty.
+
+    Raises
+    ------
+    NotAvailableError
+        As in :func:`analyze`.
+    """
+    cut = resolve_as_of(data, as_of)
+    feats = customer_features(data, as_of=cut)
+    need = _min_customers(k, k_range)
+    if need is not None and len(feats) < need:
+        raise NotAvailableError(
+            f"more customers — too few customers to cluster (n={len(feats):,}, "
+            f"need ≥ {need}); use data with more customers or a smaller k / k_range",
+            analysis="The persona model",
+        )
+    model = Personas(k=k, k_range=k_range, random_state=random_state, **model_options)
+    model.fit(feats)
+    asg = assign(model, feats)
+    return PersonasResult(
+        as_of=cut, features=feats, model=model, assignments=asg, basis=feats.attrs["basis"]
+    )
+
+
 @run_cached("personas.analyze")
 def analyze(
     data: CXData,
@@ -252,16 +315,15 @@ def analyze(
     Raises
     ------
     NotAvailableError
-        When the data has neither orders nor events.
+        When the data has neither orders nor events, or too few customers to cluster
+        (fewer than twice the largest number of personas tried, or fewer than 10).
     """
     cut = resolve_as_of(data, as_of)
-    feats = customer_features(data, as_of=cut)
-    model = Personas(k=k, k_range=k_range, random_state=random_state, **model_options)
-    model.fit(feats)
-    asg = assign(model, feats)
-    rep = PersonasResult(
-        as_of=cut, features=feats, model=model, assignments=asg, basis=feats.attrs["basis"]
+    fit = fit_personas(
+        data, as_of=cut, k=k, k_range=k_range, random_state=random_state, **model_options
     )
+    rep = dataclasses.replace(fit, not_available=list(fit.not_available))
+    asg = rep.assignments
     try:
         rep.journey = journey_map(data, asg, as_of=cut)
         rep.channels = channel_shares(data, asg, as_of=cut)
@@ -309,7 +371,8 @@ def headline(result: PersonasResult) -> str:
         top = summ.sort_values("mean_spend", ascending=False).iloc[0]
         text += f"; '{top['name']}' spend the most per customer"
     if result.pains is not None:
-        sig = result.pains[result.pains.significant].sort_values("diff")
+        pains = result.pains
+        sig = pains[pains["significant"].astype(bool)].sort_values("diff")
         if len(sig):
             r = sig.iloc[0]
             text += (

@@ -435,7 +435,9 @@ def pain_points(
         row["sentence"] = _pain_sentence(row)
         rows.append(row)
     cols = [*tab.columns, "significant", "sentence"]
-    return pd.DataFrame(rows, columns=cols).reset_index(drop=True)
+    out = pd.DataFrame(rows, columns=cols).reset_index(drop=True)
+    out["significant"] = out["significant"].astype(bool)  # also when no persona has a pick
+    return out
 
 
 def _pain_sentence(r: Mapping[str, Any]) -> str:

@@ -1,4 +1,8 @@
-"""Figures and cards of the personas report, all through :mod:`cxkit.plots`."""
+"""Figures and cards of the personas report, all through :mod:`cxkit.plots`.
+
+Persona names, feature names and channels come from the data: every one of them passes
+through :func:`cxkit.plots.escape_label` (figures) or :func:`html.escape` (cards).
+"""
 
 from __future__ import annotations
 
@@ -93,7 +97,7 @@ def plot_pca_map(points: pd.DataFrame) -> go.Figure:
             x=g.pc1,
             y=g.pc2,
             mode="markers",
-            name=g.persona_name.iloc[0],
+            name=plots.escape_label(str(g.persona_name.iloc[0])),
             marker={"size": 4, "opacity": 0.5, "color": plots.PALETTE[i % len(plots.PALETTE)]},
         )
     return fig
@@ -120,8 +124,8 @@ def plot_profiles(model: Personas, *, top: int = 12) -> go.Figure:
     fig = plots.figure("What sets the personas apart (mean z-score per feature)", height=420)
     fig.add_heatmap(
         z=z.to_numpy(),
-        x=list(feats),
-        y=[model.names_[p] for p in z.index],
+        x=plots.escape_label([str(f) for f in feats]),
+        y=plots.escape_label([str(model.names_[p]) for p in z.index]),
         colorscale=plots.DIVERGING,
         zmid=0,
         text=np.round(z.to_numpy(), 1),
@@ -145,8 +149,8 @@ def _stage_heatmap(
     fig = plots.figure(title, height=height)
     fig.add_heatmap(
         z=100 * piv.to_numpy(),
-        x=list(piv.columns),
-        y=list(piv.index),
+        x=plots.escape_label(list(piv.columns)),
+        y=plots.escape_label(list(piv.index)),
         colorscale=plots.SEQUENTIAL,
         text=text,
         texttemplate=texttemplate,

@@ -5,18 +5,36 @@ is imported, then for every job line it answers with one result line. Everything
 worker or papermill prints goes to stderr (the run's worker log), never to the protocol
 pipe. The runner starts each worker in its own session (process group) and kills the
 whole group, and any kernel it started, when a job runs past its timeout.
+
+A worker dies with its runner, also when the runner is killed with ``kill -9`` and has
+no chance to clean up (:func:`die_with_parent`): on Linux the kernel sends the worker
+SIGTERM when the runner dies (``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog
+thread sees the parent pid change. Either way the worker kills its kernels first: they
+are its children (jupyter_client starts each in a session of its own, so they do not
+get a terminal's signals), and ipykernel's own parent poller would only stop a kernel
+after its worker is gone, leaving what the kernel started running.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
 import threading
 import time
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import psutil
+
+from cxkit.report.runner import PARENT_ENV, kill_tree
+
+#: How often (s) the watchdog checks that the runner is still the worker's parent.
+WATCH_INTERVAL = 0.5
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_parent_gone = threading.Event()
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -64,6 +82,75 @@ class _PeakMemory:
     def peak_mb(self) -> float | None:
         """The peak seen in MB, or None when nothing was sampled."""
         return round(self.peak_bytes / 2**20, 1) if self.peak_bytes else None
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send ``signum`` to this process when its parent dies; False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stop(reason: str) -> NoReturn:
+    """Kill this worker's kernels (and what they started), then exit at once."""
+    os.write(2, f"cxkit report worker {os.getpid()}: {reason}; stopping its kernels\n".encode())
+    for child in psutil.Process().children():
+        kill_tree(child.pid)
+    os._exit(1)
+
+
+def _watch(parent: int) -> None:
+    """Stop the worker when the parent changes or SIGTERM came (runs in a thread)."""
+    while not _parent_gone.wait(WATCH_INTERVAL):
+        if os.getppid() != parent:
+            _stop(f"its runner (pid {parent}) is gone")
+    _stop("asked to stop (SIGTERM, or its runner died)")
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Hand the stop to the watchdog thread (a signal handler must not do the work)."""
+    _parent_gone.set()
+
+
+def _alive(pid: int) -> bool:
+    """Tell whether process ``pid`` runs (a zombie is dead)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def die_with_parent(runner: int | None = None) -> bool:
+    """Make this worker, and its kernels, end when its parent (the runner) ends.
+
+    SIGTERM is handled by stopping the kernels and exiting; on Linux the kernel sends it
+    when the parent dies (``PR_SET_PDEATHSIG``); a daemon thread checks
+    :func:`os.getppid` every :data:`WATCH_INTERVAL` seconds on every system.
+
+    Parameters
+    ----------
+    runner
+        The runner's pid (:data:`cxkit.report.runner.PARENT_ENV`), or None. When the
+        parent is not the runner, the runner died before this worker could watch it
+        (and the worker stops), or a wrapper started the worker (and it is watched).
+
+    Returns
+    -------
+    bool
+        True when the parent-death signal is set (Linux), False when only the watchdog
+        thread watches.
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    armed = _set_parent_death_signal(signal.SIGTERM)
+    parent = os.getppid()  # after arming: a parent that dies from now on is seen
+    threading.Thread(target=_watch, args=(parent,), name="cxkit-watch-runner", daemon=True).start()
+    if runner is not None and runner != parent and not _alive(runner):
+        _parent_gone.set()  # the runner died before the signal was set
+    return armed
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +220,8 @@ def main() -> int:
     int
         The exit code (0).
     """
+    runner = os.environ.get(PARENT_ENV, "")
+    die_with_parent(int(runner) if runner.isdigit() else None)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # stray prints (papermill, warnings) go to the log, not the protocol
     sys.stdout = sys.stderr

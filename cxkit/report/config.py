@@ -8,6 +8,9 @@ A reports file looks like::
     jobs: 2                  # notebooks run at once
     cell_timeout: 300        # seconds per cell
     timeout: 1200            # seconds per notebook (kernel start included)
+    publish:
+      customer_ids: pseudonymous   # or clear: show the real customer IDs (cxkit.privacy)
+      id_key: null                 # the pseudonyms' secret (better: env CXKIT_ID_KEY)
     reports:
       - name: data_health
         notebook: notebooks/00_data_health.ipynb
@@ -34,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pandas as pd
 import yaml
 
 from cxkit.data import TABLES
 from cxkit.errors import UsageError
+from cxkit.privacy import MODES as ID_MODES
 
 __all__ = [
     "GLOBAL_PARAMETERS",
@@ -58,8 +63,10 @@ TOP_KEYS = (
     "memory_limit_gb",
     "cell_timeout",
     "timeout",
+    "publish",
     "reports",
 )
+PUBLISH_KEYS = ("customer_ids", "id_key")
 REPORT_KEYS = ("name", "notebook", "title", "parameters", "cell_timeout", "timeout", "after")
 #: Parameters the runner passes to every notebook; each notebook must declare them.
 GLOBAL_PARAMETERS = ("data", "as_of")
@@ -124,6 +131,12 @@ class ReportConfig:
         Every report name in the file, also those left out by ``only``.
     memory_limit_gb
         The memory budget of the whole run, or ``None`` (only ``jobs`` limits).
+    customer_ids
+        How published pages and files show customer IDs: ``"pseudonymous"`` (keyed
+        hashes, the default) or ``"clear"`` (``publish: customer_ids:``, ``--clear-ids``).
+    id_key
+        ``publish: id_key:``, the pseudonyms' secret, or ``None`` (see
+        :func:`cxkit.privacy.resolve_key`); never shown in a repr.
     """
 
     data: str
@@ -139,6 +152,10 @@ class ReportConfig:
     #: memory budget of the whole run: a report starts only when its estimated peak fits
     #: beside those running (None: no budget, only ``jobs`` limits)
     memory_limit_gb: float | None = None
+    #: how published output shows customer IDs (cxkit.privacy): pseudonymous or clear
+    customer_ids: str = ID_MODES[0]
+    #: the pseudonyms' secret from reports.yml, or None
+    id_key: str | None = field(default=None, repr=False)
 
     @property
     def names(self) -> list[str]:
@@ -164,6 +181,32 @@ def _mapping(value: object) -> dict[str, dict[str, str]] | None:
     if bad:
         raise UsageError(f"mapping names unknown table(s) {bad}; valid: {', '.join(TABLES)}")
     return {t: dict(cols) for t, cols in value.items()}
+
+
+def _publish(value: object, clear_ids: bool) -> tuple[str, str | None]:
+    """Check ``publish:`` ({customer_ids, id_key}), apply ``--clear-ids``; return both."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise UsageError(
+            f"publish must look like {{customer_ids: {ID_MODES[0]}, id_key: <secret>}}, "
+            f"got {value!r}"
+        )
+    unknown = set(value) - set(PUBLISH_KEYS)
+    if unknown:
+        raise _keys_error("publish", unknown, PUBLISH_KEYS)
+    mode = ID_MODES[0] if value.get("customer_ids") is None else value["customer_ids"]
+    if mode not in ID_MODES:
+        raise UsageError(
+            f"publish.customer_ids must be {' or '.join(map(repr, ID_MODES))}, got {mode!r}"
+        )
+    key = value.get("id_key")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise UsageError(
+            "publish.id_key must be a non-empty secret text (or leave it out: a key is "
+            "then kept in <out>/_private/id_key)"
+        )
+    return ("clear" if clear_ids else str(mode)), key
 
 
 def _keys_error(where: str, unknown: Iterable[str], valid: Sequence[str]) -> UsageError:
@@ -239,6 +282,29 @@ def _resolve_data(value: object, base: Path) -> str:
     return str((path if path.is_absolute() else base / path).resolve())
 
 
+def _check_notebook(spec: ReportSpec) -> None:
+    """Raise when a report's notebook is missing or is not a Jupyter notebook."""
+    where = f"report {spec.name!r}: notebook {spec.notebook}"
+    fix = "set 'notebook' to a Jupyter .ipynb file (paths are relative to the reports file)"
+    if spec.notebook.is_dir():
+        raise UsageError(f"{where} is a folder, not a notebook; {fix}")
+    if not spec.notebook.is_file():
+        raise UsageError(f"{where} does not exist; {fix}")
+    try:
+        text = spec.notebook.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(
+            f"{where} is not a notebook (not UTF-8 text: {err.reason}); {fix}"
+        ) from err
+    except OSError as err:
+        raise UsageError(f"{where} cannot be read ({err.strerror}); {fix}") from err
+    try:
+        nbformat.validate(nbformat.reads(text, as_version=4))
+    except (ValueError, TypeError, KeyError, AttributeError, nbformat.ValidationError) as err:
+        reason = next(iter(str(err).strip().splitlines()), type(err).__name__)[:160]
+        raise UsageError(f"{where} is not a Jupyter notebook ({reason}); {fix}") from err
+
+
 def parse_config(
     raw: Mapping[str, Any],
     *,
@@ -250,6 +316,7 @@ def parse_config(
     jobs: int | None = None,
     memory_limit_gb: float | None = None,
     source_file: Path | None = None,
+    clear_ids: bool = False,
 ) -> ReportConfig:
     """Validate a parsed reports file and apply command-line overrides.
 
@@ -263,6 +330,8 @@ def parse_config(
         Overrides (relative paths are relative to the current directory).
     source_file
         The file ``raw`` was read from, recorded in the result.
+    clear_ids
+        ``--clear-ids``: publish customer IDs as they are, whatever ``publish:`` says.
 
     Returns
     -------
@@ -275,7 +344,7 @@ def parse_config(
     UsageError
         For unknown keys (the message lists the valid ones), bad values, duplicate or
         unknown report names (also in ``after``), ``after`` lists that form a cycle, or
-        a notebook file that does not exist.
+        a notebook file that does not exist or is not a Jupyter notebook.
 
     Examples
     --------
@@ -283,7 +352,7 @@ def parse_config(
     >>> parse_config({"data": "/d", "colour": "red"}, base=Path("/w"))
     Traceback (most recent call last):
     ...
-    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, memory_limit_gb, cell_timeout, timeout, reports
+    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, memory_limit_gb, cell_timeout, timeout, publish, reports
     """
     if not isinstance(raw, Mapping):
         raise UsageError(f"the reports file must be a mapping with keys {', '.join(TOP_KEYS)}")
@@ -300,6 +369,7 @@ def parse_config(
 
     as_of_value = _as_of_text(as_of if as_of is not None else raw.get("as_of"))
     mapping_value = _mapping(raw.get("mapping"))
+    customer_ids, id_key = _publish(raw.get("publish"), clear_ids)
 
     if out is not None:
         out_path = Path(out).expanduser()
@@ -377,8 +447,7 @@ def parse_config(
     if not specs:
         raise UsageError("no reports to run: the reports file lists none")
     for s in specs:
-        if not s.notebook.is_file():
-            raise UsageError(f"report {s.name!r}: notebook {s.notebook} does not exist")
+        _check_notebook(s)
 
     return ReportConfig(
         data=data_value,
@@ -390,6 +459,8 @@ def parse_config(
         mapping=mapping_value,
         all_names=all_names,
         memory_limit_gb=memory_value,
+        customer_ids=customer_ids,
+        id_key=id_key,
     )
 
 
@@ -402,6 +473,7 @@ def load_config(
     only: Sequence[str] | None = None,
     jobs: int | None = None,
     memory_limit_gb: float | None = None,
+    clear_ids: bool = False,
 ) -> ReportConfig:
     """Read and validate a reports file, with command-line overrides.
 
@@ -409,7 +481,7 @@ def load_config(
     ----------
     path
         The YAML reports file; relative paths inside it are relative to its folder.
-    data, as_of, out, only, jobs, memory_limit_gb
+    data, as_of, out, only, jobs, memory_limit_gb, clear_ids
         Overrides, as in :func:`parse_config`.
 
     Returns
@@ -420,13 +492,23 @@ def load_config(
     Raises
     ------
     UsageError
-        When the file does not exist or is not valid YAML, or as :func:`parse_config`.
+        When the file does not exist, cannot be read, is not UTF-8 text or is not valid
+        YAML, or as :func:`parse_config`.
     """
     p = Path(path).expanduser()
     if not p.is_file():
         raise UsageError(f"reports file {str(path)!r} not found (pass --config PATH)")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position "
+            f"{err.start}); save the reports file as UTF-8"
+        ) from err
+    except OSError as err:
+        raise UsageError(f"{path}: cannot be read ({err.strerror}); check its permissions") from err
+    try:
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise UsageError(f"{path}: not valid YAML: {err}") from err
     return parse_config(
@@ -439,6 +521,7 @@ def load_config(
         jobs=jobs,
         memory_limit_gb=memory_limit_gb,
         source_file=p.resolve(),
+        clear_ids=clear_ids,
     )
 
 

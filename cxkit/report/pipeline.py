@@ -7,10 +7,12 @@ import contextlib
 import fcntl
 import html
 import json
+import os
 import platform
 import secrets
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +21,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+import psutil
+
 from cxkit.cache import CACHE_ENV, store
-from cxkit.data import CXData, load, resolve_as_of
+from cxkit.data import DUCKDB_MEMORY_ENV, DUCKDB_TEMP_ENV, CXData, load, resolve_as_of
 from cxkit.data import format_as_of as format_resolved_as_of
 from cxkit.errors import CxkitError, DataError, Problem, UsageError
-from cxkit.report.config import ReportConfig, ReportSpec, check_parameters, load_config
+from cxkit.privacy import KEY_ENV, resolve_key
+from cxkit.report.config import (
+    ReportConfig,
+    ReportSpec,
+    check_parameters,
+    load_config,
+    notebook_parameters,
+)
 from cxkit.report.export import extract_headline, notebook_to_html
 from cxkit.report.publish import (
     atomic_write,
@@ -33,10 +44,18 @@ from cxkit.report.publish import (
     read_manifest,
     write_manifest,
 )
-from cxkit.report.runner import Job, JobResult, run_jobs
+from cxkit.report.runner import Job, JobResult, kill_tree, leftover_processes, run_jobs
 from cxkit.validate import format_problems, validate
 
-__all__ = ["ReportStatus", "RunResult", "duration_estimates", "run_from_cli", "run_reports"]
+__all__ = [
+    "ReportStatus",
+    "RunResult",
+    "check_out_folder",
+    "duration_estimates",
+    "remove_stale_runs",
+    "run_from_cli",
+    "run_reports",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 KEEP_RUNS = 10
@@ -174,7 +193,11 @@ def _total_rows(fingerprint: Mapping[str, Any] | None) -> float:
 
 
 def memory_estimates(
-    previous: Mapping[str, Any], fingerprint: Mapping[str, Any], names: Sequence[str]
+    previous: Mapping[str, Any],
+    fingerprint: Mapping[str, Any],
+    names: Sequence[str],
+    *,
+    share_mb: float | None = None,
 ) -> dict[str, tuple[float, str]]:
     """Estimate the peak memory (MB) of each report's kernel, and say where it comes from.
 
@@ -190,6 +213,10 @@ def memory_estimates(
         This run's data fingerprint (:meth:`cxkit.data.CXData.fingerprint`).
     names
         The reports to estimate.
+    share_mb
+        Each job's share of the memory budget when DuckDB is capped to part of it
+        (:func:`duckdb_memory_env`): a guess never exceeds it, so a first run on big
+        data still runs ``jobs`` reports at once.
 
     Returns
     -------
@@ -217,8 +244,48 @@ def memory_estimates(
             out[name] = (round(MEASURED_MARGIN * scaled, 1), "measured in the previous run")
         else:
             guess = UNKNOWN_BASE_MB + UNKNOWN_BYTES_PER_ROW * rows_now / 2**20
-            out[name] = (round(guess, 1), "no measurement yet: a guess from the data's size")
+            source = "no measurement yet: a guess from the data's size"
+            if share_mb is not None and guess > share_mb:
+                guess, source = share_mb, "no measurement yet: its share of the budget"
+            out[name] = (round(guess, 1), source)
     return out
+
+
+#: The part of each job's share of the memory budget its DuckDB may use; the rest is
+#: for the kernel's Python frames and models. DuckDB spills sorts and hash tables to
+#: disk beyond it.
+DUCKDB_SHARE = 0.4
+
+
+def duckdb_memory_env(memory_limit_gb: float | None, jobs: int, temp_dir: Path) -> dict[str, str]:
+    """Return the kernels' environment capping DuckDB at its share of the memory budget.
+
+    Parameters
+    ----------
+    memory_limit_gb
+        The run's memory budget (None: no cap).
+    jobs
+        Reports run at once.
+    temp_dir
+        Where DuckDB spills beyond its cap (inside the run folder, removed with it).
+
+    Returns
+    -------
+    dict of str to str
+        :data:`cxkit.data.DUCKDB_MEMORY_ENV` (and the spill folder), or ``{}``.
+
+    Examples
+    --------
+    >>> duckdb_memory_env(6.0, 2, Path("/tmp/x"))["CXKIT_DUCKDB_MEMORY_LIMIT"]
+    '1144MB'
+    """
+    if not memory_limit_gb:
+        return {}
+    share_mb = memory_limit_gb * 1e9 / 2**20 / max(jobs, 1)
+    return {
+        DUCKDB_MEMORY_ENV: f"{int(share_mb * DUCKDB_SHARE)}MB",
+        DUCKDB_TEMP_ENV: str(temp_dir),
+    }
 
 
 def duration_estimates(
@@ -294,6 +361,7 @@ def run_reports(
     only: list[str] | None = None,
     jobs: int | None = None,
     memory_limit_gb: float | None = None,
+    clear_ids: bool = False,
     stream: TextIO | None = None,
 ) -> RunResult:
     """Run the reports of a reports file and publish them.
@@ -304,6 +372,9 @@ def run_reports(
         The reports file (``reports.yml``).
     data, as_of, out, only, jobs, memory_limit_gb
         Overrides of the file's settings (``only``: report names to run).
+    clear_ids
+        Publish customer IDs as they are instead of pseudonyms (``--clear-ids``; see
+        :mod:`cxkit.privacy`).
     stream
         Where progress lines go (default: stdout).
 
@@ -333,7 +404,9 @@ def run_reports(
         only=only,
         jobs=jobs,
         memory_limit_gb=memory_limit_gb,
+        clear_ids=clear_ids,
     )
+    check_out_folder(cfg.out)  # before the data is read or any notebook runs
     run_wide = {"mapping": cfg.mapping} if cfg.mapping else {}
     preflight = {spec.name: check_parameters(spec, extra=list(run_wide)) for spec in cfg.reports}
     loaded, as_of_resolved, fingerprint, problems = _load_and_validate(cfg)
@@ -352,11 +425,68 @@ def run_reports(
         )
 
 
+_OUT_FIX = "pass another --out (or 'out' in the reports file) or fix the folder's permissions"
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """Raise UsageError unless a file can be created (and removed) in ``folder``."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cxkit-write-test-", dir=folder)
+    except OSError as err:
+        raise UsageError(f"{what} {folder} is not writable ({err.strerror}); {_OUT_FIX}") from err
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def check_out_folder(out: Path) -> None:
+    """Check that the reports can be written to ``out``, before anything runs.
+
+    ``out`` must be a folder (or not exist yet, under a folder that can be written),
+    and it and its ``_runs`` folder must be writable. Nothing is created.
+
+    Parameters
+    ----------
+    out
+        The output folder (absolute).
+
+    Raises
+    ------
+    UsageError
+        When ``out`` (or one of its parents, or ``out/_runs``) is a file, or a folder
+        in which no file can be created; the message names the path and the fix.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"the output folder {out} is a file, not a folder; {_OUT_FIX}")
+    runs = out / "_runs"
+    if runs.exists() and not runs.is_dir():
+        raise UsageError(f"{runs} is a file, but the run folders go there; remove it or {_OUT_FIX}")
+    if out.is_dir():
+        _probe_writable(out, "the output folder")
+        if runs.is_dir():
+            _probe_writable(runs, "the run folder")
+        return
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(
+            f"the output folder {out} cannot be created: {parent} is a file; {_OUT_FIX}"
+        )
+    _probe_writable(parent, f"the output folder {out} cannot be created: its parent")
+
+
 @contextlib.contextmanager
 def _run_lock(out: Path) -> Iterator[None]:
     """Hold the output folder's lock: one run at a time (cron overlap would race)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".cxkit-report.lock", "a+") as fh:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fh = open(out / ".cxkit-report.lock", "a+")  # closed by the with below
+    except OSError as err:
+        raise UsageError(
+            f"the output folder {out} cannot be used ({err.strerror}); {_OUT_FIX}"
+        ) from err
+    with fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -367,6 +497,101 @@ def _run_lock(out: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+#: A run folder holds this file (its process's pid and start time) while the run lives.
+OWNER_FILE = ".running"
+
+
+def _claim(run_dir: Path) -> Path:
+    """Write the run folder's owner file: this process, so a later run can tell it died."""
+    me = psutil.Process()
+    info = {"pid": me.pid, "started": me.create_time(), "host": platform.node()}
+    return atomic_write(run_dir / OWNER_FILE, json.dumps(info) + "\n")
+
+
+def _alive(info: Mapping[str, Any]) -> bool:
+    """Tell whether the process an owner file names still runs (same pid, same start)."""
+    try:
+        proc = psutil.Process(int(info["pid"]))
+        same = abs(proc.create_time() - float(info["started"])) < 1.0
+        return same and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return False
+
+
+def remove_stale_runs(runs: Path) -> list[str]:
+    """Remove the run folders of runs that died (kill -9, power loss) without finishing.
+
+    A live run keeps an owner file (:data:`OWNER_FILE`) and its shared-results cache
+    in ``_runs/<run_id>/`` and removes both when it ends, even on an error or Ctrl-C. A
+    folder that still has either, while its owner process is gone, belongs to a dead
+    run: any worker or kernel of it still running is killed, then the folder is removed.
+    Call this only while holding the output folder's lock (no other run can be live).
+
+    Parameters
+    ----------
+    runs
+        The ``_runs`` folder of an output folder.
+
+    Returns
+    -------
+    list of str
+        One sentence per removed folder (for the progress lines).
+    """
+    removed: list[str] = []
+    if not runs.is_dir():
+        return removed
+    for run_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
+        owner, cache = run_dir / OWNER_FILE, run_dir / "cache"
+        if not owner.exists() and not cache.exists():
+            continue
+        try:
+            info = json.loads(owner.read_text(encoding="utf-8")) if owner.exists() else {}
+        except (OSError, ValueError):
+            info = {}
+        if not isinstance(info, dict):
+            info = {}
+        if info.get("host") not in (None, platform.node()):
+            continue  # another machine's run (shared folder): its process cannot be seen
+        if info and _alive(info):
+            continue
+        killed = [
+            line
+            for proc in leftover_processes(str(cache), env=CACHE_ENV)
+            for line in kill_tree(proc.pid)
+        ]
+        shutil.rmtree(run_dir, ignore_errors=True)
+        who = f"its process {info['pid']} is gone" if info.get("pid") else "its process is gone"
+        removed.append(
+            f"removed {run_dir}: that run was stopped before it finished ({who})"
+            + (f"; stopped {len(killed)} of its processes still running" if killed else "")
+        )
+    return removed
+
+
+def _ids_parameter(spec: ReportSpec, mode: str) -> dict[str, str]:
+    """Return ``{"customer_ids": mode}`` for a notebook that declares that parameter."""
+    declared = notebook_parameters(spec.notebook) or {}
+    return {"customer_ids": mode} if "customer_ids" in declared else {}
+
+
+def _id_key_env(cfg: ReportConfig) -> dict[str, str]:
+    """Return the kernels' environment carrying the customer-ID key, when a report needs one.
+
+    The key (:func:`cxkit.privacy.resolve_key`; created in ``<out>/_private/id_key`` the
+    first time) goes to the notebooks in the environment, never as a parameter: the
+    parameters are recorded in the executed notebooks and the manifest.
+    """
+    modes = {
+        str(spec.parameters["customer_ids"])
+        if "customer_ids" in spec.parameters
+        else _ids_parameter(spec, cfg.customer_ids).get("customer_ids")
+        for spec in cfg.reports
+    }
+    if "pseudonymous" not in modes:  # no notebook shows pseudonyms: no key file either
+        return {}
+    return {KEY_ENV: resolve_key(cfg.out, config_key=cfg.id_key)}
 
 
 def _execute(
@@ -382,10 +607,14 @@ def _execute(
     t_start: float,
 ) -> RunResult:
     """Run, export and publish (the output folder is locked)."""
+    id_env = _id_key_env(cfg)  # first: an unreadable key file is a usage error
     run_id = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
     runs = cfg.out / "_runs"
+    for line in remove_stale_runs(runs):
+        say(f"cxkit report: {line}")
     run_dir = runs / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
+    owner = _claim(run_dir)
     source = loaded.source
     n_warnings = len(problems)
     # Results shared by the run's notebooks (cxkit.cache); the up-front validation is
@@ -467,7 +696,10 @@ def _execute(
 
     params_of: dict[str, dict[str, Any]] = {}
     job_list: list[Job] = []
-    estimates = memory_estimates(previous, fingerprint, cfg.names)
+    share_mb = None
+    if cfg.memory_limit_gb:
+        share_mb = cfg.memory_limit_gb * 1e9 / 2**20 / max(cfg.jobs, 1)
+    estimates = memory_estimates(previous, fingerprint, cfg.names, share_mb=share_mb)
     durations = duration_estimates(previous, fingerprint, cfg.names)
     by_name = {spec.name: spec for spec in cfg.reports}
     for spec in cfg.reports:
@@ -475,6 +707,7 @@ def _execute(
             "data": cfg.data,
             "as_of": cfg.as_of,
             **({"mapping": cfg.mapping} if cfg.mapping else {}),
+            **_ids_parameter(spec, cfg.customer_ids),
             **_expand(spec.parameters, subs),
         }
         params_of[spec.name] = params
@@ -509,13 +742,19 @@ def _execute(
             log_dir=run_dir,
             on_start=on_start,
             on_finish=on_finish,
-            env={CACHE_ENV: str(cache)},
+            env={
+                CACHE_ENV: str(cache),
+                **id_env,
+                **duckdb_memory_env(cfg.memory_limit_gb, cfg.jobs, run_dir / "duckdb_tmp"),
+            },
             memory_limit_mb=None
             if cfg.memory_limit_gb is None
             else cfg.memory_limit_gb * 1e9 / 2**20,
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)  # results are never reused across runs
+        shutil.rmtree(run_dir / "duckdb_tmp", ignore_errors=True)  # DuckDB's spill files
+        owner.unlink(missing_ok=True)  # the run ended here, not killed: not stale
 
     entries = {n: entries[n] for n in cfg.names}
     statuses = {n: statuses[n] for n in cfg.names}
@@ -581,6 +820,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
             only=getattr(args, "only", None),
             jobs=getattr(args, "jobs", None),
             memory_limit_gb=getattr(args, "memory_limit_gb", None),
+            clear_ids=bool(getattr(args, "clear_ids", False)),
         )
     except (UsageError, DataError, CxkitError) as err:
         print(f"cxkit report: {err}", file=sys.stderr)

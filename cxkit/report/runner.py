@@ -5,6 +5,9 @@ Each worker is a ``python -m cxkit.report._worker`` subprocess started in its ow
 Jupyter starts every kernel in a session of its own as well, so a kill collects the
 worker's whole process tree (and every process carrying the job's marker in its
 environment) and kills each process group found, never our own.
+
+A worker dies with its runner, even one killed with ``kill -9`` (see
+:mod:`cxkit.report._worker`): it learns the runner's pid from :data:`PARENT_ENV`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,21 @@ import psutil
 
 from cxkit.report.scheduler import Estimate, plan_next
 
-__all__ = ["Job", "JobResult", "kill_tree", "leftover_processes", "run_jobs"]
+__all__ = [
+    "MARKER_ENV",
+    "PARENT_ENV",
+    "Job",
+    "JobResult",
+    "kill_tree",
+    "leftover_processes",
+    "run_jobs",
+]
 
 _READY_TIMEOUT = 120.0
 #: Environment variable carrying the job marker into the worker and its kernel.
 MARKER_ENV = "CXKIT_REPORT_JOB"
+#: Environment variable telling a worker its runner's pid: the worker dies with it.
+PARENT_ENV = "CXKIT_REPORT_PARENT"
 
 
 @dataclass(frozen=True)
@@ -132,13 +145,17 @@ class JobResult:
     peak_memory_mb: float | None = None
 
 
-def leftover_processes(marker: str) -> list[psutil.Process]:
+def leftover_processes(marker: str, *, env: str = MARKER_ENV) -> list[psutil.Process]:
     """Find the live processes whose environment carries ``marker`` (a job's kernels).
 
     Parameters
     ----------
     marker
-        The job's :attr:`Job.marker`.
+        The job's :attr:`Job.marker`, or the value of ``env`` to look for.
+    env
+        The environment variable that holds it: :data:`MARKER_ENV` by default; a run's
+        cache folder in :data:`cxkit.cache.CACHE_ENV` finds every worker and kernel of
+        that run.
 
     Returns
     -------
@@ -150,7 +167,7 @@ def leftover_processes(marker: str) -> list[psutil.Process]:
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(MARKER_ENV) == marker:
+            if proc.environ().get(env) == marker:
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
@@ -227,6 +244,7 @@ class _Worker:
         env = {**os.environ, **self.env}
         env.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
         env["PYTHONUNBUFFERED"] = "1"
+        env[PARENT_ENV] = str(os.getpid())  # the worker (and its kernels) die with us
         log = open(self.log_dir / f"worker-{self.index}.log", "ab")
         try:
             self.proc = subprocess.Popen(

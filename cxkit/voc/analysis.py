@@ -159,11 +159,15 @@ class VocResult(Result):
         for _i, r in self.scores.iterrows():
             metric = str(r["metric"])
             fmt = _FORMATS[metric]
+            if pd.notna(r["low"]) and pd.notna(r["high"]):
+                ci = f"95% CI {fmt.format(r['low'])} to {fmt.format(r['high'])}, "
+            else:  # e.g. a mean of one answer
+                ci = "too few answers for an interval, "
             s = (
                 f"{metric} over the {r['window']} is {fmt.format(r['value'])} "
-                f"(95% CI {fmt.format(r['low'])} to {fmt.format(r['high'])}, n={int(r['n']):,})"
+                f"({ci}n={int(r['n']):,})"
             )
-            changed = pd.notna(r["change"])
+            changed = pd.notna(r["change"]) and pd.notna(r["p_value"])
             if changed:
                 word = "up" if r["change"] > 0 else "down"
                 p = r["p_value"]

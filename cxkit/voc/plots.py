@@ -1,14 +1,11 @@
 """Figures of the voice-of-the-customer report, through the one :mod:`cxkit.plots` template.
 
 Every label that can come from the data (channel, touchpoint, driver, theme and term
-names, titles built from them) passes through :func:`html.escape`: comments and the
-words taken from them are untrusted text.
+names, titles built from them) passes through :func:`cxkit.plots.escape_label`:
+comments and the words taken from them are untrusted text.
 """
 
 from __future__ import annotations
-
-import html
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -24,10 +21,6 @@ __all__ = [
     "plot_scores",
     "plot_theme_share",
 ]
-
-
-def _esc(values: Iterable[object]) -> list[str]:
-    return [html.escape(str(v)) for v in values]
 
 
 def plot_nps_trend(trend: pd.DataFrame, *, title: str | None = None) -> go.Figure:
@@ -54,7 +47,7 @@ def plot_nps_trend(trend: pd.DataFrame, *, title: str | None = None) -> go.Figur
             f"NPS is {last['nps']:+.0f} in {x.iloc[-1]:%b %Y} "
             f"({k} significant month-to-month change{'s' if k != 1 else ''})"
         )
-    fig = plots.figure(html.escape(title), x_title="period start", y_title="NPS (points)")
+    fig = plots.figure(plots.escape_label(title), x_title="period start", y_title="NPS (points)")
     fig.add_scatter(
         x=list(x) + list(x[::-1]),
         y=list(trend["nps_high"]) + list(trend["nps_low"][::-1]),
@@ -141,7 +134,7 @@ def plot_scores(
         raise UsageError(f"score must be 'nps', 'csat' or 'ces', got {score!r}")
     y, lo, hi, ytitle, pct = cols[score]
     shown = df.copy()
-    shown[x] = _esc(shown[x])
+    shown[x] = plots.escape_label(shown[x].map(str))
     shown["_label"] = [
         f"n={n:,}" + (" (small)" if s else "")
         for n, s in zip(shown["n"], shown["small_n"], strict=True)
@@ -152,7 +145,7 @@ def plot_scores(
         y=y,
         low=lo,
         high=hi,
-        title=html.escape(title),
+        title=plots.escape_label(title),
         x_title=x_title or x,
         y_title=ytitle,
         text="_label",
@@ -189,7 +182,7 @@ def plot_drivers_quadrant(kd: pd.DataFrame, *, title: str | None = None) -> go.F
             f"; fix {fix.iloc[0]['driver']} first" if len(fix) else ""
         )
     fig = plots.figure(
-        html.escape(title),
+        plots.escape_label(title),
         x_title="relative importance (% of explained variance)",
         y_title="performance (mean score, 0-100)",
         height=480,
@@ -198,7 +191,7 @@ def plot_drivers_quadrant(kd: pd.DataFrame, *, title: str | None = None) -> go.F
         x=imp,
         y=perf,
         mode="markers+text",
-        text=_esc(kd["driver"]),
+        text=plots.escape_label(kd["driver"]),
         textposition="top center",
         marker={"size": 12, "color": plots.PALETTE[0]},
         error_x={
@@ -252,17 +245,17 @@ def plot_theme_share(share: pd.DataFrame, *, title: str) -> go.Figure:
     """
     labels = sorted(share["label"].astype(str).unique())
     fig = plots.figure(
-        html.escape(title),
+        plots.escape_label(title),
         x_title="share of comments (%)",
         y_title="theme",
         height=max(420, 34 * len(labels) * max(1, share["group"].nunique()) // 2 + 160),
     )
     for i, (g, part) in enumerate(share.groupby("group", sort=True)):
         fig.add_bar(
-            y=_esc(part["label"]),
+            y=plots.escape_label(part["label"]),
             x=100 * part["share"],
             orientation="h",
-            name=html.escape(str(g)),
+            name=plots.escape_label(str(g)),
             marker_color=plots.PALETTE[i % len(plots.PALETTE)],
             error_x={
                 "type": "data",
@@ -274,7 +267,10 @@ def plot_theme_share(share: pd.DataFrame, *, title: str) -> go.Figure:
         )
     fig.update_layout(barmode="group")
     fig.update_yaxes(
-        categoryorder="array", categoryarray=_esc(labels[::-1]), tickmode="linear", dtick=1
+        categoryorder="array",
+        categoryarray=plots.escape_label(labels[::-1]),
+        tickmode="linear",
+        dtick=1,
     )
     return fig
 
@@ -298,14 +294,14 @@ def plot_distinctive_terms(terms: pd.DataFrame, *, title: str | None = None) -> 
     if title is None:
         title = "Words that set promoters and detractors apart"
     fig = plots.figure(
-        html.escape(title),
+        plots.escape_label(title),
         x_title="weighted log-odds (z-score)",
         y_title="term",
         height=max(420, 20 * len(t) + 160),
     )
     fig.add_bar(
         x=t["z"],
-        y=_esc(t["term"]),
+        y=plots.escape_label(t["term"]),
         orientation="h",
         marker_color=[plots.GOOD if z > 0 else plots.BAD for z in t["z"]],
         customdata=np.column_stack([t["count_a"], t["count_b"]]),

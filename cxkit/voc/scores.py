@@ -567,6 +567,18 @@ def ces(
     return _finish(df[cols], keys, min_n)
 
 
+def _latest_answer(data: CXData, end: pd.Timestamp) -> str:
+    """Return the clause naming the date of the last valid answer up to ``end``."""
+    parts = []
+    for metric in ("nps", "csat", "ces"):
+        t = scored_responses(data, metric, analysis=metric.upper())
+        parts.append(t.filter(t.ts <= end).select("ts"))
+    latest = ibis.union(*parts, distinct=False).ts.max().to_pandas()
+    if latest is None or pd.isna(latest):
+        return "; there are no valid answers before it"
+    return f"; the latest answer is from {pd.Timestamp(latest):%Y-%m-%d}"
+
+
 def score_summary(
     data: CXData,
     *,
@@ -601,7 +613,8 @@ def score_summary(
     Raises
     ------
     NotAvailableError
-        When the data has no survey responses.
+        When the data has no survey responses, or none with a valid score in the last
+        ``days`` (the message gives the window, n = 0 and the latest answer's date).
     """
     end = resolve_as_of(data, as_of)
     start_cur = end - pd.Timedelta(days=days)
@@ -688,6 +701,12 @@ def score_summary(
                     p_value=float(2 * _st.t.sf(abs(diff / se), dof)) if se > 0 else np.nan,
                 )
         rows.append(row)
+    if not rows:
+        raise NotAvailableError(
+            f"survey answers (NPS, CSAT or CES) dated {start_cur:%Y-%m-%d} to {end:%Y-%m-%d}; "
+            f"there are none in that window (n=0){_latest_answer(data, end)}",
+            analysis=f"The headline score for the last {days} days",
+        )
     cols = [
         "metric",
         "unit",

@@ -383,7 +383,8 @@ def distinctive_terms(
     Raises
     ------
     NotAvailableError
-        When the comments have no words, or one of the groups wrote nothing.
+        When the comments have no words, one of the groups wrote nothing, or no word
+        used at least ``min_count`` times favours one of the groups.
     """
     text = comments["comment"].str.lower()
     vec = CountVectorizer(stop_words=_STOP_WORDS, min_df=1)
@@ -412,6 +413,13 @@ def distinctive_terms(
     out = out[(out["count_a"] + out["count_b"]) >= min_count]
     pos = out[out["z"] > 0].nlargest(top, "z")
     neg = out[out["z"] < 0].nsmallest(top, "z")
+    if pos.empty or neg.empty:  # too few comments: no word sets one side apart
+        raise NotAvailableError(
+            f"words used at least {min_count} times that set {group_a}s and {group_b}s apart "
+            f"(the {len(comments):,} comments have none on "
+            f"{'either side' if pos.empty and neg.empty else 'one side'})",
+            analysis="Distinctive terms",
+        )
     res = pd.concat([pos, neg.iloc[::-1]], ignore_index=True)
     res["favours"] = np.where(res["z"] > 0, group_a, group_b)
     res["count_a"] = res["count_a"].astype("int64")

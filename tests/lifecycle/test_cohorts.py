@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import cxkit
 from cxkit import lifecycle as lc
 from cxkit.errors import UsageError
 from tests.lifecycle.helpers import ev_frame as _ev
@@ -59,3 +61,18 @@ def test_cohort_retention_without_a_complete_period_is_empty():
     assert (
         len(lc.cohort_retention(events(ev), period="D", as_of="2024-01-03")) == 3
     )  # 2 cohorts + average
+
+
+def test_one_customer_one_order_mid_month():
+    # issue 22: one order, as_of = that order (mid-month): no complete month, so no cohort
+    # table, and the lifecycle analysis says so instead of failing (ufunc 'invert')
+    orders = pd.DataFrame(
+        {"order_id": ["o1"], "customer_id": ["c1"], "amount": [31.0],
+         "ts": [pd.Timestamp("2023-08-09 10:55:55.619454")]}
+    )  # fmt: skip
+    data = cxkit.load({"orders": orders})
+    for period in ("W", "M", "Q"):
+        r = lc.cohort_retention(data, period=period)
+        assert r.empty and list(r.columns) == ["customers", 0]
+    res = lc.analyze(data)
+    assert res.n_customers == 1 and res.cohorts is not None and res.cohorts.empty

@@ -12,6 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import cxkit
 from cxkit import personas as P
+from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
 
 
@@ -134,3 +135,69 @@ def test_analyze_resolves_a_date_as_of_to_its_end() -> None:
     assert rep.journey.stage.unique().tolist() == ["purchase", "retention"]
     assert rep.pains is None and rep.themes is None and len(rep.not_available) == 2
     assert rep.findings()[0].sentence.startswith(f"{len(rep.features):,} customers fall into 2")
+
+
+def _orders_of(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "order_id": [f"O{i}" for i in range(2 * n)],
+            "customer_id": [f"C{i % n}" for i in range(2 * n)],
+            "ts": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 90, 2 * n), unit="D"),
+            "amount": rng.lognormal(3, 1, 2 * n),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "options", "need"),
+    [(1, {}, 20), (5, {}, 20), (19, {}, 20), (11, {"k_range": (2, 6)}, 12), (7, {"k": 3}, 10)],
+)
+def test_too_few_customers_is_not_available(n: int, options: dict, need: int) -> None:
+    # issue 22: tiny data raised DataError (a FAILED report) instead of a note
+    data = cxkit.load({"orders": _orders_of(n)})
+    msg = (
+        rf"^The persona model is not available: this needs more customers — too few customers "
+        rf"to cluster \(n={n}, need ≥ {need}\); use data with more customers or a smaller k"
+    )
+    with pytest.raises(NotAvailableError, match=msg):
+        P.analyze(data, random_state=0, **options)
+    labels, note = P.resolve_persona_labels(data)  # other reports: no labels, and why
+    assert labels is None and f"too few customers to cluster (n={n}, need ≥ 20)" in note
+
+
+@pytest.mark.parametrize("options", [{}, {"k_range": (2, 6)}, {"k": 3}])
+def test_the_size_rule_is_the_models_own(options: dict) -> None:
+    # the fewest customers analyze accepts is the fewest the model fits on
+    need = {"k_range": 12, "k": 10}.get(next(iter(options), ""), 20)
+    feats = P.customer_features(cxkit.load({"orders": _orders_of(need)}))
+    P.Personas(random_state=0, **options).fit(feats)
+    with pytest.raises(DataError, match="too few customers to cluster"):
+        P.Personas(random_state=0, **options).fit(feats.iloc[: need - 1])
+
+
+def test_bad_k_is_still_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="k_range must be two integers"):
+        P.analyze(cxkit.load({"orders": _orders_of(30)}), k_range=(5, 3))
+
+
+def test_headline_with_no_pain_point_picked() -> None:
+    # issue 22: an empty pains table (no persona has 30 CSAT answers per channel) raised
+    # KeyError: 'diff' in the headline
+    orders = _orders_of(40)
+    few = pd.DataFrame(  # 10 CSAT answers: fewer than 30 on every channel
+        {
+            "response_id": [f"R{i}" for i in range(10)],
+            "customer_id": [f"C{i}" for i in range(10)],
+            "ts": pd.Timestamp("2024-02-01"),
+            "survey": "csat",
+            "score": [5, 4, 1, 2, 5, 5, 3, 4, 2, 1],
+            "channel": ["web", "chat"] * 5,
+        }
+    )
+    rep = P.analyze(cxkit.load({"orders": orders, "responses": few}), k=2, random_state=0)
+    assert rep.pains is not None and rep.pains.empty
+    assert rep.pains["significant"].dtype == bool
+    text = P.headline(rep)
+    assert text.startswith("2 personas among 40 customers") and "hurt on" not in text

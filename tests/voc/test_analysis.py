@@ -251,3 +251,28 @@ def test_voc_on_spark_matches_duckdb(spark_session: object) -> None:
 
     tables = _engine_tables()
     _assert_engine_matches(cxkit.load(tables), into_spark(spark_session, tables))
+
+
+def test_no_answers_in_the_headline_window_leaves_the_rest_of_the_report() -> None:
+    # issue 22: the report crashed (IndexError) when the last 90 days held no answers
+    rows = [(f"A{i}", -200 + 2 * i, "nps", 10 if i % 3 else 2, "web", "x", None) for i in range(50)]
+    rows += [
+        (f"A{i}", -199 + 2 * i, "csat", 5 if i % 4 else 1, "app", "y", None) for i in range(50)
+    ]
+    res = voc.analyze(cxkit.load({"responses": responses(rows)}), as_of=T0, text=False)
+    assert res.scores is None
+    note = res.unavailable["scores"]
+    assert note.startswith("The headline score for the last 90 days is not available")
+    assert "(n=0)" in note and note in res.not_available
+    assert res.trend is not None and res.nps_by_channel is not None  # the rest still runs
+    assert not [f for f in res.findings() if f.metric in ("nps", "csat", "ces")]
+    assert res.findings()  # advocacy still found
+
+
+def test_score_finding_without_an_interval_or_a_test_says_so() -> None:
+    rows = [("A", -10, "ces", 5, "web", "x", None), ("B", -100, "ces", 6, "web", "x", None)]
+    rows += [(f"N{i}", -5, "nps", 10, "web", "x", None) for i in range(3)]
+    res = voc.analyze(cxkit.load({"responses": responses(rows)}), as_of=T0, text=False)
+    ces = next(f for f in res.findings() if f.metric == "ces")
+    assert "too few answers for an interval, n=1" in ces.sentence
+    assert "nan" not in ces.sentence and ces.comparison is None and ces.small_n

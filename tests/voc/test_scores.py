@@ -195,3 +195,18 @@ def test_as_of_a_date_is_its_whole_day_a_time_is_exact() -> None:
     assert summ["window"].iloc[0] == "last 30 days to 2024-03-05"
     assert summ["n"].iloc[0] == 4
     assert voc.score_summary(data, days=30)["window"].iloc[0] == "last 30 days to 2024-03-05"
+
+
+def test_score_summary_without_answers_in_the_window_is_not_available() -> None:
+    # answers only 100-120 days before as_of: the last 90 days hold none (issue 22)
+    rows = [(f"A{i}", -120 + i, "nps", 9, "web", "x", None) for i in range(20)]
+    data = cxkit.load({"responses": responses(rows)})
+    msg = (
+        r"The headline score for the last 90 days is not available: this needs survey answers "
+        r"\(NPS, CSAT or CES\) dated 2023-12-02 to 2024-03-01; there are none in that window "
+        r"\(n=0\); the latest answer is from 2023-11-21"
+    )
+    with pytest.raises(NotAvailableError, match=msg):
+        voc.score_summary(data, days=90, as_of=T0)
+    # a longer window reaches them
+    assert voc.score_summary(data, days=150, as_of=T0)["n"].iloc[0] == 20

@@ -59,6 +59,26 @@ def test_distinctive_terms_weighted_log_odds_hand_worked() -> None:
     assert out.set_index("term").loc["late", "favours"] == "detractor"
 
 
+def test_distinctive_terms_without_a_word_on_each_side_is_not_available() -> None:
+    # issue 22: a handful of comments gave an empty table and the report crashed
+    # (IndexError) picking the top word of each side
+    df = pd.DataFrame(
+        {
+            "comment": ["fast fast", "fast easy", "late", "slow", "rude"],
+            "nps_group": ["promoter", "promoter", "detractor", "detractor", "detractor"],
+        }
+    )
+    msg = (
+        r"^Distinctive terms is not available: this needs words used at least 3 times that "
+        r"set promoters and detractors apart \(the 5 comments have none on one side\)$"
+    )
+    with pytest.raises(NotAvailableError, match=msg):
+        voc.distinctive_terms(df, min_count=3)
+    with pytest.raises(NotAvailableError, match="none on either side"):
+        voc.distinctive_terms(df, min_count=4)
+    assert voc.distinctive_terms(df, min_count=1)["favours"].nunique() == 2
+
+
 def test_sentiment_with_customer_service_lexicon() -> None:
     s = voc.sentiment_scores(["The parcel was late", "Support was rude", "Quick and smooth"])
     assert s[0] < -0.05 and s[1] < -0.05 and s[2] > 0.05
