@@ -12,7 +12,6 @@ The names without a leading underscore that are not in ``__all__``
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -314,7 +313,9 @@ def engine_cache(data: CXData, expr: ir.Table) -> ir.Table:
         The cached table, equal in content to ``expr``.
     """
     table = expr.cache()
-    keep = _ENGINE_CACHE.setdefault(data.con, OrderedDict())
+    # Kept on the connection object itself: ibis backends compare equal by database
+    # (two in-memory DuckDBs are "equal"), so they cannot key a dictionary.
+    keep = vars(data.con).setdefault("_cxkit_engine_cache", OrderedDict())
     name = table.op().name
     # A cached table is temporary: it ends with the session. Dropping it again at exit
     # would fail loudly when the server has already closed the connection.
@@ -330,9 +331,6 @@ def engine_cache(data: CXData, expr: ir.Table) -> ir.Table:
 
 #: How many cached tables :func:`engine_cache` keeps alive per connection.
 ENGINE_CACHE_SIZE = 16
-_ENGINE_CACHE: weakref.WeakKeyDictionary[object, OrderedDict[str, ir.Table]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def stage_times_expr(

@@ -29,7 +29,8 @@ The steps, each usable on its own:
    channel or touchpoint (tested against the persona's other channels) and the top
    comment themes. Stages come from :mod:`cxkit.lifecycle`, themes from
    :func:`cxkit.voc.themes`.
-4. :func:`analyze`, :class:`PersonasResult` and :func:`headline`
+4. :func:`analyze`, :class:`PersonasResult` and :func:`headline`; :func:`fit_personas`
+   (the model part alone, for the persona labels other reports use)
    (:mod:`~cxkit.personas.analysis`); the figures and cards in
    :mod:`~cxkit.personas.plots`.
 5. :func:`persona_labels` and :func:`resolve_persona_labels`
@@ -51,7 +52,7 @@ Examples
 from __future__ import annotations
 
 from cxkit.lifecycle import STAGES
-from cxkit.personas.analysis import PersonasResult, analyze, headline
+from cxkit.personas.analysis import PersonasResult, analyze, fit_personas, headline
 from cxkit.personas.features import SUPPORT_EVENTS, customer_features, derive_features
 from cxkit.personas.journeys import (
     Assignments,
@@ -96,6 +97,7 @@ __all__ = [
     "csat_by",
     "customer_features",
     "derive_features",
+    "fit_personas",
     "headline",
     "journey_map",
     "journey_table",

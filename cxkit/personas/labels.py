@@ -17,7 +17,7 @@ from cxkit import voc
 from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
-from cxkit.personas.analysis import PersonasResult, analyze
+from cxkit.personas.analysis import PersonasResult, fit_personas
 from cxkit.result import AsOf
 
 _MODEL_NOTE = "personas from the personas report's model"
@@ -60,7 +60,8 @@ def persona_labels(
         When the data has nothing to cluster on.
     """
     if report is None:
-        report = analyze(data, as_of=resolve_as_of(data, as_of), random_state=random_state)
+        # the model only (cached): no journey map or themes for the labels
+        report = fit_personas(data, as_of=resolve_as_of(data, as_of), random_state=random_state)
     a = report.assignments
     return pd.Series(
         a["persona_name"].astype("string").to_numpy(),

@@ -453,3 +453,14 @@ def test_shared_matching_gives_the_same_funnels() -> None:
             lc.funnel_period_compare(data, steps, reached=reached, **kw),
             lc.funnel_period_compare(data, steps, **kw),
         )
+
+
+def test_shared_matching_never_mixes_two_datasets() -> None:
+    """Two in-memory loads in one process (their connections compare equal) keep apart."""
+    a = events(_ev([("a", "visit", 0), ("a", "buy", 1), ("b", "visit", 0)]))
+    b = events(_ev([("x", "visit", 0), ("y", "visit", 0), ("y", "buy", 2), ("z", "visit", 1)]))
+    steps = ["visit", "buy"]
+    ra, rb = lc.funnel_reached(a, steps), lc.funnel_reached(b, steps)
+    assert lc.funnel(a, steps, reached=ra).n_customers.tolist() == [2, 1]
+    assert lc.funnel(b, steps, reached=rb).n_customers.tolist() == [3, 1]
+    assert lc.stage_funnel(a).n_customers.tolist() != lc.stage_funnel(b).n_customers.tolist()

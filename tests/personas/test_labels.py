@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pandas as pd
 import pytest
 
@@ -46,3 +48,20 @@ def test_resolve_without_source_or_data() -> None:
     labels, note = P.resolve_persona_labels(cxkit.load({"responses": responses}))
     assert labels is None
     assert note.startswith("no persona labels: ") and "'orders' or 'events'" in note
+
+
+@pytest.mark.slow
+def test_labels_need_only_the_model_fit(demo_data, demo_report, monkeypatch) -> None:
+    """persona_labels fits the model alone (fit_personas), not the journey map or themes."""
+    analysis = importlib.import_module("cxkit.personas.analysis")
+
+    def no_journeys(*_a: object, **_k: object) -> None:
+        raise AssertionError("persona_labels built the journey map")
+
+    monkeypatch.setattr(analysis, "journey_map", no_journeys)
+    fit = P.fit_personas(demo_data)
+    assert fit.journey is None and fit.themes is None
+    pd.testing.assert_frame_equal(fit.assignments, demo_report.assignments)
+    pd.testing.assert_series_equal(
+        P.persona_labels(demo_data), P.persona_labels(demo_data, report=demo_report)
+    )
