@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +54,23 @@ def _permissions_apply() -> bool:
 
 
 PERMISSIONS_APPLY = _permissions_apply()
-ROOT_SKIP = "running as root: file permissions do not stop root"
+#: As root, the permission variants run the command without the capabilities that let
+#: root ignore file modes (util-linux setpriv, part of every Debian system).
+SETPRIV = shutil.which("setpriv")
+NO_OVERRIDE = ["--bounding-set", "-dac_override,-dac_read_search,-fowner"]
+ROOT_SKIP = "running as root without setpriv: file permissions do not stop root"
+
+
+def _run_without_override(args: list[str]) -> tuple[int, str]:
+    """Run ``cxkit`` as root without CAP_DAC_OVERRIDE: file modes stop it as anyone."""
+    assert SETPRIV is not None
+    proc = subprocess.run(
+        [SETPRIV, *NO_OVERRIDE, sys.executable, "-m", "cxkit.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc.returncode, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +238,8 @@ NEEDS_PERMISSIONS = {"out_under_an_unwritable_parent", "unwritable_out_folder"}
         pytest.param(
             name,
             marks=pytest.mark.skipif(
-                not PERMISSIONS_APPLY and name in NEEDS_PERMISSIONS, reason=ROOT_SKIP
+                not PERMISSIONS_APPLY and SETPRIV is None and name in NEEDS_PERMISSIONS,
+                reason=ROOT_SKIP,
             ),
         )
         for name in VARIANTS
@@ -231,14 +250,18 @@ def test_report_exits_2_before_anything_runs(
 ) -> None:
     extra, words = VARIANTS[variant](setup)
     before = _snapshot(setup.root)
+    args = ["report", "--config", str(setup.config), *extra]
     try:
-        code = main(["report", "--config", str(setup.config), *extra])
+        if PERMISSIONS_APPLY or variant not in NEEDS_PERMISSIONS:
+            code = main(args)
+            err = capsys.readouterr().err
+        else:  # root: without the capabilities that ignore file modes
+            code, err = _run_without_override(args)
         after = _snapshot(setup.root)
     finally:
         for p in [setup.root, *setup.root.rglob("*")]:  # let tmp_path be removed
             if p.is_dir() and not p.is_symlink():
                 p.chmod(p.stat().st_mode | stat.S_IRWXU)
-    err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
     assert err.startswith("cxkit report: "), err
