@@ -257,6 +257,26 @@ def memory_estimates(
 DUCKDB_SHARE = 0.4
 
 
+def job_share_mb(memory_limit_gb: float | None, jobs: int) -> float | None:
+    """Return each job's share of the memory budget in MB (None without a budget).
+
+    Parameters
+    ----------
+    memory_limit_gb
+        The run's memory budget (GB = 10^9 bytes), or None.
+    jobs
+        Reports run at once.
+
+    Returns
+    -------
+    float or None
+        ``memory_limit_gb`` in MiB divided by ``jobs``.
+    """
+    if not memory_limit_gb:
+        return None
+    return memory_limit_gb * 1e9 / 2**20 / max(jobs, 1)
+
+
 def duckdb_memory_env(memory_limit_gb: float | None, jobs: int, temp_dir: Path) -> dict[str, str]:
     """Return the kernels' environment capping DuckDB at its share of the memory budget.
 
@@ -279,9 +299,9 @@ def duckdb_memory_env(memory_limit_gb: float | None, jobs: int, temp_dir: Path) 
     >>> duckdb_memory_env(6.0, 2, Path("/tmp/x"))["CXKIT_DUCKDB_MEMORY_LIMIT"]
     '1144MB'
     """
-    if not memory_limit_gb:
+    share_mb = job_share_mb(memory_limit_gb, jobs)
+    if share_mb is None:
         return {}
-    share_mb = memory_limit_gb * 1e9 / 2**20 / max(jobs, 1)
     return {
         DUCKDB_MEMORY_ENV: f"{int(share_mb * DUCKDB_SHARE)}MB",
         DUCKDB_TEMP_ENV: str(temp_dir),
@@ -696,9 +716,7 @@ def _execute(
 
     params_of: dict[str, dict[str, Any]] = {}
     job_list: list[Job] = []
-    share_mb = None
-    if cfg.memory_limit_gb:
-        share_mb = cfg.memory_limit_gb * 1e9 / 2**20 / max(cfg.jobs, 1)
+    share_mb = job_share_mb(cfg.memory_limit_gb, cfg.jobs)
     estimates = memory_estimates(previous, fingerprint, cfg.names, share_mb=share_mb)
     durations = duration_estimates(previous, fingerprint, cfg.names)
     by_name = {spec.name: spec for spec in cfg.reports}
