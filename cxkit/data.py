@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from ibis.backends import BaseBackend
 
+from cxkit import sources
 from cxkit.errors import DataError, NotAvailableError, UsageError
 
 if TYPE_CHECKING:  # pyspark is an optional dependency
@@ -933,7 +934,12 @@ def _to_naive_ns(s: pd.Series) -> pd.Series:
 
 
 def load(
-    source: str | Path | BaseBackend | SparkSession | Mapping[str, pd.DataFrame | None],
+    source: str
+    | Path
+    | BaseBackend
+    | SparkSession
+    | Mapping[str, pd.DataFrame | None]
+    | Mapping[str, Any],
     mapping: Mapping[str, Mapping[str, str]] | None = None,
     *,
     tables: Mapping[str, str] | None = None,
@@ -951,6 +957,10 @@ def load(
           ``"postgresql://user@host/db"``;
         * a live ibis backend connection;
         * a Spark session (uses ibis's pyspark backend);
+        * a source spec (:mod:`cxkit.sources`), as reports.yml's ``data:`` section holds
+          it: ``{"url": ..., "tables": {...}}`` for a database, or
+          ``{"spark": {"master": ..., "conf": {...}}, "tables": {...}}`` to start Spark
+          and read each table from a Parquet/CSV path or a catalog table;
         * a ``dict`` of table name to pandas DataFrame.
     mapping
         Renames a user's columns onto the contract, per table:
@@ -990,14 +1000,24 @@ def load(
     bad = set(mapping) - set(TABLES)
     if bad:
         raise UsageError(f"mapping names unknown table(s) {sorted(bad)}; valid: {list(TABLES)}")
-    if isinstance(source, Mapping):
+    spec = None
+    if sources.is_source_spec(source):
+        spec = sources.parse_source_spec(source, valid_tables=TABLES)  # type: ignore[arg-type]
+        tables = {**spec.tables, **(tables or {})}
+        source = spec.url if spec.url is not None else source
+    if spec is not None and spec.spark is not None:
+        session = sources.spark_session(spec.spark)
+        con = ibis.pyspark.connect(session)
+        label = spec.label
+        raw = _load_connection(con, sources.spark_tables(session, tables), label=label)
+    elif isinstance(source, Mapping):
         con, raw, label = _load_frames(source)
     elif isinstance(source, str | Path) and "://" not in str(source):
         con, raw, label = _load_folder(Path(source), mapping)
     elif isinstance(source, str):
         con = _connect(source)
         _set_utc(con)
-        label = _redact(source)
+        label = sources.redact_url(source)
         raw = _load_connection(con, tables, label=label)
     elif hasattr(source, "sparkContext"):
         con = ibis.pyspark.connect(source)
@@ -1017,7 +1037,12 @@ def load(
             table=label,
             fix=f"provide at least one of {', '.join(TABLES)} (as .parquet or .csv files)",
         )
-    token = _source_token(source, mapping, tables) if isinstance(source, str | Path) else None
+    if spec is not None and spec.spark is not None:
+        token = _spec_token(spec, mapping)
+    elif isinstance(source, str | Path):
+        token = _source_token(source, mapping, tables)
+    else:
+        token = None
     return CXData(con, raw, source=label, token=token)
 
 
@@ -1048,14 +1073,12 @@ def _source_token(
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a connection URL."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}"
-    return url
+def _spec_token(spec: sources.SourceSpec, mapping: Mapping[str, Mapping[str, str]]) -> str:
+    """Identify a Spark source spec: its settings, table locations and local files."""
+    text = json.dumps(
+        {"spec": sources.spec_identity(spec), "mapping": mapping}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 #: URL schemes whose "host and path" is a database file that connecting would create.
@@ -1071,11 +1094,18 @@ def _connect(url: str) -> BaseBackend:
     PostgreSQL server gets :data:`CONNECT_TIMEOUT_S` seconds unless the URL sets
     ``connect_timeout`` itself.
     """
-    label = _redact(url)
+    label = sources.redact_url(url)
     parsed = urllib.parse.urlparse(url)
     scheme = parsed.scheme.lower()
     backend_name = scheme.replace("postgresql", "postgres")
     examples = "duckdb:///path/to/file.duckdb or postgresql://user@host:5432/db"
+    if scheme == "pyspark":
+        raise UsageError(
+            f"{label!r}: Spark is not given as a URL; give the data as a section with "
+            "spark (master, conf) and tables (Parquet paths or catalog tables), e.g. "
+            "data: {spark: {master: 'local[2]'}, tables: {orders: /lake/orders}} in "
+            "the reports file, or pass a SparkSession to cxkit.load"
+        )
     if scheme != "file":
         try:
             backend = getattr(ibis, backend_name, None) if backend_name.isidentifier() else None
