@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 DEMO := data/demo
 DEMO_CUSTOMERS ?= 20000
 
-.PHONY: help venv report test lint bench lab system-deps demo clean
+.PHONY: help venv report test lint bench lab system-deps demo clean screenshots
 
 help:
 	@echo "make report   set up, generate demo data, run the reports into reports/"
 	@echo "make test     set up, run lint and the whole test suite"
 	@echo "make bench    run the benchmarks (writes benchmarks/results.md)"
 	@echo "make lab      open the notebooks in JupyterLab with widgets"
+	@echo "make screenshots [SHOTS=reports]  full-page PNGs of every report page (1400 px)"
+	@echo "              into <folder>/_screenshots/ (report folders inside SHOTS too)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +67,12 @@ bench: $(STAMP)
 
 lab: $(STAMP) $(DEMO)/.complete
 	$(VENV)/bin/jupyter lab notebooks/
+
+# Every page of each report folder in headless Chromium at 1400 px, as full-page PNGs in
+# <folder>/_screenshots/ (ignored by git); report folders inside (reports/cdnow) too.
+SHOTS ?= reports
+screenshots: $(STAMP) system-deps
+	$(PY) -m cxkit.report.screenshots $(SHOTS)
 
 clean:
 	rm -rf reports $(DEMO)

@@ -1,7 +1,8 @@
 """The thin command line: ``cxkit synth``, ``cxkit validate``, ``cxkit report``.
 
-Each command gathers options and calls the library by keyword. Exit codes: 0 all good,
-1 some report failed, 2 bad input or usage. Bad data never shows a Python traceback.
+Each command gathers options and calls the library by keyword. Exit codes: 0 all good
+(a report that is "not available" for the data is not a failure), 1 some report failed,
+2 bad input or usage. Bad data never shows a Python traceback.
 """
 
 from __future__ import annotations
@@ -90,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="publish customer IDs as they are (default: keyed pseudonyms; "
         "same as 'publish: {customer_ids: clear}' in the reports file)",
+    )
+    p.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="inline plotly.js in every page: one self-contained HTML file per report "
+        "(default: one shared _assets/plotly-<version>.min.js per output folder; "
+        "same as 'publish: {plotly: inline}' in the reports file)",
     )
     p.set_defaults(func=_cmd_report)
     return parser

@@ -44,12 +44,14 @@ if TYPE_CHECKING:  # pyspark is an optional dependency
     from pyspark.sql import SparkSession
 
 __all__ = [
+    "ALL_TABLES",
     "CONNECT_TIMEOUT_S",
     "CONTRACT_DTYPES",
     "DUCKDB_MEMORY_ENV",
     "DUCKDB_TEMP_ENV",
     "EARLIEST_TS",
     "FUTURE_TOLERANCE",
+    "OPTIONAL_TABLES",
     "SCHEMA",
     "TABLES",
     "CXData",
@@ -66,6 +68,11 @@ __all__ = [
 ]
 
 TABLES: tuple[str, ...] = ("customers", "events", "orders", "responses")
+#: Tables beyond the four core ones that an analysis may use when present:
+#: ``assignments`` (who was assigned to which variant of an experiment, and when).
+OPTIONAL_TABLES: tuple[str, ...] = ("assignments",)
+#: Every contract table, in contract order.
+ALL_TABLES: tuple[str, ...] = (*TABLES, *OPTIONAL_TABLES)
 ID_COLUMNS = {"customer_id", "order_id", "response_id", "event_id"}
 
 
@@ -124,6 +131,12 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         Column("channel", "string"),
         Column("touchpoint", "string"),
         Column("comment", "string"),
+    ),
+    "assignments": (
+        Column("customer_id", "string", required=True),
+        Column("experiment", "string", required=True),
+        Column("variant", "string", required=True),
+        Column("assigned_at", "timestamp", required=True),
     ),
 }
 
@@ -293,9 +306,11 @@ class CXData:
         token: str | None = None,
         cut_end: pd.Timestamp | None = None,
     ) -> None:
-        unknown = set(raw) - set(TABLES)
+        unknown = set(raw) - set(ALL_TABLES)
         if unknown:
-            raise UsageError(f"unknown table(s) {sorted(unknown)}; valid tables: {list(TABLES)}")
+            raise UsageError(
+                f"unknown table(s) {sorted(unknown)}; valid tables: {list(ALL_TABLES)}"
+            )
         self.con = con
         self.raw: dict[str, ir.Table] = dict(raw)
         self.source = source
@@ -309,7 +324,7 @@ class CXData:
     @property
     def names(self) -> list[str]:
         """Names of the present tables, in contract order."""
-        return [t for t in TABLES if t in self.raw]
+        return [t for t in ALL_TABLES if t in self.raw]
 
     def has(self, table: str, *columns: str) -> bool:
         """Tell whether ``table`` is present and has every one of ``columns``.
@@ -488,6 +503,8 @@ class CXData:
         for name, tbl in self.raw.items():
             if name in ("events", "orders", "responses") and "ts" in tbl.columns:
                 tbl = tbl.filter(typed_column(tbl.ts, "timestamp") <= end)
+            elif name == "assignments" and "assigned_at" in tbl.columns:
+                tbl = tbl.filter(typed_column(tbl.assigned_at, "timestamp") <= end)
             elif name == "customers":
                 if "signup_at" in tbl.columns:
                     signup = typed_column(tbl.signup_at, "timestamp")
@@ -579,9 +596,11 @@ class CXData:
         >>> d.replace(orders=o.filter(o.amount > 1)).table("orders").count().to_pandas()
         1
         """
-        unknown = set(tables) - set(TABLES)
+        unknown = set(tables) - set(ALL_TABLES)
         if unknown:
-            raise UsageError(f"unknown table(s) {sorted(unknown)}; valid tables: {list(TABLES)}")
+            raise UsageError(
+                f"unknown table(s) {sorted(unknown)}; valid tables: {list(ALL_TABLES)}"
+            )
         raw = {**self.raw, **tables}
         return CXData(self.con, raw, source=self.source, as_of=self.as_of, cut_end=self._cut_end)
 
@@ -997,12 +1016,12 @@ def load(
     '007'
     """
     mapping = {k: dict(v) for k, v in (mapping or {}).items()}
-    bad = set(mapping) - set(TABLES)
+    bad = set(mapping) - set(ALL_TABLES)
     if bad:
-        raise UsageError(f"mapping names unknown table(s) {sorted(bad)}; valid: {list(TABLES)}")
+        raise UsageError(f"mapping names unknown table(s) {sorted(bad)}; valid: {list(ALL_TABLES)}")
     spec = None
     if sources.is_source_spec(source):
-        spec = sources.parse_source_spec(source, valid_tables=TABLES)  # type: ignore[arg-type]
+        spec = sources.parse_source_spec(source, valid_tables=ALL_TABLES)  # type: ignore[arg-type]
         tables = {**spec.tables, **(tables or {})}
         source = spec.url if spec.url is not None else source
     if spec is not None and spec.spark is not None:
@@ -1182,9 +1201,9 @@ def _load_frames(
     frames: Mapping[str, pd.DataFrame | None],
 ) -> tuple[BaseBackend, dict[str, ir.Table], str]:
     """Put pandas frames into a new DuckDB connection."""
-    bad = set(frames) - set(TABLES)
+    bad = set(frames) - set(ALL_TABLES)
     if bad:
-        raise UsageError(f"unknown table(s) {sorted(bad)}; valid tables: {list(TABLES)}")
+        raise UsageError(f"unknown table(s) {sorted(bad)}; valid tables: {list(ALL_TABLES)}")
     con = _new_duckdb()
     raw = {}
     for name, df in frames.items():
@@ -1197,7 +1216,7 @@ def _load_frames(
 def _find_files(folder: Path) -> dict[str, Path]:
     """Find each table's file (or folder of Parquet parts) in ``folder``."""
     found: dict[str, Path] = {}
-    for name in TABLES:
+    for name in ALL_TABLES:
         for ext in (".parquet", ".csv", ".csv.gz"):
             path = folder / f"{name}{ext}"
             if path.exists():
@@ -1299,9 +1318,9 @@ def _load_connection(
 ) -> dict[str, ir.Table]:
     """Find the contract's tables on a database connection."""
     tables = dict(tables or {})
-    bad = set(tables) - set(TABLES)
+    bad = set(tables) - set(ALL_TABLES)
     if bad:
-        raise UsageError(f"tables names unknown table(s) {sorted(bad)}; valid: {list(TABLES)}")
+        raise UsageError(f"tables names unknown table(s) {sorted(bad)}; valid: {list(ALL_TABLES)}")
     try:
         existing = set(con.list_tables())
     except Exception as err:
@@ -1311,7 +1330,7 @@ def _load_connection(
             fix="check that the user in the URL may read the database's tables",
         ) from err
     raw = {}
-    for name in TABLES:
+    for name in ALL_TABLES:
         db_name = tables.get(name, name)
         if db_name in existing:
             raw[name] = con.table(db_name)

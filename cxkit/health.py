@@ -35,9 +35,11 @@ __all__ = [
     "coverage_figure",
     "customer_count",
     "findings",
+    "headline",
     "missing",
     "problems_frame",
     "table_summary",
+    "takeaways",
 ]
 
 _ACTIVITY = ("events", "orders", "responses")
@@ -293,6 +295,78 @@ def channel_mix(data: CXData) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _validation_counts(problems: Iterable[Problem]) -> tuple[int, int]:
+    """Return (errors, warnings) among validation problems."""
+    problems = list(problems)
+    n_err = sum(p.severity == "error" for p in problems)
+    return n_err, len(problems) - n_err
+
+
+def headline(summary: pd.DataFrame, n_customers: int, problems: Iterable[Problem] = ()) -> str:
+    """Return the data-health report's headline: tables present, customers, validation.
+
+    Parameters
+    ----------
+    summary
+        As returned by :func:`table_summary`.
+    n_customers
+        As returned by :func:`customer_count`.
+    problems
+        The validation problems (:func:`cxkit.validate`).
+
+    Returns
+    -------
+    str
+        E.g. "4 of 4 tables present with 20,000 customers; validation: 0 error(s),
+        0 warning(s)".
+    """
+    n_err, n_warn = _validation_counts(problems)
+    return (
+        f"{int(summary.present.sum())} of {len(TABLES)} tables present with "
+        f"{n_customers:,} customers; validation: {n_err} error(s), {n_warn} warning(s)"
+    )
+
+
+def takeaways(
+    problems: Iterable[Problem] = (),
+    *,
+    activity: pd.DataFrame | None = None,
+    mix: pd.DataFrame | None = None,
+) -> dict[str, str]:
+    """Return the one-line takeaway under each section of the data-health report.
+
+    Parameters
+    ----------
+    problems
+        The validation problems (:func:`cxkit.validate`).
+    activity
+        As returned by :func:`activity_by_period`, if shown.
+    mix
+        As returned by :func:`channel_mix`, if shown.
+
+    Returns
+    -------
+    dict of str to str
+        ``validation``, and ``activity`` / ``channels`` when those frames have rows.
+    """
+    problems = list(problems)
+    n_err, n_warn = _validation_counts(problems)
+    out = {
+        "validation": f"{n_err} error(s) and {n_warn} warning(s); fix errors first."
+        if problems
+        else "Validation found no problems: every contract rule holds."
+    }
+    if activity is not None and not activity.empty:
+        out["activity"] = (
+            f"{activity.period_start.nunique()} months of activity across "
+            f"{activity.table.nunique()} table(s)."
+        )
+    if mix is not None and not mix.empty:
+        top = mix.loc[mix.share.idxmax()]
+        out["channels"] = f"The largest share is {top.channel} with {top.share:.0%} of {top.table}."
+    return out
+
+
 def findings(data: CXData, problems: Iterable[Problem] = ()) -> list[Finding]:
     """Return the data-health findings: size, period, coverage, validation outcome.
 
@@ -313,8 +387,7 @@ def findings(data: CXData, problems: Iterable[Problem] = ()) -> list[Finding]:
     summary = table_summary(data)
     present = summary[summary.present]
     problems = list(problems)
-    n_err = sum(p.severity == "error" for p in problems)
-    n_warn = len(problems) - n_err
+    n_err, n_warn = _validation_counts(problems)
     first, last = present.first_ts.min(), present.last_ts.max()
     span = ""
     if pd.notna(first) and pd.notna(last):
@@ -413,10 +486,11 @@ def coverage_figure(cov: pd.DataFrame) -> go.Figure:
     shown = cov[cov["present"]]
     low = shown.loc[shown["share"].idxmin()] if not shown.empty else None
     title = "Coverage of customers by table"
+    # the same precision as the coverage findings and table (one figure, one text)
     if low is not None and len(shown) > 1:
-        title = f"{low.share:.0%} of customers have {low.table}: the thinnest coverage"
+        title = f"{low.share:.1%} of customers have {low.table}: the thinnest coverage"
     elif low is not None:
-        title = f"{low.share:.0%} of customers have {low.table}"
+        title = f"{low.share:.1%} of customers have {low.table}"
     return plots.bar_with_ci(
         shown,
         x="table",

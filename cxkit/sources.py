@@ -109,6 +109,21 @@ class SourceSpec:
     spark: SparkSettings | None = None
     tables: dict[str, str] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Return the spec as plain data (what a notebook's ``data`` parameter holds).
+
+        Examples
+        --------
+        >>> SourceSpec(url="duckdb:///x.db", tables={"orders": "sales"}).as_dict()
+        {'url': 'duckdb:///x.db', 'tables': {'orders': 'sales'}}
+        """
+        if self.spark is None:
+            return {"url": self.url, "tables": dict(self.tables)}
+        spark = {"master": self.spark.master, "conf": dict(self.spark.conf)}
+        if self.spark.app_name != "cxkit":
+            spark["app_name"] = self.spark.app_name
+        return {"spark": spark, "tables": dict(self.tables)}
+
     @property
     def label(self) -> str:
         """A short description for messages and the report header (no password)."""

@@ -36,41 +36,48 @@ from IPython.display import HTML, display
 
 from cxkit import churn, clv, lifecycle, personas, voc
 from cxkit.data import CXData, resolve_as_of
+from cxkit.display import format_money, show_table
 from cxkit.errors import ConvergenceError, DataError, NotAvailableError
 from cxkit.files import atomic_open
-from cxkit.findings import Finding, not_available, show_findings
-from cxkit.privacy import published_ids
+from cxkit.findings import Finding, not_available, show_findings, takeaway
+from cxkit.privacy import published_ids, show_ids_note
 from cxkit.result import AsOf, Result
 
 __all__ = [
     "ANALYSES",
+    "FOCUS_CHURN_MIN",
     "FOCUS_RULES",
+    "REFERRAL_EVENTS",
+    "REVIEW_EVENTS",
+    "VALUE_TILE",
     "DomainRun",
     "ExecutiveSummary",
+    "FocusCondition",
+    "FocusRule",
+    "FocusThresholds",
     "domain_options",
     "executive_summary",
+    "focus_table",
+    "focus_thresholds",
     "kpi_tiles",
     "nps_group",
     "recommend_focus",
     "run_domain",
     "scorecard",
+    "scorecard_note",
+    "show_focus",
+    "show_method_notes",
     "show_section",
+    "show_top_at_risk",
     "top_at_risk",
     "write_scores",
 ]
 
-#: The recommended-focus rules, in the order they are applied (first match wins).
-FOCUS_RULES: list[tuple[str, str]] = [
-    ("service recovery", "latest NPS answer was a detractor (0–6)"),
-    ("win back", "high churn risk (churn probability ≥ 0.5) and CLV at or above the median"),
-    (
-        "ask for advocacy",
-        "latest NPS answer was a promoter (9–10), low churn risk, no referral or review yet",
-    ),
-    ("nurture", "everyone else"),
-]
-
 ACTIVE_DAYS = 90
+
+#: The tile of the survey-to-value linkage: its label and the VoC finding it shows
+#: (:meth:`cxkit.voc.SurveyValueResult.findings`).
+VALUE_TILE: tuple[str, str] = ("Detractor vs promoter CLV (52 weeks)", "detractor_clv_gap_52w")
 
 
 # --------------------------------------------------------------------------------------
@@ -261,12 +268,19 @@ def _latest_nps(data: CXData) -> pd.DataFrame:
 
 
 def _advocacy_acts(data: CXData) -> pd.DataFrame:
+    """Return who referred (:data:`REFERRAL_EVENTS`) and who referred or reviewed."""
     if not data.has("events", "event"):
-        return pd.DataFrame(columns=["customer_id", "has_referred_or_reviewed"])
+        return pd.DataFrame(columns=["customer_id", "has_referred", "has_referred_or_reviewed"])
     e = data.table("events")
-    e = e.filter(e.event.lower().isin(["referral", "review"]))
-    out = e.select("customer_id").distinct().to_pandas()
+    name = e.event.lower()
+    e = e.filter(name.isin([*REFERRAL_EVENTS, *REVIEW_EVENTS]))
+    out = (
+        e.group_by("customer_id")
+        .aggregate(has_referred=e.event.lower().isin(list(REFERRAL_EVENTS)).any())
+        .to_pandas()
+    )
     out["customer_id"] = out["customer_id"].astype("string")
+    out["has_referred"] = out["has_referred"].astype(bool)
     out["has_referred_or_reviewed"] = True
     return out
 
@@ -297,40 +311,385 @@ def nps_group(score: pd.Series) -> pd.Series:
     return out
 
 
-def recommend_focus(frame: pd.DataFrame) -> pd.Series:
-    """Apply :data:`FOCUS_RULES` in order to a scorecard frame (first match wins).
+# --------------------------------------------------------------------------------------
+# recommended focus: one definition per rule, for the labels and for the words
+# --------------------------------------------------------------------------------------
 
-    Uses ``nps_group``, ``risk_band``, ``spend_to_date`` and ``has_referred_or_reviewed``
-    where present; a missing input never triggers its rule.
+#: From this churn probability on a customer counts as likely to churn for the focus
+#: rules: the churn report's medium and high risk bands (:data:`cxkit.churn.BAND_THRESHOLDS`).
+FOCUS_CHURN_MIN: float = churn.BAND_THRESHOLDS[0]
+
+#: The event names that count as a referral: those of the voice-of-the-customer report
+#: (:func:`cxkit.voc.promoters_not_referred`), so both reports invite the same promoters.
+REFERRAL_EVENTS: tuple[str, ...] = ("referral",)
+#: The event names that count as a review.
+REVIEW_EVENTS: tuple[str, ...] = ("review",)
+
+
+@dataclass(frozen=True)
+class FocusThresholds:
+    """The numbers the focus rules compare with, for one scorecard (:func:`focus_thresholds`).
+
+    Attributes
+    ----------
+    churn_min
+        Win back from this churn probability on; ask for advocacy only below it.
+    clv_median
+        The median CLV over the customers who have one (NaN when none has).
+    horizon_weeks
+        The CLV horizon: the rules read the column ``clv_<horizon_weeks>w``.
+    """
+
+    churn_min: float
+    clv_median: float
+    horizon_weeks: int = 52
+
+    @property
+    def clv_column(self) -> str:
+        """The scorecard's CLV column (``clv_52w`` for 52 weeks)."""
+        return f"clv_{self.horizon_weeks}w"
+
+    def words(self) -> dict[str, str]:
+        """Return the thresholds as the rules' texts show them."""
+        median = f"{self.clv_median:,.2f}" if np.isfinite(self.clv_median) else "none: no CLV"
+        return {
+            "churn_min": f"{self.churn_min:.0%}",
+            "clv_median": median,
+            "horizon": str(self.horizon_weeks),
+        }
+
+
+@dataclass(frozen=True)
+class FocusCondition:
+    """One condition of a focus rule: its words, the column it reads and its test.
+
+    Attributes
+    ----------
+    text
+        What a customer has to meet it, after "customers with" (may use the
+        :meth:`FocusThresholds.words` fields: ``{churn_min}``, ``{clv_median}``,
+        ``{horizon}``).
+    column
+        The scorecard column it reads (``"{clv}"``: the CLV column of the horizon).
+    needs
+        What the column comes from, for the note when the data has none of it.
+    fails
+        What is true of the customers meeting the earlier conditions when none meets
+        this one, starting "all have" (completes "the N customers with ...").
+    test
+        ``test(column, thresholds)`` -> a boolean Series; missing values never meet it.
+    """
+
+    text: str
+    column: str
+    needs: str
+    fails: str
+    test: Callable[[pd.Series, FocusThresholds], pd.Series]
+
+    def column_in(self, th: FocusThresholds) -> str:
+        """Return the scorecard column this condition reads."""
+        return th.clv_column if self.column == "{clv}" else self.column
+
+    def describe(self, th: FocusThresholds) -> str:
+        """Return the condition's words with the thresholds filled in."""
+        return self.text.format(**th.words())
+
+    def mask(self, frame: pd.DataFrame, th: FocusThresholds) -> np.ndarray | None:
+        """Return who meets it, or None when the frame has no value of its column."""
+        col = self.column_in(th)
+        if col not in frame or not frame[col].notna().any():
+            return None
+        got = pd.Series(self.test(frame[col], th), index=frame.index)
+        return got.astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+@dataclass(frozen=True)
+class FocusRule:
+    """A recommended focus and the conditions a customer must all meet to get it.
+
+    The same object assigns the label (:func:`recommend_focus`) and states the rule
+    (:func:`focus_table`), so the stated rule is the applied one.
+
+    Attributes
+    ----------
+    focus
+        The label.
+    conditions
+        All must hold; none means everyone (the last rule).
+    """
+
+    focus: str
+    conditions: tuple[FocusCondition, ...] = ()
+
+    def describe(self, th: FocusThresholds) -> str:
+        """Return the rule in words, thresholds filled in."""
+        if not self.conditions:
+            return "everyone else"
+        parts = [c.describe(th) for c in self.conditions]
+        joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        return f"customers with {joined}"
+
+    def matches(self, frame: pd.DataFrame, th: FocusThresholds) -> np.ndarray:
+        """Return who meets every condition (a condition without data meets no one)."""
+        out = np.ones(len(frame), dtype=bool)
+        for cond in self.conditions:
+            got = cond.mask(frame, th)
+            out &= np.zeros(len(frame), dtype=bool) if got is None else got
+        return out
+
+    def why_none(self, frame: pd.DataFrame, th: FocusThresholds) -> str:
+        """Say why no customer meets the rule's own conditions (or ``""`` when some do)."""
+        have = np.ones(len(frame), dtype=bool)
+        done: list[str] = []
+        for cond in self.conditions:
+            got = cond.mask(frame, th)
+            if got is None:
+                return f"not available: this needs {cond.needs}"
+            now = have & got
+            if not now.any():
+                if not done:
+                    return f"no customer has {cond.describe(th)}"
+                who = done[0] if len(done) == 1 else ", ".join(done[:-1]) + " and " + done[-1]
+                fails = cond.fails.format(**th.words())
+                n = int(have.sum())
+                if n == 1:
+                    return f"the one customer with {who} {fails.replace('all have', 'has', 1)}"
+                return f"the {n:,} customers with {who} {fails}"
+            have, done = now, [*done, cond.describe(th)]
+        return ""
+
+
+def _promoter(s: pd.Series, th: FocusThresholds) -> pd.Series:
+    return s.astype("string") == "promoter"
+
+
+def _detractor(s: pd.Series, th: FocusThresholds) -> pd.Series:
+    return s.astype("string") == "detractor"
+
+
+def _likely_to_churn(s: pd.Series, th: FocusThresholds) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce") >= th.churn_min
+
+
+def _unlikely_to_churn(s: pd.Series, th: FocusThresholds) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce") < th.churn_min
+
+
+def _clv_at_least_median(s: pd.Series, th: FocusThresholds) -> pd.Series:
+    return pd.to_numeric(s, errors="coerce") >= th.clv_median
+
+
+def _not_referred(s: pd.Series, th: FocusThresholds) -> pd.Series:
+    return ~s.astype("boolean")
+
+
+_NPS_NEEDS = "NPS answers (table 'responses' with survey 'nps')"
+_CHURN_NEEDS = "churn scores (the churn model on orders)"
+_CLV_NEEDS = "CLV (the BG/NBD and Gamma-Gamma models on orders)"
+
+#: The recommended-focus rules, in the order they are applied (the first that matches
+#: wins). Each rule's words and its test come from the same :class:`FocusCondition`s.
+FOCUS_RULES: tuple[FocusRule, ...] = (
+    FocusRule(
+        "service recovery",
+        (
+            FocusCondition(
+                "a latest NPS answer of 0–6 (detractor)",
+                "nps_group",
+                _NPS_NEEDS,
+                "all have another NPS answer",
+                _detractor,
+            ),
+        ),
+    ),
+    FocusRule(
+        "win back",
+        (
+            FocusCondition(
+                "a churn probability of {churn_min} or more",
+                "churn_probability",
+                _CHURN_NEEDS,
+                "all have a churn probability below {churn_min}",
+                _likely_to_churn,
+            ),
+            FocusCondition(
+                "a {horizon}-week CLV at or above the median of customers with a CLV "
+                "({clv_median})",
+                "{clv}",
+                _CLV_NEEDS,
+                "all have a {horizon}-week CLV below the median ({clv_median})",
+                _clv_at_least_median,
+            ),
+        ),
+    ),
+    FocusRule(
+        "ask for advocacy",
+        (
+            FocusCondition(
+                "a latest NPS answer of 9–10 (promoter)",
+                "nps_group",
+                _NPS_NEEDS,
+                "all have another NPS answer",
+                _promoter,
+            ),
+            FocusCondition(
+                "a churn probability below {churn_min}",
+                "churn_probability",
+                _CHURN_NEEDS,
+                "all have a churn probability of {churn_min} or more",
+                _unlikely_to_churn,
+            ),
+            FocusCondition(
+                "no referral yet",
+                "has_referred",
+                "referral events (table 'events')",
+                "all have referred someone already",
+                _not_referred,
+            ),
+        ),
+    ),
+    FocusRule("nurture"),
+)
+
+
+def focus_thresholds(frame: pd.DataFrame, *, horizon_weeks: int = 52) -> FocusThresholds:
+    """Return the thresholds the focus rules use on a scorecard.
+
+    Parameters
+    ----------
+    frame
+        The scorecard (or any frame with its columns).
+    horizon_weeks
+        The CLV horizon: the median is taken over ``clv_<horizon_weeks>w``.
+
+    Returns
+    -------
+    FocusThresholds
+        :data:`FOCUS_CHURN_MIN` and the median CLV of the customers who have one.
+
+    Examples
+    --------
+    >>> focus_thresholds(pd.DataFrame({"clv_52w": [1.0, 3.0, None, 10.0]})).clv_median
+    3.0
+    """
+    col = f"clv_{horizon_weeks}w"
+    clv = pd.to_numeric(frame[col], errors="coerce") if col in frame else pd.Series(np.nan)
+    median = float(clv.median()) if clv.notna().any() else float("nan")
+    return FocusThresholds(FOCUS_CHURN_MIN, median, horizon_weeks)
+
+
+def recommend_focus(
+    frame: pd.DataFrame,
+    *,
+    horizon_weeks: int = 52,
+    thresholds: FocusThresholds | None = None,
+) -> pd.Series:
+    """Apply :data:`FOCUS_RULES` in order to a scorecard frame (the first that matches wins).
+
+    Reads ``nps_group``, ``churn_probability``, ``clv_<horizon_weeks>w`` and
+    ``has_referred`` where present; a missing input never triggers its rule.
+
+    Parameters
+    ----------
+    frame
+        The scorecard (or any frame with its columns).
+    horizon_weeks
+        The CLV horizon.
+    thresholds
+        The thresholds; by default :func:`focus_thresholds` of ``frame``.
+
+    Returns
+    -------
+    pandas.Series
+        ``recommended_focus``, as pandas ``string``.
 
     Examples
     --------
     >>> card = pd.DataFrame({"nps_group": ["detractor", None, "promoter", None],
-    ...                      "risk_band": ["high", "high", "low", "low"],
-    ...                      "spend_to_date": [500.0, 900.0, 50.0, 10.0],
-    ...                      "has_referred_or_reviewed": [False, False, False, False]})
+    ...                      "churn_probability": [0.9, 0.6, 0.1, 0.7],
+    ...                      "clv_52w": [500.0, 900.0, 50.0, 10.0],
+    ...                      "has_referred": [False, False, False, False]})
     >>> recommend_focus(card).tolist()
     ['service recovery', 'win back', 'ask for advocacy', 'nurture']
     """
-    n = len(frame)
-    missing = pd.Series(pd.NA, index=frame.index, dtype="string")
-    group = frame["nps_group"].astype("string") if "nps_group" in frame else missing
-    band = frame["risk_band"].astype("string") if "risk_band" in frame else missing
-    spend = pd.to_numeric(frame.get("spend_to_date", pd.Series(np.nan, index=frame.index)))
-    referred = frame.get("has_referred_or_reviewed", pd.Series(False, index=frame.index))
-    referred = referred.astype("boolean").fillna(False).astype(bool)
-    median_spend = float(np.nanmedian(spend)) if spend.notna().any() else np.inf
-
-    detractor = (group == "detractor").fillna(False).to_numpy(dtype=bool)
-    win_back = ((band == "high").fillna(False) & (spend >= median_spend)).to_numpy(dtype=bool)
-    advocacy = (
-        (group == "promoter").fillna(False) & (band == "low").fillna(False) & ~referred
-    ).to_numpy(dtype=bool)
-    focus = np.full(n, "nurture", dtype=object)
-    focus[advocacy] = "ask for advocacy"
-    focus[win_back] = "win back"
-    focus[detractor] = "service recovery"
+    th = thresholds or focus_thresholds(frame, horizon_weeks=horizon_weeks)
+    focus = np.full(len(frame), FOCUS_RULES[-1].focus, dtype=object)
+    free = np.ones(len(frame), dtype=bool)
+    for rule in FOCUS_RULES:
+        hit = rule.matches(frame, th) & free
+        focus[hit] = rule.focus
+        free &= ~hit
     return pd.Series(focus, index=frame.index, dtype="string", name="recommended_focus")
+
+
+def focus_table(
+    frame: pd.DataFrame,
+    *,
+    horizon_weeks: int = 52,
+    thresholds: FocusThresholds | None = None,
+) -> pd.DataFrame:
+    """State every focus rule with its thresholds and count the customers it got.
+
+    Parameters
+    ----------
+    frame
+        The scorecard, with its ``recommended_focus`` (computed here when absent).
+    horizon_weeks
+        The CLV horizon.
+    thresholds
+        The thresholds; by default :func:`focus_thresholds` of ``frame``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per rule of :data:`FOCUS_RULES`, in the order they are applied:
+        ``focus, rule, customers, share, note``. ``note`` says why a rule got no
+        customer (nobody meets it, the data lacks what it needs, or an earlier rule
+        took everyone who meets it); it is empty otherwise.
+
+    Examples
+    --------
+    >>> card = pd.DataFrame({"nps_group": [None, None], "churn_probability": [0.9, 0.1],
+    ...                      "clv_52w": [5.0, 1.0], "has_referred": [False, False]})
+    >>> t = focus_table(card)
+    >>> t.customers.tolist(), t.note.iloc[0]
+    ([0, 1, 0, 1], "not available: this needs NPS answers (table 'responses' with survey 'nps')")
+    """
+    th = thresholds or focus_thresholds(frame, horizon_weeks=horizon_weeks)
+    if "recommended_focus" in frame:
+        labels = frame["recommended_focus"].astype("string")
+    else:
+        labels = recommend_focus(frame, thresholds=th)
+    labels = labels.to_numpy(dtype=object)
+    rows = []
+    earlier: list[FocusRule] = []
+    for rule in FOCUS_RULES:
+        n = int((labels == rule.focus).sum())
+        note = ""
+        if n == 0:
+            note = rule.why_none(frame, th)
+            if not note and rule.conditions:
+                own = rule.matches(frame, th)
+                took = ", ".join(r.focus for r in earlier if (own & (labels == r.focus)).any())
+                k = int(own.sum())
+                note = (
+                    f"the one customer who meets it is under an earlier rule ({took})"
+                    if k == 1
+                    else f"the {k:,} customers who meet it are all under an earlier rule ({took})"
+                )
+            elif not note:
+                note = "every customer meets an earlier rule"
+        rows.append(
+            {
+                "focus": rule.focus,
+                "rule": rule.describe(th),
+                "customers": n,
+                "share": n / max(len(frame), 1),
+                "note": note,
+            }
+        )
+        earlier.append(rule)
+    return pd.DataFrame(rows)
 
 
 def scorecard(
@@ -362,7 +721,8 @@ def scorecard(
     pandas.DataFrame
         ``customer_id, persona, current_stage, last_activity_at, spend_to_date, p_alive,
         churn_probability, risk_band, expected_purchases_52w, clv_52w, clv_at_risk_52w,
-        latest_nps, nps_group, has_referred_or_reviewed, recommended_focus``; columns whose
+        latest_nps, nps_group, has_referred_or_reviewed, has_referred, recommended_focus``
+        (:func:`recommend_focus`); columns whose
         domain is unavailable are missing values. ``attrs["notes"]`` says what is absent.
         Customer IDs are the data's own: what is published goes through
         :func:`cxkit.privacy.published_ids` (:func:`write_scores` does that).
@@ -420,10 +780,9 @@ def scorecard(
     card["latest_nps"] = card["latest_nps"].astype("Int64")
     card["nps_group"] = nps_group(card["latest_nps"])
     card = card.merge(_advocacy_acts(data), on="customer_id", how="left")
-    card["has_referred_or_reviewed"] = (
-        card["has_referred_or_reviewed"].astype("boolean").fillna(False)
-    )
-    card["recommended_focus"] = recommend_focus(card)
+    for flag in ("has_referred", "has_referred_or_reviewed"):
+        card[flag] = card[flag].astype("boolean").fillna(False)
+    card["recommended_focus"] = recommend_focus(card, horizon_weeks=horizon_weeks)
     card["risk_band"] = card["risk_band"].astype("string")
     order = [
         "customer_id",
@@ -440,6 +799,7 @@ def scorecard(
         "latest_nps",
         "nps_group",
         "has_referred_or_reviewed",
+        "has_referred",
         "recommended_focus",
     ]
     card = card[order]
@@ -503,13 +863,14 @@ def kpi_tiles(
     as_of: AsOf = None,
     domains: dict[str, DomainRun] | None = None,
     card: pd.DataFrame | None = None,
+    value: voc.SurveyValueResult | None = None,
 ) -> pd.DataFrame:
     """Build the KPI tiles: one row each with value, interval or n and a sentence.
 
-    NPS, CSAT, CES, the churn rate and total CLV are the very :class:`Finding` records
-    of their domain reports (same numbers, same sentences). Customers and active
-    customers are counted here; CLV at risk is the scorecard's sum of CLV × churn
-    probability.
+    NPS, CSAT, CES, the churn rate, total CLV and the detractor − promoter gap in CLV
+    are the very :class:`Finding` records of their domain reports (same numbers, same
+    sentences). Customers and active customers are counted here; CLV at risk is the
+    scorecard's sum of CLV × churn probability.
 
     Parameters
     ----------
@@ -521,6 +882,9 @@ def kpi_tiles(
         The domain runs of :func:`executive_summary` (their findings feed the tiles).
     card
         The scorecard, for CLV at risk.
+    value
+        The survey-to-value linkage (:func:`cxkit.voc.survey_value`), for why the
+        detractor − promoter tile is not available when it is not.
 
     Returns
     -------
@@ -574,8 +938,12 @@ def kpi_tiles(
                 small_n=f.small_n,
             )
         else:
+            # the domain's own note for this KPI when it has one, not all of its notes
+            notes = run.result.not_available if run is not None and run.result else []
+            own = [n for n in notes if n.startswith(f"{kpi} is not available")]
             why = run.missing if run is not None and run.missing else f"no {metric} finding"
-            add(kpi, sentence=f"{kpi} is not available: {why}.", available=False)
+            sentence = own[0].rstrip(".") if own else f"{kpi} is not available: {why}"
+            add(kpi, sentence=f"{sentence}.", available=False)
 
     n_customers = int(_customer_ids(data).count().to_pandas())
     add(
@@ -622,12 +990,43 @@ def kpi_tiles(
             sentence="CLV at risk needs both CLV and churn scores.",
             available=False,
         )
+    gap_kpi, gap_metric = VALUE_TILE
+    if any(f.metric == gap_metric for f in (domains["voc"].findings if "voc" in domains else [])):
+        from_finding(gap_kpi, "voc", gap_metric)
+    else:  # the linkage's own note: no NPS answers, or no CLV
+        notes = [] if value is None else [value.unavailable.get(k) for k in ("linkage", "clv")]
+        why = next((n for n in notes if n), f"{gap_kpi} needs NPS answers and CLV.")
+        add(gap_kpi, sentence=why.rstrip(".") + ".", available=False)
     return pd.DataFrame(rows)
 
 
 @dataclass
 class ExecutiveSummary:
-    """Everything notebook 90 shows."""
+    """Everything notebook 90 shows.
+
+    Attributes
+    ----------
+    as_of
+        The instant the summary stands at.
+    kpis
+        The KPI tiles (:func:`kpi_tiles`).
+    domains
+        One :class:`DomainRun` per domain of :data:`ANALYSES`.
+    funnel
+        The lifecycle ladder: only the stages the data supports, as in the lifecycle
+        report (None when there is none).
+    scorecard
+        One row per customer (:func:`scorecard`).
+    missing
+        ``"<domain>: <why>"`` for each domain that is not available.
+    stages_missing
+        The lifecycle report's note naming the stages the data cannot support, or None.
+    survey_value
+        CLV, churn risk and realised revenue by NPS group and persona
+        (:func:`cxkit.voc.survey_value` on the CLV and churn results above), whose
+        findings are among the voice of the customer's; None when the voice of the
+        customer did not run.
+    """
 
     as_of: pd.Timestamp
     kpis: pd.DataFrame
@@ -635,6 +1034,8 @@ class ExecutiveSummary:
     funnel: pd.DataFrame | None
     scorecard: pd.DataFrame
     missing: list[str]
+    stages_missing: str | None = None
+    survey_value: voc.SurveyValueResult | None = None
 
     def top_findings(self, per_domain: int = 3) -> list[Finding]:
         """Return the most important findings of each domain, small groups never headlined.
@@ -655,18 +1056,28 @@ class ExecutiveSummary:
             out.extend(ranked[:per_domain])
         return out
 
-    def focus_counts(self) -> pd.DataFrame:
-        """Count the customers per recommended focus.
+    def focus_table(self) -> pd.DataFrame:
+        """State every focus rule as applied to the scorecard, with its customers.
 
         Returns
         -------
         pandas.DataFrame
-            ``recommended_focus, customers, share``.
+            :func:`focus_table` of the scorecard: ``focus, rule, customers, share,
+            note``, one row per rule in the order they are applied.
         """
-        c = self.scorecard["recommended_focus"].value_counts().rename_axis("recommended_focus")
-        out = c.reset_index(name="customers")
-        out["share"] = out["customers"] / max(len(self.scorecard), 1)
-        return out
+        weeks = int(self.scorecard.attrs.get("horizon_weeks", 52))
+        return focus_table(self.scorecard, horizon_weeks=weeks)
+
+    def focus_counts(self) -> pd.DataFrame:
+        """Count the customers per recommended focus, every rule in the order applied.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``recommended_focus, customers, share``; a rule nobody meets has 0.
+        """
+        table = self.focus_table()
+        return table[["focus", "customers", "share"]].rename(columns={"focus": "recommended_focus"})
 
 
 def executive_summary(
@@ -723,17 +1134,48 @@ def executive_summary(
         clv_frame=clv_result.values if isinstance(clv_result, clv.ClvResult) else None,
         personas=persona_frame,
     )
-    life = domains["lifecycle"].result
-    if isinstance(life, lifecycle.LifecycleResult):
-        funnel = life.stage_funnel  # the lifecycle report's ladder, not computed again
-    else:
-        try:
-            funnel = lifecycle.stage_funnel(cut, as_of=end)
-        except NotAvailableError:
-            funnel = None
-    kpis = kpi_tiles(cut, as_of=end, domains=domains, card=card)
+    funnel, stages_missing = _stage_ladder(cut, end, domains["lifecycle"].result)
+    value = None
+    voc_run = domains["voc"]
+    if voc_run.result is not None:  # the VoC report's linkage, on the results above
+        value = voc.survey_value(
+            cut,
+            as_of=end,
+            clv=clv_result if isinstance(clv_result, clv.ClvResult) else None,
+            churn=churn_result if isinstance(churn_result, churn.ChurnResult) else None,
+            personas=options["voc"].get("personas"),  # type: ignore[arg-type]
+            notes={k: v for k in ("clv", "churn") if (v := domains[k].missing)},
+        )
+        voc_run.findings.extend(value.findings())
+    kpis = kpi_tiles(cut, as_of=end, domains=domains, card=card, value=value)
     missing = [f"{name}: {run.missing}" for name, run in domains.items() if run.missing]
-    return ExecutiveSummary(end, kpis, domains, funnel, card, missing)
+    return ExecutiveSummary(
+        end, kpis, domains, funnel, card, missing, stages_missing, survey_value=value
+    )
+
+
+def _stage_ladder(
+    data: CXData, end: pd.Timestamp, life: Result | None
+) -> tuple[pd.DataFrame | None, str | None]:
+    """Return the lifecycle ladder of the stages the data supports, and the missing ones.
+
+    The lifecycle report's own ladder and note when it ran; otherwise the same, computed
+    here on the stages the data can support (never a stage drawn at a made-up 100% or 0%).
+    """
+    if isinstance(life, lifecycle.LifecycleResult):  # the report's ladder, not computed again
+        return life.stage_funnel, life.missing_parts.get("stages")
+    smap, missing_stages = lifecycle.available_stages(data)
+    note = None
+    if missing_stages:
+        note = "Stages not available in this data: " + "; ".join(
+            f"{stage} needs {need}" for stage, need in missing_stages.items()
+        )
+    if not smap:
+        return None, note
+    try:
+        return lifecycle.stage_funnel(data, smap, as_of=end), note
+    except NotAvailableError:
+        return None, note
 
 
 # --------------------------------------------------------------------------------------
@@ -992,6 +1434,37 @@ def show_section(title: str, link: str, run: DomainRun, *, top: int = 3) -> None
     show_findings([f for f in run.findings if not f.small_n], top=top)
 
 
+#: The focus table's column labels as a stakeholder reads them.
+_FOCUS_LABELS = {
+    "focus": "Focus",
+    "rule": "Rule (the first that matches wins)",
+    "customers": "Customers",
+    "share": "Share",
+    "note": "Why none",
+}
+
+
+def show_focus(es: ExecutiveSummary) -> None:
+    """Show every focus rule as applied, with its customers, and the largest group.
+
+    The rules' words, thresholds and counts come from :meth:`ExecutiveSummary.focus_table`
+    (the same :data:`FOCUS_RULES` that assigned the labels); a rule nobody meets is
+    shown with 0 and why.
+
+    Parameters
+    ----------
+    es
+        The executive summary.
+    """
+    table = es.focus_table()
+    shown = table.rename(columns=_FOCUS_LABELS)
+    if not table["note"].astype(bool).any():
+        shown = shown.drop(columns=_FOCUS_LABELS["note"])
+    show_table(shown, percent=[_FOCUS_LABELS["share"]])
+    top = table.sort_values("customers", ascending=False, kind="stable").iloc[0]
+    takeaway(f"{top.customers:,} customers ({top.share:.0%}) fall under '{top.focus}'.")
+
+
 def top_at_risk(card: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
     """Return the ``n`` customers with the most CLV at risk, with the columns a reader needs.
 
@@ -1021,3 +1494,105 @@ def top_at_risk(card: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
         "recommended_focus",
     ]
     return card.nlargest(n, "clv_at_risk_52w")[cols].reset_index(drop=True)
+
+
+def show_top_at_risk(card: pd.DataFrame, *, n: int = 10, customer_ids: str = "clear") -> None:
+    """Show the customers with the most CLV at risk as a stakeholder table, and their value.
+
+    The table is :func:`top_at_risk` through :func:`cxkit.display.show_table`: labelled
+    columns, money with the report's currency, probabilities in percent; the IDs are
+    published through :func:`cxkit.privacy.published_ids`.
+
+    Parameters
+    ----------
+    card
+        The scorecard.
+    n
+        How many customers.
+    customer_ids
+        ``"clear"`` or ``"pseudonymous"`` (:func:`cxkit.privacy.published_ids`).
+    """
+    top = published_ids(top_at_risk(card, n=n), mode=customer_ids)
+    if not len(top):
+        not_available("Value at risk needs both CLV (orders) and churn scores.")
+        return
+    held = format_money(float(top["clv_at_risk_52w"].sum()), decimals=0)
+    takeaway(
+        f"The {len(top):,} customers with the most value at risk hold {held} of expected "
+        "52-week value."
+    )
+    show_table(top)
+    show_ids_note(customer_ids)
+
+
+def scorecard_note(es: ExecutiveSummary) -> str:
+    """Return the method note on the scorecard's columns, naming whose churn scores it has.
+
+    The churn probability comes from the churn report's model, or from the baseline that
+    beat it there (:attr:`cxkit.churn.ChurnResult.scores_label`).
+
+    Parameters
+    ----------
+    es
+        The executive summary.
+
+    Returns
+    -------
+    str
+        Plain text, the scorecard's column names between backticks.
+    """
+    res = es.domains["churn"].result if "churn" in es.domains else None
+    if not isinstance(res, churn.ChurnResult):
+        source = "is missing: the churn report is not available for this data"
+    elif res.scores_from == "model":
+        source = f"comes from the churn report's model ({res.scores_label})"
+    else:
+        source = (
+            f"comes from {res.scores_label}, the baseline that beat the churn model on the "
+            "churn report's test period (the churn report uses its scores too)"
+        )
+    weeks = int(es.scorecard.attrs.get("horizon_weeks", 52))
+    return (
+        f"one row per customer. `p_alive` and `expected_purchases_{weeks}w` come from the "
+        f"BG/NBD model, `clv_{weeks}w` adds the Gamma-Gamma spend and a 10% annual "
+        f"discount, `churn_probability` {source}, and `clv_at_risk_{weeks}w` = "
+        f"`clv_{weeks}w` × `churn_probability`. `persona` is the persona report's "
+        "assignment and `current_stage` the furthest lifecycle stage reached."
+    )
+
+
+#: A column name in a method note: between backticks, shown as code.
+_CODE = re.compile(r"`([^`<>]+)`")
+
+
+def show_method_notes(es: ExecutiveSummary) -> None:
+    """Show the summary's method notes: as of, the scorecard's columns, parts not available.
+
+    Parameters
+    ----------
+    es
+        The executive summary (the scorecard note names whose churn scores it uses:
+        :func:`scorecard_note`).
+    """
+
+    def code(text: str) -> str:
+        return _CODE.sub(r"<code>\1</code>", html.escape(text))
+
+    notes = [
+        (
+            "As of",
+            "nothing after the `as_of` date is used. Intervals are 95%: Wilson for rates, "
+            "adjusted Wald for NPS, Student t for CES, as in the detailed reports.",
+        ),
+        ("Scorecard", scorecard_note(es)),
+        (
+            "Parts not available",
+            "for this data are named above, with the table or column they need.",
+        ),
+    ]
+    items = "".join(
+        f"<li><strong>{html.escape(k)}</strong>{':' if k != 'Parts not available' else ''} "
+        f"{code(v)}</li>"
+        for k, v in notes
+    )
+    display(HTML(f"<ul>{items}</ul>"))

@@ -1,7 +1,7 @@
 """Demo data with planted truth: a multi-channel CX dataset whose answers are known.
 
 :func:`write_demo` writes the contract's four tables (``customers``, ``events``, ``orders``,
-``responses``) plus ``_truth.parquet`` (one row per customer: persona, true purchase rate,
+``responses``), the optional ``assignments`` of a planted experiment, plus ``_truth.parquet`` (one row per customer: persona, true purchase rate,
 dropout probability and time, mean spend, advocacy) and ``_truth.json`` (the global
 parameters: persona shares and behaviour, stage conversions, the CSAT pain point, the
 comment themes). Every analysis in cxkit can be checked against that truth.
@@ -24,6 +24,12 @@ What is planted
   a delivery, the app), see :data:`CONTEXT_THEMES`.
 * Quiet nights and busy evenings: every timestamp's time of day follows
   :data:`DIURNAL_WEIGHTS`.
+* An experiment (:data:`EXPERIMENT`): existing customers assigned 50/50 to a "loyalty
+  offer" or control, whose treated arm orders more (an extra order for some, 20% larger
+  baskets for 90 days) and turns some NPS detractors into passives. It is layered on the
+  base simulation with its own generator, so the base draws are unchanged and only
+  treated customers' rows after their assignment differ; ``_truth.json`` records the
+  realised effect on the treated (``"experiment"``).
 
 Generation is vectorised and chunked: customers are drawn ``chunk_size`` at a time, each
 chunk with its own generator ``np.random.default_rng([seed, chunk_index])`` and appended
@@ -34,7 +40,7 @@ Examples
 --------
 >>> demo = generate(200, seed=1)
 >>> sorted(demo.tables)
-['customers', 'events', 'orders', 'responses']
+['assignments', 'customers', 'events', 'orders', 'responses']
 >>> len(demo.customers)
 200
 """
@@ -64,6 +70,8 @@ __all__ = [
     "CHANNELS",
     "CONTEXT_THEMES",
     "DIURNAL_WEIGHTS",
+    "EXPERIMENT",
+    "EXPERIMENT_STREAM",
     "PERSONAS",
     "PERSONA_NAMES",
     "THEMES",
@@ -240,6 +248,42 @@ _GLOBAL: dict[str, Any] = {
     "p_second_theme": 0.25,
     "p_context_theme": 0.5,
 }
+
+#: The planted experiment: a "loyalty offer" tested on existing customers. It is layered on
+#: the base simulation with its own generator (``[seed, chunk, EXPERIMENT_STREAM]``): the
+#: base tables are drawn exactly as without it, and only treated customers' rows after
+#: their assignment change. Days are calendar days after the assignment.
+EXPERIMENT: dict[str, Any] = {
+    "name": "loyalty_offer",
+    "variants": ("control", "treatment"),
+    "split": (0.5, 0.5),
+    # assigned at a uniform time between these many days before the end (and at least
+    # `min_days_after_start` after the start); customers whose first order fell on an
+    # earlier day are eligible, and every eligible customer is assigned
+    "assign_from_days_before_end": 240,
+    "assign_until_days_before_end": 150,
+    "min_days_after_start": 60,
+    # the treatment: a customer who has not dropped out places one extra order within
+    # `extra_order_within_days` with probability `p_extra_order`; every order in the
+    # `offer_days` after assignment is `basket_uplift` larger; an NPS detractor answer
+    # (0-6) in the `nps_effect_days` after assignment turns passive (7-8) with
+    # probability `p_detractor_to_passive`
+    "p_extra_order": 0.12,
+    "extra_order_within_days": 30,
+    "basket_uplift": 0.20,
+    "offer_days": 90,
+    "p_detractor_to_passive": 0.5,
+    "nps_effect_days": 120,
+    # the readout's definitions the realised effects are computed with (the defaults of
+    # cxkit.experiments.analyze): conversion = an order within `conversion_days`; churn =
+    # no order within `horizon_days`; spend = order amounts within `horizon_days`; NPS =
+    # the first NPS answer within `nps_days`
+    "conversion_days": 30,
+    "horizon_days": 90,
+    "nps_days": 120,
+}
+#: The third seed word of the experiment's generator (the base chunks use ``[seed, chunk]``).
+EXPERIMENT_STREAM = 0xE1
 
 # ---- comment themes ------------------------------------------------------------------
 
@@ -595,6 +639,9 @@ class Chunk:
     responses: pa.Table
     truth: pa.Table
     sums: dict[str, np.ndarray]
+    #: the planted experiment's assignments (``None`` without one) and its realised sums
+    assignments: pa.Table | None = None
+    experiment: dict[str, float] = field(default_factory=dict)
 
 
 def _id_width(n: int, default: int) -> int:
@@ -610,6 +657,7 @@ def _chunk(
     n: int,
     n_total: int,
     offsets: dict[str, int],
+    xrng: np.random.Generator | None = None,
 ) -> Chunk:
     g = _GLOBAL
     T = clock.horizon_days
@@ -863,12 +911,65 @@ def _chunk(
     r_cust, r_t, r_survey, r_score, r_ch, r_tp, r_ctx = (
         a[inside][ro] for a in (r_cust, r_t, r_survey, r_score, r_ch, r_tp, r_ctx)
     )
-    comments, theme_counts = _comments(rng, r_survey, r_score, r_ctx)
+    comments, mentions = _comments(rng, r_survey, r_score, r_ctx)
+
+    # ---- the planted experiment: its own generator, so every draw above is unchanged ------
+    x = None
+    if xrng is not None:
+        x = _plant_experiment(
+            xrng,
+            lut,
+            clock,
+            persona=persona,
+            purchased=purchased,
+            first_order=first_order,
+            dropout=dropout,
+            nu=nu,
+            gg_p=gg_p,
+            orders=(ord_cust, ord_t, amount),
+            responses=(r_cust, r_t, r_survey, r_score),
+        )
+    theme_counts = _theme_counts(r_survey, r_score if x is None else x.score, mentions)
 
     # ---- assemble -------------------------------------------------------------------------
     cw = _id_width(n_total, 7)
     cust_ids = _ids("C", first_customer + 1, n, cw)
     start_us = clock.start_us
+    ev_ids = _ids("E", offsets["events"] + 1, len(e_cust), 10)
+    ord_ids = _ids("O", offsets["orders"] + 1, n_orders, 9)
+    n_base_events = len(e_cust)
+    assignments = None
+    if x is not None:
+        r_score = x.score
+        amount = x.amount
+        if len(x.order_rows[0]):
+            # the added rows go in customer-then-time order; base rows keep their IDs
+            xc, xt, xch, xa = x.order_rows
+            o = _by_customer_time(np.concatenate([ord_cust, xc]), np.concatenate([ord_t, xt]), T)
+            ord_cust, ord_t, ord_ch_code, amount = (
+                np.concatenate(pair)[o]
+                for pair in ((ord_cust, xc), (ord_t, xt), (ord_ch_code, xch), (amount, xa))
+            )
+            x_ids = _ids("OX", offsets["x_orders"] + 1, len(xc), 8)
+            ord_ids = pa.concat_arrays([ord_ids, x_ids]).take(pa.array(o))
+            offsets["x_orders"] += len(xc)
+            ec, et, etype, ech, etp = x.event_rows
+            o = _by_customer_time(np.concatenate([e_cust, ec]), np.concatenate([e_t, et]), T)
+            e_cust, e_t, e_type, e_ch, e_tp = (
+                np.concatenate(pair)[o]
+                for pair in ((e_cust, ec), (e_t, et), (e_type, etype), (e_ch, ech), (e_tp, etp))
+            )
+            x_ids = _ids("EX", offsets["x_events"] + 1, len(ec), 9)
+            ev_ids = pa.concat_arrays([ev_ids, x_ids]).take(pa.array(o))
+            offsets["x_events"] += len(ec)
+        assignments = pa.table(
+            {
+                "customer_id": cust_ids.take(pa.array(x.enrolled)),
+                "experiment": pa.array([EXPERIMENT["name"]] * len(x.enrolled), type=pa.string()),
+                "variant": _labels(EXPERIMENT["variants"], x.treated.astype(np.int64)),
+                "assigned_at": _ts(x.assigned_t, start_us),
+            }
+        )
     customers = pa.table(
         {
             "customer_id": cust_ids,
@@ -878,7 +979,6 @@ def _chunk(
             "plan": _labels(PLANS, plan),
         }
     )
-    ev_ids = _ids("E", offsets["events"] + 1, len(e_cust), 10)
     events = pa.table(
         {
             "event_id": ev_ids,
@@ -891,7 +991,7 @@ def _chunk(
     )
     orders = pa.table(
         {
-            "order_id": _ids("O", offsets["orders"] + 1, n_orders, 9),
+            "order_id": ord_ids,
             "customer_id": cust_ids.take(pa.array(ord_cust)),
             "ts": _ts(ord_t, start_us),
             "amount": pa.array(amount, type=pa.float64()),
@@ -945,21 +1045,239 @@ def _chunk(
     def by_persona(weights: np.ndarray) -> np.ndarray:
         return np.bincount(persona, weights=weights, minlength=len(_P))
 
+    retained = np.isin(cust, buyers[n_rep > 0]) if len(buyers) else np.zeros(n, dtype=bool)
+    if x is not None:  # an extra order is a repeat order (on a later day than the first)
+        retained |= x.extra
     sums = {
         "customers": by_persona(np.ones(n)),
         "considered": by_persona(considered.astype(float)),
         "purchased": by_persona(purchased.astype(float)),
         "advocates": by_persona(advocate.astype(float)),
         "p_retention": by_persona(np.nan_to_num(p_ret)),
-        "retained": by_persona(
-            np.isin(cust, buyers[n_rep > 0]).astype(float) if len(buyers) else np.zeros(n)
-        ),
+        "retained": by_persona(retained.astype(float)),
     }
     sums["theme_counts"] = theme_counts
-    offsets["events"] += len(e_cust)
+    offsets["events"] += n_base_events
     offsets["orders"] += n_orders
     offsets["responses"] += len(r_cust)
-    return Chunk(index, customers, events, orders, responses, truth, sums)
+    return Chunk(
+        index,
+        customers,
+        events,
+        orders,
+        responses,
+        truth,
+        sums,
+        assignments=assignments,
+        experiment={} if x is None else x.sums,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# the planted experiment
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Planted:
+    """What the planted experiment adds to and changes in one chunk."""
+
+    enrolled: np.ndarray  # customer indices assigned, ascending
+    assigned_t: np.ndarray  # their assignment times (days since start)
+    treated: np.ndarray  # per enrolled customer: in the treatment arm
+    extra: np.ndarray  # per customer: placed an extra order
+    amount: np.ndarray  # the base orders' amounts after the basket uplift
+    order_rows: tuple[np.ndarray, ...]  # the extra orders: customer, time, channel, amount
+    event_rows: tuple[np.ndarray, ...]  # their events: customer, time, type, channel, touchpoint
+    score: np.ndarray  # the responses' scores after the NPS effect
+    sums: dict[str, float]  # realised arm sums, effects on the treated and changed rows
+
+
+def _plant_experiment(
+    rng: np.random.Generator,
+    lut: _Tables,
+    clock: _Clock,
+    *,
+    persona: np.ndarray,
+    purchased: np.ndarray,
+    first_order: np.ndarray,
+    dropout: np.ndarray,
+    nu: np.ndarray,
+    gg_p: np.ndarray,
+    orders: tuple[np.ndarray, np.ndarray, np.ndarray],
+    responses: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> _Planted | None:
+    """Assign customers to :data:`EXPERIMENT` and apply its treatment (see there).
+
+    Uses only ``rng`` (the experiment's own generator) and changes nothing it is given:
+    the control arm and unassigned customers keep every row; a treated customer's rows
+    after the assignment are the only ones that change. Returns ``None`` when the data's
+    span leaves no room for the assignment window.
+    """
+    X = EXPERIMENT
+    T = clock.horizon_days
+    eps = 1e-7
+    n = len(persona)
+    lo = max(T - X["assign_from_days_before_end"], float(X["min_days_after_start"]))
+    hi = T - X["assign_until_days_before_end"]
+    if hi <= lo:
+        return None
+    start_us, day = clock.start_us, _US_PER_DAY
+    # fixed-size draws first, for every customer
+    t_assign = lo + rng.random(n) * (hi - lo)
+    treat = rng.random(n) < X["split"][1]
+    u_extra = rng.random(n)
+    t_extra = t_assign + rng.random(n) * X["extra_order_within_days"]
+    with np.errstate(invalid="ignore"):
+        enrolled = purchased & (np.floor(first_order) < np.floor(t_assign))
+    treated = enrolled & treat
+    a_us = _days_to_us(t_assign, start_us)
+
+    # the extra orders, each after a product view (and online often an add to cart), all
+    # after the assignment; only customers who have not dropped out by then
+    alive = np.isnan(dropout) | (dropout > t_extra)
+    extra = (
+        treated
+        & alive
+        & (u_extra < X["p_extra_order"])
+        & (t_extra < T - eps)
+        & (_days_to_us(t_extra, start_us) > a_us)
+    )
+    xi = np.flatnonzero(extra)
+    x_t = t_extra[xi]
+    x_ch = np.array([_CH[c] for c in ORDER_CHANNELS])[_pick(rng, lut.order_cum, persona[xi])]
+    x_amount = np.maximum(np.round(rng.gamma(gg_p[xi], 1.0 / nu[xi]), 2), 0.01)
+    pv_t = x_t - rng.random(len(xi)) * np.minimum(3.0, x_t - t_assign[xi])
+    online = (x_ch == _CH["web"]) | (x_ch == _CH["app"])
+    ci = np.flatnonzero(online & (rng.random(len(xi)) < _GLOBAL["p_add_to_cart"]))
+    cart_t = pv_t[ci] + rng.random(len(ci)) * (x_t[ci] - pv_t[ci])
+    event_rows = (
+        np.concatenate([xi, xi[ci]]),
+        np.concatenate([pv_t, cart_t]),
+        np.concatenate(
+            [np.full(len(xi), _EV["product_view"]), np.full(len(ci), _EV["add_to_cart"])]
+        ),
+        np.concatenate([x_ch, x_ch[ci]]),
+        np.concatenate([np.full(len(xi), _TP["browse"]), np.full(len(ci), _TP["checkout"])]),
+    )
+
+    # the basket uplift on every order in the offer window
+    def uplift(cust: np.ndarray, t: np.ndarray, amt: np.ndarray) -> np.ndarray:
+        rel = _days_to_us(t, start_us) - a_us[cust]
+        inside = treated[cust] & (rel > 0) & (rel <= X["offer_days"] * day)
+        bigger = np.maximum(np.round(amt * (1.0 + X["basket_uplift"]), 2), 0.01)
+        return np.where(inside, bigger, amt)
+
+    o_cust, o_t, o_amount = orders
+    amount = uplift(o_cust, o_t, o_amount)
+    x_amount = uplift(xi, x_t, x_amount)
+
+    # detractor answers turn passive
+    r_cust, r_t, r_survey, r_score = responses
+    u_flip = rng.random(len(r_cust))
+    u_score = rng.random(len(r_cust))
+    r_us = _days_to_us(r_t, start_us)
+    r_rel = r_us - a_us[r_cust]
+    flip = (
+        (r_survey == 0)
+        & (r_score <= 6)
+        & treated[r_cust]
+        & (r_rel > 0)
+        & (r_rel <= X["nps_effect_days"] * day)
+        & (u_flip < X["p_detractor_to_passive"])
+    )
+    score = np.where(flip, 7 + (u_score < 0.55), r_score).astype(r_score.dtype)
+
+    # realised outcomes with and without the treatment (the base simulation is every
+    # customer's outcome without it), by the readout's definitions
+    o_us = _days_to_us(o_t, start_us)
+    base = _outcomes(o_cust, o_us, o_amount, r_cust, r_us, r_survey, r_score, a_us, n)
+    final = _outcomes(
+        np.concatenate([o_cust, xi]),
+        np.concatenate([o_us, _days_to_us(x_t, start_us)]),
+        np.concatenate([amount, x_amount]),
+        r_cust,
+        r_us,
+        r_survey,
+        score,
+        a_us,
+        n,
+    )
+    sums: dict[str, float] = {}
+    for name, arm in zip(X["variants"], (enrolled & ~treat, treated), strict=True):
+        prior = arm & final["prior"]
+        said = arm & ~np.isnan(final["nps"])
+        sums[f"{name}_n"] = float(arm.sum())
+        sums[f"{name}_conversion"] = float(final["conversion"][arm].sum())
+        sums[f"{name}_churn_n"] = float(prior.sum())
+        sums[f"{name}_churn"] = float(final["churn"][prior].sum())
+        sums[f"{name}_spend"] = float(final["spend"][arm].sum())
+        sums[f"{name}_nps_n"] = float(said.sum())
+        sums[f"{name}_nps"] = float(final["nps"][said].sum())
+    prior = treated & final["prior"]
+    said = treated & ~np.isnan(final["nps"])
+    for metric, mask in (("conversion", treated), ("churn", prior), ("spend", treated)):
+        delta = final[metric][mask].astype(float) - base[metric][mask].astype(float)
+        sums[f"delta_{metric}"] = float(delta.sum())
+    sums["delta_nps"] = float((final["nps"][said] - base["nps"][said]).sum())
+    sums["orders_added"] = float(len(xi))
+    sums["orders_changed"] = float((amount != o_amount).sum())
+    sums["events_added"] = float(len(event_rows[0]))
+    sums["responses_changed"] = float(flip.sum())
+    enrolled_idx = np.flatnonzero(enrolled)
+    return _Planted(
+        enrolled=enrolled_idx,
+        assigned_t=t_assign[enrolled_idx],
+        treated=treat[enrolled_idx],
+        extra=extra,
+        amount=amount,
+        order_rows=(xi, x_t, x_ch, x_amount),
+        event_rows=event_rows,
+        score=score,
+        sums=sums,
+    )
+
+
+def _outcomes(
+    o_cust: np.ndarray,
+    o_us: np.ndarray,
+    o_amount: np.ndarray,
+    r_cust: np.ndarray,
+    r_us: np.ndarray,
+    r_survey: np.ndarray,
+    r_score: np.ndarray,
+    a_us: np.ndarray,
+    n: int,
+) -> dict[str, np.ndarray]:
+    """Per customer, the readout's outcomes after the assignment time ``a_us``.
+
+    ``conversion``: an order within ``conversion_days``; ``prior``: an order at or before
+    the assignment; ``churn``: a prior customer with no order within ``horizon_days``;
+    ``spend``: order amounts within ``horizon_days``; ``nps``: the first NPS answer
+    within ``nps_days`` as +1 (9-10), 0 (7-8) or -1 (0-6), NaN without one (ties at the
+    same instant: the higher score). Windows are ``(assigned_at, assigned_at + days]``.
+    """
+    X, day = EXPERIMENT, _US_PER_DAY
+    rel = o_us - a_us[o_cust]
+    conv = np.bincount(o_cust[(rel > 0) & (rel <= X["conversion_days"] * day)], minlength=n) > 0
+    in_h = (rel > 0) & (rel <= X["horizon_days"] * day)
+    spend = np.bincount(o_cust[in_h], weights=o_amount[in_h], minlength=n)
+    ordered = np.bincount(o_cust[in_h], minlength=n) > 0
+    prior = np.bincount(o_cust[rel <= 0], minlength=n) > 0
+    r_rel = r_us - a_us[r_cust]
+    idx = np.flatnonzero((r_survey == 0) & (r_rel > 0) & (r_rel <= X["nps_days"] * day))
+    idx = idx[np.lexsort((-r_score[idx], r_us[idx], r_cust[idx]))]
+    first = idx[np.concatenate(([True], r_cust[idx][1:] != r_cust[idx][:-1]))] if len(idx) else idx
+    nps = np.full(n, np.nan)
+    s = r_score[first]
+    nps[r_cust[first]] = np.where(s >= 9, 1.0, np.where(s <= 6, -1.0, 0.0))
+    return {
+        "conversion": conv,
+        "prior": prior,
+        "churn": prior & ~ordered,
+        "spend": spend,
+        "nps": nps,
+    }
 
 
 def _comments(
@@ -970,7 +1288,8 @@ def _comments(
     The first theme comes from the sentiment class's shares (:data:`THEME_SHARES`), except
     that with probability ``p_context_theme`` a detractor or promoter comment speaks about
     its context (:data:`CONTEXT_THEMES`: a support contact, a delivery, the app). Returns
-    the comments and the count of comments mentioning each theme, by class (3 x themes).
+    the comments and which themes each one mentions (responses x themes, all False for a
+    response without a comment; :func:`_theme_counts` counts them by class).
     """
     n = len(survey)
     # sentiment class: 0 detractor, 1 passive, 2 promoter
@@ -987,10 +1306,9 @@ def _comments(
     use_ctx = (ctx_theme >= 0) & (rng.random(len(idx)) < _GLOBAL["p_context_theme"])
     t1 = np.where(use_ctx, ctx_theme, t1)
     two = (rng.random(len(idx)) < _GLOBAL["p_second_theme"]) & (t2 != t1)
-    counts = np.zeros((3, len(THEME_NAMES)))
-    np.add.at(counts, (cls[idx], t1), 1)
-    np.add.at(counts, (cls[idx][two], t2[two]), 1)
-    counts = np.column_stack([counts, np.bincount(cls[idx], minlength=3)])
+    mentions = np.zeros((n, len(THEME_NAMES)), dtype=bool)
+    mentions[idx, t1] = True
+    mentions[idx[two], t2[two]] = True
 
     phrases: list[str] = []
     first_phrase = []
@@ -1022,7 +1340,23 @@ def _comments(
     # scatter into a full-length nullable column
     pos = np.full(n, -1, dtype=np.int64)
     pos[idx] = np.arange(len(idx))
-    return text.take(pa.array(pos, mask=pos < 0)), counts
+    return text.take(pa.array(pos, mask=pos < 0)), mentions
+
+
+def _theme_counts(survey: np.ndarray, score: np.ndarray, mentions: np.ndarray) -> np.ndarray:
+    """Count the comments mentioning each theme by sentiment class (3 x themes + a total).
+
+    The last column is the number of comments of each class. Computed from the final
+    scores, so a score the planted experiment changed counts in its new class.
+    """
+    det_hi = np.array([6, 2, 3])[survey]  # nps, csat, ces
+    pro_lo = np.array([9, 5, 6])[survey]
+    cls = np.where(score <= det_hi, 0, np.where(score >= pro_lo, 2, 1))
+    has = mentions.any(axis=1)
+    counts = np.zeros((3, len(THEME_NAMES)))
+    for c in range(3):
+        counts[c] = mentions[has & (cls == c)].sum(axis=0)
+    return np.column_stack([counts, np.bincount(cls[has], minlength=3)])
 
 
 # --------------------------------------------------------------------------------------
@@ -1037,11 +1371,16 @@ def iter_chunks(
     start: str | pd.Timestamp = "2023-01-01",
     end: str | pd.Timestamp = "2024-12-31",
     chunk_size: int = 100_000,
+    experiment: bool = True,
 ) -> Iterator[Chunk]:
     """Yield the demo data chunk by chunk (pyarrow tables), ``chunk_size`` customers each.
 
     Chunk ``i`` uses ``np.random.default_rng([seed, i])``, so the output depends on
-    ``seed``, the dates, ``customers`` and ``chunk_size`` only.
+    ``seed``, the dates, ``customers`` and ``chunk_size`` only. The planted experiment
+    (:data:`EXPERIMENT`) draws from its own ``np.random.default_rng([seed, i,
+    EXPERIMENT_STREAM])`` after the base simulation: with ``experiment=False`` the tables
+    are those of the base simulation, and with it only treated customers' rows after
+    their assignment differ.
 
     Parameters
     ----------
@@ -1053,6 +1392,8 @@ def iter_chunks(
         First and last day of activity (ISO dates; ``end`` is inclusive).
     chunk_size
         Customers per chunk (1 to 4,194,304).
+    experiment
+        Plant the experiment (an ``assignments`` table and its effects).
 
     Yields
     ------
@@ -1075,11 +1416,12 @@ def iter_chunks(
         raise UsageError(f"chunk_size must be between 1 and 4,194,304, got {chunk_size!r}")
     clock = _clock(start, end)
     lut = _lookup_tables()
-    offsets = {"events": 0, "orders": 0, "responses": 0}
+    offsets = {"events": 0, "orders": 0, "responses": 0, "x_events": 0, "x_orders": 0}
     for i, first in enumerate(range(0, customers, chunk_size)):
         n = min(chunk_size, customers - first)
         rng = np.random.default_rng([seed, i])
-        yield _chunk(rng, lut, clock, i, first, n, customers, offsets)
+        xrng = np.random.default_rng([seed, i, EXPERIMENT_STREAM]) if experiment else None
+        yield _chunk(rng, lut, clock, i, first, n, customers, offsets, xrng)
 
 
 @dataclass(frozen=True)
@@ -1093,7 +1435,10 @@ class Demo:
     truth
         One row per customer (see ``_truth.parquet``).
     info
-        The global truth (see ``_truth.json``).
+        The global truth (see ``_truth.json``; the experiment's under ``"experiment"``).
+    assignments
+        The planted experiment's assignments (the contract's optional table), or
+        ``None`` when no experiment was planted.
     """
 
     customers: pd.DataFrame
@@ -1102,11 +1447,18 @@ class Demo:
     responses: pd.DataFrame
     truth: pd.DataFrame
     info: dict[str, Any]
+    assignments: pd.DataFrame | None = None
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The four contract tables by name (ready for :func:`cxkit.load`)."""
-        return {name: getattr(self, name) for name in TABLE_NAMES}
+        """The contract tables by name (ready for :func:`cxkit.load`).
+
+        The four core tables, and ``assignments`` when it has rows.
+        """
+        out = {name: getattr(self, name) for name in TABLE_NAMES}
+        if self.assignments is not None and len(self.assignments):
+            out["assignments"] = self.assignments
+        return out
 
 
 def generate(
@@ -1116,6 +1468,7 @@ def generate(
     start: str | pd.Timestamp = "2023-01-01",
     end: str | pd.Timestamp = "2024-12-31",
     chunk_size: int = 100_000,
+    experiment: bool = True,
 ) -> Demo:
     """Generate the demo data in memory.
 
@@ -1129,11 +1482,14 @@ def generate(
         First and last day of activity (ISO dates; ``end`` is inclusive).
     chunk_size
         Customers generated at a time (each chunk has its own random generator).
+    experiment
+        Plant the experiment (:data:`EXPERIMENT`): an ``assignments`` table and its
+        effects on treated customers; ``False`` gives the base simulation alone.
 
     Returns
     -------
     Demo
-        The four tables, the per-customer truth and the global truth.
+        The tables, the per-customer truth and the global truth.
 
     Examples
     --------
@@ -1141,18 +1497,26 @@ def generate(
     >>> demo.info["customers"], demo.truth.persona.nunique()
     (300, 5)
     """
-    parts: dict[str, list[pa.Table]] = {k: [] for k in (*TABLE_NAMES, "truth")}
+    parts: dict[str, list[pa.Table]] = {k: [] for k in (*TABLE_NAMES, "truth", "assignments")}
     sums: dict[str, np.ndarray] = {}
-    for chunk in iter_chunks(customers, seed=seed, start=start, end=end, chunk_size=chunk_size):
+    xsums: dict[str, float] = {}
+    chunks = iter_chunks(
+        customers, seed=seed, start=start, end=end, chunk_size=chunk_size, experiment=experiment
+    )
+    for chunk in chunks:
         for k in parts:
-            parts[k].append(getattr(chunk, k))
+            if getattr(chunk, k) is not None:
+                parts[k].append(getattr(chunk, k))
         _add_sums(sums, chunk.sums)
-    frames = {k: pa.concat_tables(v).to_pandas() for k, v in parts.items()}
-    info = truth_info(customers=customers, seed=seed, start=start, end=end, sums=sums)
+        _add_sums(xsums, chunk.experiment)
+    frames = {k: pa.concat_tables(v).to_pandas() for k, v in parts.items() if v}
+    info = truth_info(
+        customers=customers, seed=seed, start=start, end=end, sums=sums, experiment=xsums or None
+    )
     return Demo(**frames, info=info)
 
 
-def _add_sums(total: dict[str, np.ndarray], part: dict[str, np.ndarray]) -> None:
+def _add_sums(total: dict[str, Any], part: dict[str, Any]) -> None:
     for k, v in part.items():
         total[k] = total.get(k, 0) + v
 
@@ -1164,6 +1528,7 @@ def truth_info(
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
     sums: dict[str, np.ndarray] | None = None,
+    experiment: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Return the global truth written to ``_truth.json``.
 
@@ -1173,7 +1538,12 @@ def truth_info(
     persona mix entering each step (the target a confidence interval on this data should
     cover); ``overall_population`` weights them by the planted shares.
     ``stage_counts_realised`` holds the realised counts (``retained``: buyers with at
-    least one repeat order by the end).
+    least one repeat order by the end, the planted experiment's extra orders included).
+    ``experiment`` (only when one was planted) holds the experiment's design and
+    mechanism, and what it did: per arm the realised outcomes, and
+    ``effect_on_treated``, the mean over treated customers of their outcome minus the
+    base simulation's outcome for them (which is what they would have done without the
+    treatment), by the readout's default definitions.
 
     Parameters
     ----------
@@ -1182,6 +1552,9 @@ def truth_info(
     sums
         The chunks' summed realised counts (:attr:`Chunk.sums`, added up); ``None``
         leaves out what needs them.
+    experiment
+        The chunks' summed experiment sums (:attr:`Chunk.experiment`, added up); ``None``
+        when no experiment was planted.
 
     Returns
     -------
@@ -1263,7 +1636,7 @@ def truth_info(
             pmf = np.diff(np.concatenate(([0.0], lut.csat_cum[i * len(CHANNELS) + j])))
             row[ch] = round(float(pmf @ np.arange(1, 6)), 4)
         csat_planted[name] = row
-    return {
+    info: dict[str, Any] = {
         "seed": seed,
         "customers": customers,
         "start": clock.start.date().isoformat(),
@@ -1321,6 +1694,81 @@ def truth_info(
             "activity_end_at": "events stop here (dropout + a short tail, or the end)",
         },
     }
+    if experiment is not None:
+        info["experiment"] = _experiment_info(clock, experiment)
+    return info
+
+
+def _experiment_info(clock: _Clock, xs: dict[str, float]) -> dict[str, Any]:
+    """Return the planted experiment's part of ``_truth.json`` (see :func:`truth_info`)."""
+    X = EXPERIMENT
+    T = clock.horizon_days
+    lo = max(T - X["assign_from_days_before_end"], float(X["min_days_after_start"]))
+    hi = T - X["assign_until_days_before_end"]
+
+    def ratio(num: float, den: float, scale: float = 1.0) -> float | None:
+        return scale * num / den if den else None
+
+    arms: dict[str, Any] = {}
+    for v in X["variants"]:
+        arms[v] = {
+            "n": int(xs[f"{v}_n"]),
+            "conversion": ratio(xs[f"{v}_conversion"], xs[f"{v}_n"]),
+            "churn_n": int(xs[f"{v}_churn_n"]),
+            "churn": ratio(xs[f"{v}_churn"], xs[f"{v}_churn_n"]),
+            "spend": ratio(xs[f"{v}_spend"], xs[f"{v}_n"]),
+            "nps_n": int(xs[f"{v}_nps_n"]),
+            "nps": ratio(xs[f"{v}_nps"], xs[f"{v}_nps_n"], 100.0),
+        }
+    treated = X["variants"][1]
+    t = arms[treated]
+    return {
+        "name": X["name"],
+        "variants": list(X["variants"]),
+        "control": X["variants"][0],
+        "planned_split": dict(zip(X["variants"], X["split"], strict=True)),
+        "assigned_between": [
+            (clock.start + pd.Timedelta(days=lo)).isoformat(),
+            (clock.start + pd.Timedelta(days=hi)).isoformat(),
+        ],
+        "eligibility": "customers whose first order fell on an earlier day than their "
+        "assignment; every eligible customer is assigned",
+        "mechanism": {
+            k: X[k]
+            for k in (
+                "p_extra_order",
+                "extra_order_within_days",
+                "basket_uplift",
+                "offer_days",
+                "p_detractor_to_passive",
+                "nps_effect_days",
+            )
+        },
+        "definitions": {k: X[k] for k in ("conversion_days", "horizon_days", "nps_days")},
+        "units": {
+            "conversion": "share",
+            "churn": "share",
+            "spend": "currency per customer",
+            "nps": "points",
+        },
+        "arms": arms,
+        "effect_on_treated": {
+            "conversion": ratio(xs["delta_conversion"], xs[f"{treated}_n"]),
+            "churn": ratio(xs["delta_churn"], t["churn_n"]),
+            "spend": ratio(xs["delta_spend"], xs[f"{treated}_n"]),
+            "nps": ratio(xs["delta_nps"], t["nps_n"], 100.0),
+        },
+        "rows_changed": {
+            "orders_added": int(xs["orders_added"]),
+            "orders_amount_changed": int(xs["orders_changed"]),
+            "events_added": int(xs["events_added"]),
+            "responses_score_changed": int(xs["responses_changed"]),
+        },
+        "note": "effect_on_treated is what a randomised comparison of the arms estimates: "
+        "the mean over treated customers of their outcome with the treatment minus their "
+        "outcome in the base simulation. arms holds each arm's realised outcomes with the "
+        "readout's definitions (nps: first NPS answer in the window, +1/0/-1, in points).",
+    }
 
 
 def _theme_shares(sums: dict[str, np.ndarray] | None) -> dict[str, Any]:
@@ -1347,18 +1795,20 @@ def write_demo(
     end: str | pd.Timestamp = "2024-12-31",
     fmt: str = "parquet",
     chunk_size: int = 100_000,
+    experiment: bool = True,
 ) -> Path:
     """Write the demo data set to the folder ``out`` (created if needed).
 
     Writes ``customers``, ``events``, ``orders`` and ``responses`` (``.parquet`` or
-    ``.csv``), plus ``_truth.parquet`` and ``_truth.json``. Each file is written to a
-    temporary name and renamed when complete, so a reader never sees half a file.
+    ``.csv``), ``assignments`` when the planted experiment assigned anyone, plus
+    ``_truth.parquet`` and ``_truth.json``. Each file is written to a temporary name and
+    renamed when complete, so a reader never sees half a file.
 
     Parameters
     ----------
     out
         Output folder.
-    customers, seed, start, end, chunk_size
+    customers, seed, start, end, chunk_size, experiment
         As for :func:`generate`.
     fmt
         ``"parquet"`` or ``"csv"`` for the four tables (the truth stays Parquet/JSON).
@@ -1378,22 +1828,29 @@ def write_demo(
     >>> import tempfile
     >>> folder = write_demo(tempfile.mkdtemp(), customers=100, seed=1)
     >>> sorted(p.name for p in folder.iterdir())[:3]
-    ['_truth.json', '_truth.parquet', 'customers.parquet']
+    ['_truth.json', '_truth.parquet', 'assignments.parquet']
     """
     if fmt not in ("parquet", "csv"):
         raise UsageError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    names = [*TABLE_NAMES, "truth"]
-    final = {k: folder / f"{k}.{fmt}" for k in TABLE_NAMES}
+    tables = (*TABLE_NAMES, "assignments")
+    names = [*tables, "truth"]
+    final = {k: folder / f"{k}.{fmt}" for k in tables}
     final["truth"] = folder / "_truth.parquet"
     tmp = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in final.items()}
     writers: dict[str, Any] = {}
     sums: dict[str, np.ndarray] = {}
+    xsums: dict[str, float] = {}
+    chunks = iter_chunks(
+        customers, seed=seed, start=start, end=end, chunk_size=chunk_size, experiment=experiment
+    )
     try:
-        for chunk in iter_chunks(customers, seed=seed, start=start, end=end, chunk_size=chunk_size):
+        for chunk in chunks:
             for k in names:
                 table = getattr(chunk, k)
+                if table is None or (k == "assignments" and k not in writers and not len(table)):
+                    continue  # written from the first chunk that assigns anyone
                 if k not in writers:
                     if fmt == "csv" and k != "truth":
                         writers[k] = pacsv.CSVWriter(str(tmp[k]), table.schema)
@@ -1401,21 +1858,33 @@ def write_demo(
                         writers[k] = pq.ParquetWriter(str(tmp[k]), table.schema, compression="zstd")
                 writers[k].write_table(table)
             _add_sums(sums, chunk.sums)
+            _add_sums(xsums, chunk.experiment)
+        written = [k for k in names if k in writers]
         for w in writers.values():
             w.close()
         writers.clear()
-        info = truth_info(customers=customers, seed=seed, start=start, end=end, sums=sums)
+        info = truth_info(
+            customers=customers,
+            seed=seed,
+            start=start,
+            end=end,
+            sums=sums,
+            experiment=xsums or None,
+        )
         json_tmp = folder / f"._truth.json.tmp-{os.getpid()}"
         json_tmp.write_text(json.dumps(info, indent=2, default=_json_default) + "\n")
-        for k in names:
+        for k in written:
             os.replace(tmp[k], final[k])
         os.replace(json_tmp, folder / "_truth.json")
-        # the other format's tables from an earlier run would shadow or confuse: remove them
+        # the other format's tables from an earlier run would shadow or confuse, and so
+        # would an earlier run's assignments when this one has none: remove them
         other = "csv" if fmt == "parquet" else "parquet"
-        for k in TABLE_NAMES:
-            stale = folder / f"{k}.{other}"
-            if stale.is_file():
-                stale.unlink()
+        stale = [folder / f"{k}.{other}" for k in tables]
+        if "assignments" not in written:
+            stale.append(final["assignments"])
+        for path in stale:
+            if path.is_file():
+                path.unlink()
     finally:
         for w in writers.values():
             w.close()

@@ -10,7 +10,9 @@ null timestamps, timestamps before 1970-01-01, timestamps in the future (see bel
 non-numeric / negative / non-finite amounts, duplicate IDs, scores out of range, orphan
 customer IDs, empty tables, no usable table.
 Warnings: exact duplicate rows, activity after ``as_of``, customers with no activity, a
-``churned_at`` in the future (a scheduled cancellation counts once it happens).
+``churned_at`` in the future (a scheduled cancellation counts once it happens), a
+customer assigned more than once in one experiment (the optional ``assignments``
+table; its missing experiment or variant labels and orphan customer IDs are errors).
 
 A timestamp is "in the future" when it is later than the current time plus one day
 (:func:`cxkit.data.latest_plausible_ts`; the day allows for time zones). Without an
@@ -95,6 +97,7 @@ def validate(data: CXData, *, as_of: str | pd.Timestamp | None = None) -> list[P
         problems.extend(_check_table(data, name, cutoff, limit))
     problems.extend(_check_orphans(data))
     problems.extend(_check_inactive_customers(data))
+    problems.extend(_check_assignments(data))
     order = {"error": 0, "warning": 1}
     return sorted(problems, key=lambda p: order.get(p.severity, 2))
 
@@ -225,6 +228,17 @@ def _check_table(
                     empty,
                     "ID is missing (NULL or empty)",
                     "every row needs an ID; drop or repair these rows",
+                )
+            )
+        elif spec.kind == "string" and name == "assignments":
+            rules.append(
+                _Rule(
+                    "null_label",
+                    "error",
+                    col,
+                    t.isnull() | (t.strip() == ""),
+                    f"{col} is missing (NULL or empty)",
+                    "every assignment needs its experiment and variant; drop or repair these rows",
                 )
             )
         elif spec.kind == "timestamp":
@@ -532,7 +546,7 @@ def _check_orphans(data: CXData) -> list[Problem]:
         return []
     customers = data.table("customers").select("customer_id").distinct()
     out = []
-    for name in _ACTIVITY:
+    for name in (*_ACTIVITY, "assignments"):
         if not data.has(name, "customer_id"):
             continue
         act = data.table(name).filter(lambda t: t.customer_id.notnull())
@@ -578,5 +592,34 @@ def _check_inactive_customers(data: CXData) -> list[Problem]:
             _examples(idle.order_by("customer_id"), "customer_id"),
             "fine if they signed up without doing anything; otherwise check the activity "
             "tables' customer_id values",
+        )
+    ]
+
+
+def _check_assignments(data: CXData) -> list[Problem]:
+    """Warn about customers assigned more than once in one experiment."""
+    if not data.has("assignments", "customer_id", "experiment"):
+        return []
+    a = data.table("assignments").filter(lambda t: t.customer_id.notnull())
+    repeated = (
+        a.group_by(["experiment", "customer_id"])
+        .aggregate(n=lambda t: t.count())
+        .filter(lambda t: t.n > 1)
+    )
+    stats = repeated.aggregate(ids=repeated.count(), rows=repeated.n.sum()).to_pandas().iloc[0]
+    if not int(stats["ids"] or 0):
+        return []
+    return [
+        Problem(
+            "warning",
+            "repeated_assignment",
+            "assignments",
+            "customer_id",
+            int(stats["rows"]),
+            f"{int(stats['ids']):,} customer(s) assigned more than once in one experiment; "
+            "the readout keeps each customer's first assignment",
+            _examples(repeated.order_by(["experiment", "customer_id"]), "customer_id"),
+            "assign each customer once per experiment, or accept that later assignments "
+            "are ignored",
         )
     ]

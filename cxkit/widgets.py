@@ -234,8 +234,14 @@ class FunnelExplorer(_Explorer):
     """Explore an ordered funnel: steps, window, entry rule, breakdown and date range.
 
     Each update calls :func:`cxkit.lifecycle.funnel` on the data between the chosen
-    dates (activity outside the range is ignored) and redraws the bars (share of
-    entrants reaching each step, Wilson 95% interval) and the table in place.
+    dates (activity outside the range is ignored) and redraws the headline, the bars
+    (share of entrants reaching each step, Wilson 95% interval) and the table in place.
+    The headline names the window and the entry rule it was computed with, so it changes
+    with them even when the counts do not (with entry "any", every occurrence of the first
+    step may start the funnel, so a longer window often matches the same customers).
+
+    A step can be an event name of the data, ``order`` or a lifecycle stage; a step that
+    is none of these shows a message naming it and the known steps (nothing is computed).
 
     Parameters
     ----------
@@ -258,8 +264,14 @@ class FunnelExplorer(_Explorer):
     widget
         The container to display.
     steps, window, entry, breakdown, start, end
-        The controls (``TagsInput``, ``Dropdown`` of days (0 = no limit),
-        ``ToggleButtons``, ``Dropdown``, ``DatePicker`` ×2).
+        The controls (``TagsInput`` (any text may be typed; unknown steps get a
+        message), ``Dropdown`` of days (0 = no limit), ``ToggleButtons``, ``Dropdown``,
+        ``DatePicker`` ×2).
+    known_steps
+        The step names the data supports: its event names, ``order`` and the stages.
+    headline
+        ``HTML``: how many entrants reach the last step, within which window, counted
+        from which occurrence of the first step.
     fig
         The ``go.FigureWidget``; ``table`` the ``HTML`` table; ``result`` the funnel frame
         last shown (None when a message is shown instead).
@@ -284,6 +296,7 @@ class FunnelExplorer(_Explorer):
         names = _distinct(events, "event") if events is not None else []
         stage_names = list(lifecycle.STAGES)
         options = [*names, *(["order"] if "orders" in data else []), *stage_names]
+        self.known_steps: list[str] = list(options)
         if steps is None:
             wanted = ["site_visit", "product_view", "add_to_cart", "order"]
             steps = [s for s in wanted if s in options] or options[:3]
@@ -302,10 +315,17 @@ class FunnelExplorer(_Explorer):
             breakdowns.append("persona")
         lo, hi = data.min_ts(), data.max_ts()
 
-        # A step the data do not have stays selectable: the funnel then says what is missing.
-        options += [s for s in dict.fromkeys(steps) if s not in options]
-        self.steps = w.TagsInput(
-            value=list(steps), allowed_tags=options, allow_duplicates=True, description="Steps"
+        # Any text may be typed (allowed_tags would make the browser drop an unknown name
+        # without a word); _update names an unknown step and lists the known ones.
+        self.steps = w.TagsInput(value=list(steps), allow_duplicates=True, description="Steps")
+        self.step_hint = w.HTML(
+            _message_html(
+                "Steps: an event name ("
+                + (", ".join(names) if names else "none in this data")
+                + "), 'order' or a stage ("
+                + ", ".join(stage_names)
+                + ")."
+            )
         )
         windows = list(_WINDOWS)
         win = float(window or 0.0)
@@ -322,6 +342,7 @@ class FunnelExplorer(_Explorer):
         self.breakdown = w.Dropdown(options=breakdowns, value=by, description="Breakdown")
         self.start = w.DatePicker(value=_as_date(lo), description="From")
         self.end = w.DatePicker(value=_as_date(hi), description="To")
+        self.headline = w.HTML()
         self.fig = go.FigureWidget(plots.figure("Funnel"))
         self.table = w.HTML()
         self.result: pd.DataFrame | None = None
@@ -330,9 +351,11 @@ class FunnelExplorer(_Explorer):
         self.widget = w.VBox(
             [
                 self.steps,
+                self.step_hint,
                 w.HBox([self.window, self.entry]),
                 w.HBox([self.breakdown, self.start, self.end]),
                 self.message,
+                self.headline,
                 self.fig,
                 self.table,
             ]
@@ -350,14 +373,36 @@ class FunnelExplorer(_Explorer):
 
     def _clear(self) -> None:
         self.result = None
-        self.table.value = ""
+        self.table.value = self.headline.value = ""
         _redraw(self.fig, plots.figure("Funnel"))
+
+    def _unknown_steps(self, steps: Sequence[str]) -> list[str]:
+        """Return the steps that are no event of the data, ``order`` or a stage."""
+        fixed = {"order", *lifecycle.STAGES}
+        todo = [s for s in dict.fromkeys(steps) if s not in self.known_steps and s not in fixed]
+        if todo and "events" in self.data:
+            ev = self.data.table("events")
+            hit = ev.filter(ev.event.isin(todo)).select("event").distinct().to_pandas()["event"]
+            self.known_steps += [str(v) for v in hit]
+        if "events" not in self.data:
+            return []  # the funnel itself says that it needs the events table
+        return [s for s in todo if s not in self.known_steps]
 
     def _update(self) -> None:
         steps = list(self.steps.value)
         if not steps:
             self._clear()
             self._say("Choose at least one step (type an event name, 'order' or a stage).")
+            return
+        unknown = self._unknown_steps(steps)
+        if unknown:
+            self._clear()
+            names = ", ".join(f"'{s}'" for s in unknown)
+            self._say(
+                f"Unknown step {names}: not an event in this data, 'order' or a stage. "
+                f"Known steps: {', '.join(self.known_steps)}.",
+                "warn",
+            )
             return
         start, end = self.start.value, self.end.value
         if start is not None and end is not None and start > end:
@@ -379,21 +424,34 @@ class FunnelExplorer(_Explorer):
             self._say(f"No customer has the first step ({steps[0]}){span}.")
             return
         self.result = f
-        self._draw(f, steps)
+        self._draw(f, steps, window, entry)
 
-    def _draw(self, f: pd.DataFrame, steps: list[str]) -> None:
+    def _headline_text(
+        self, f: pd.DataFrame, steps: list[str], window: float | None, entry: str
+    ) -> tuple[str, str]:
+        """Return (headline, chart title) for a funnel: its rate, window and entry rule."""
+        n1 = int(f.loc[f["step"] == 1, "n_customers"].sum())
+        nk = int(f.loc[f["step"] == len(steps), "n_customers"].sum())
+        within = f"within {window:g} days" if window else "with no time limit"
+        start = "any" if entry == "any" else "the first"
+        if len(steps) == 1:
+            text = f"{n1:,} customers with '{steps[0]}'"
+            return text + ".", text
+        rate = nk / n1 if n1 else np.nan
+        head = (
+            f"{nk:,} of {n1:,} customers ({rate:.1%}) reach '{steps[-1]}' {within}, "
+            f"counted from {start} '{steps[0]}'."
+        )
+        return head, f"{rate:.1%} of {n1:,} entrants reach '{steps[-1]}' {within}"
+
+    def _draw(self, f: pd.DataFrame, steps: list[str], window: float | None, entry: str) -> None:
         gcol = next(
             (c for c in f.columns if c not in _FUNNEL_COLUMNS and c not in _FUNNEL_OTHER),
             None,
         )
-        last = f[f["step"] == len(steps)]
-        n1 = int(f.loc[f["step"] == 1, "n_customers"].sum())
-        nk = int(last["n_customers"].sum())
-        rate = nk / n1 if n1 else np.nan
-        title = (
-            f"{rate:.0%} of {n1:,} entrants reach '{steps[-1]}'"
-            if len(steps) > 1
-            else f"{n1:,} customers with '{steps[0]}'"
+        head, title = self._headline_text(f, steps, window, entry)
+        self.headline.value = (
+            f'<p class="cx-widget-headline" style="font-size:15px"><b>{html.escape(head)}</b></p>'
         )
         fig = plots.figure(title, x_title="step", y_title="reached from step 1 (%)")
         groups = [None] if gcol is None else sorted(f[gcol].unique().tolist())
@@ -569,7 +627,8 @@ class PersonaExplorer(_Explorer):
                 y="reach",
                 low="reach_ci_low",
                 high="reach_ci_high",
-                title=f"{name}: {j['reach'].iloc[-1]:.0%} reach advocacy",
+                # the last stage the data has (orders alone: retention, never advocacy)
+                title=f"{name}: {j['reach'].iloc[-1]:.0%} reach {j['stage'].iloc[-1]}",
                 x_title="stage",
                 y_title="customers reaching the stage (%)",
                 text="label",

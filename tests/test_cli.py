@@ -143,6 +143,7 @@ def test_synth_writes_the_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert names == [
         "_truth.json",
         "_truth.parquet",
+        "assignments.parquet",
         "customers.parquet",
         "events.parquet",
         "orders.parquet",

@@ -31,6 +31,7 @@ TILE_SOURCES = {
     "CES": "voice_of_customer",
     "Churn rate": "churn",
     "Total CLV (52 weeks)": "clv",
+    "Detractor vs promoter CLV (52 weeks)": "voice_of_customer",
 }
 
 

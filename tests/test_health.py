@@ -1,6 +1,11 @@
-"""Data-health summaries on tiny hand-worked tables."""
+"""Data-health summaries on tiny hand-worked tables, and the report's stated figures."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -8,6 +13,26 @@ import pytest
 import cxkit
 from cxkit import health
 from cxkit.errors import Problem
+from cxkit.validate import validate
+from tests.stated_figures import (
+    NUM,
+    PCT,
+    Claim,
+    Page,
+    Rule,
+    against,
+    cell_count,
+    cell_share,
+    count,
+    disagreements,
+    label,
+    read_page,
+    repeated,
+    rule,
+    sentence_claims,
+    share,
+    unread,
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +123,8 @@ def test_figures_state_the_takeaway(data: cxkit.CXData) -> None:
     assert fig.layout.title.text == "Activity per month: busiest month 2024-02 (events, 2 rows)"
     assert len(fig.data) == 2
     fig = health.coverage_figure(health.coverage(data))
-    assert fig.layout.title.text == "50% of customers have events: the thinnest coverage"
+    # the same precision as the coverage finding ("50.0% of 4 customers have events")
+    assert fig.layout.title.text == "50.0% of customers have events: the thinnest coverage"
     fig = health.channel_figure(health.channel_mix(data))
     assert fig.layout.title.text == "web carries 67% of events, the largest channel share"
 
@@ -119,3 +145,134 @@ def test_problems_frame_and_findings(data: cxkit.CXData) -> None:
     )
     assert "Validation found 1 error(s) and 1 warning(s)." in sentences
     assert "50.0% of 4 customers have events (95% CI 15.0%–85.0%)." in sentences
+
+
+def test_headline_and_takeaways_share_the_counts(data: cxkit.CXData) -> None:
+    problems = [
+        Problem("warning", "duplicate_rows", "events", None, 1, "exact duplicate rows"),
+        Problem("error", "duplicate_id", "orders", "order_id", 2, "repeated IDs", ("o1",), "x"),
+    ]
+    summary = health.table_summary(data)
+    head = health.headline(summary, health.customer_count(data), problems)
+    assert head == ("3 of 4 tables present with 4 customers; validation: 1 error(s), 1 warning(s)")
+    mix = health.channel_mix(data)
+    t = health.takeaways(problems, activity=health.activity_by_period(data), mix=mix)
+    assert t["validation"] == "1 error(s) and 1 warning(s); fix errors first."
+    assert t["activity"] == "3 months of activity across 2 table(s)."  # Jan, Feb, Mar
+    assert t["channels"] == "The largest share is web with 67% of events."
+    # the chart title states the same channel share
+    assert "web carries 67% of events" in health.channel_figure(mix).layout.title.text
+    assert health.takeaways([])["validation"].startswith("Validation found no problems")
+
+
+# ---- the report page: every statement of a figure agrees ----------------------------------
+
+
+@rule(r"(?P<k>\d+) of 4 tables present")
+def _present(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
+    return [(("tables_present",), int(m["k"]), 0.0, None)]
+
+
+@rule(rf"present with (?P<n>{NUM}) customers")
+def _customers(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
+    return [(("customers",), count(m["n"]), 0.0, None)]
+
+
+@rule(
+    r"(?P<e>\d+) error\(s\),? and (?P<w>\d+) warning\(s\)|(?P<e2>\d+) error\(s\), (?P<w2>\d+) warning"
+)
+def _validation(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
+    e, w = m["e"] or m["e2"], m["w"] or m["w2"]
+    return [(("errors",), int(e), 0.0, None), (("warnings",), int(w), 0.0, None)]
+
+
+@rule(r"Validation found no problems")
+def _no_problems(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
+    return [(("errors",), 0, 0.0, None), (("warnings",), 0, 0.0, None)]
+
+
+@rule(rf"(?P<r>{PCT}) of (?:(?P<n>{NUM}) )?customers have (?P<t>\w+)")
+def _coverage(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
+    n = None if m["n"] is None else count(m["n"])
+    out = [(("coverage", m["t"]), *share(m["r"]), n)]
+    if n is not None:
+        out.append((("customers",), n, 0.0, None))
+    return out
+
+
+@rule(
+    rf"The largest share is (?P<c>.+?) with (?P<r>{PCT}) of (?P<t>\w+)"
+    rf"|(?P<c2>\S+) carries (?P<r2>{PCT}) of (?P<t2>\w+)"
+)
+def _channel(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
+    c, r, t = m["c"] or m["c2"], m["r"] or m["r2"], m["t"] or m["t2"]
+    return [(("channel_share", t, c), *share(r), None)]
+
+
+HEALTH_RULES: list[Rule] = [_present, _customers, _validation, _no_problems, _coverage, _channel]
+
+
+def health_claims(page: Page) -> list[Claim]:
+    """Return the data-health page's claims: sentences, chart titles and both tables."""
+    claims = sentence_claims(page, HEALTH_RULES)
+    for i, t in enumerate(page.tables):
+        rows: list[tuple] = []
+        tab, present = t.column(label("table")), t.column(label("present"))
+        with_, total, sh = (
+            t.column(label(c)) for c in ("customers_with", "customers_total", "share")
+        )
+        if tab is not None and present is not None:
+            rows.append((("tables_present",), sum(r[present] == "yes" for r in t.rows), 0.0, None))
+        if None not in (tab, with_, total, sh):
+            for r in t.rows:
+                if (v := cell_share(r[sh])) is not None:
+                    rows.append((("coverage", r[tab]), *v, cell_count(r[total])))
+                    rows.append((("customers",), cell_count(r[total]), 0.0, None))
+        where = f"table {i + 1} ({', '.join(t.headers[:3])})"
+        claims += [Claim(tuple(k), float(v), float(tol), n, where, "") for k, v, tol, n in rows]
+    return claims
+
+
+@pytest.mark.slow
+def test_every_statement_of_a_data_health_figure_agrees(
+    report_run: dict[str, Any], hostile_demo: Path
+) -> None:
+    path = Path(report_run["out"]) / "data_health.html"
+    assert path.exists(), report_run["proc"].stdout[-2000:] + report_run["proc"].stderr[-2000:]
+    page = read_page(path.read_text(encoding="utf-8"))
+    claims = health_claims(page)
+    times = repeated(claims)
+    assert times[("tables_present",)] >= 3 and times[("customers",)] >= 3
+    assert times[("errors",)] >= 2
+    raw = cxkit.load(hostile_demo)
+    cov = health.coverage(raw)
+    for t in cov.table[cov.present]:
+        assert times[("coverage", t)] >= 2  # finding and table (and the chart for the lowest)
+    assert disagreements(claims) == []
+    problems = validate(raw)
+    expected: dict[tuple, tuple[float, int | None]] = {
+        ("tables_present",): (float(health.table_summary(raw).present.sum()), None),
+        ("customers",): (float(health.customer_count(raw)), None),
+        ("errors",): (float(sum(p.severity == "error" for p in problems)), None),
+        ("warnings",): (float(sum(p.severity != "error" for p in problems)), None),
+    }
+    for r in cov[cov.present].itertuples():
+        expected[("coverage", r.table)] = (float(r.share), int(r.customers_total))
+    for r in health.channel_mix(raw).itertuples():
+        expected[("channel_share", r.table, r.channel)] = (float(r.share), None)
+    assert against(claims, expected) == []
+    assert unread(page, HEALTH_RULES, ["headline", "finding", "takeaway", "chart"]) == []
+
+
+def test_the_check_catches_a_coverage_title_rounded_differently() -> None:
+    html = (
+        '<div class="cx-findings"><ul><li>32.5% of 20,000 customers have responses '
+        "(95% CI 31.8%–33.1%).</li></ul></div>"
+        '<p class="cx-takeaway">The largest share is app with 49% of orders.</p>'
+    )
+    page = read_page(html)
+    page.statements.append(("chart", "31% of customers have responses: the thinnest coverage"))
+    found = disagreements(health_claims(page))
+    assert any("coverage" in d for d in found), found
+    page.statements[-1] = ("chart", "32.5% of customers have responses: the thinnest coverage")
+    assert disagreements(health_claims(page)) == []

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from cxkit import health, plots, voc
+from cxkit import churn, health, plots, voc
 from cxkit.personas import plots as persona_plots
 
 
@@ -92,7 +92,9 @@ def test_bar_with_ci_colour_text_and_titles(rates: pd.DataFrame) -> None:
     bar = fig.data[0]
     np.testing.assert_allclose(bar.y, [0.5, 0.2])  # not scaled without percent
     assert bar.marker.color == plots.PALETTE[2]
-    assert list(bar.text) == ["50%", "20%"] and bar.textposition == "outside"
+    # the labels are annotations beyond the whiskers; the bars keep them for hover only
+    assert list(bar.text) == ["50%", "20%"] and bar.textposition == "none"
+    assert [a.text for a in fig.layout.annotations] == ["50%", "20%"]
     assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == (
         "funnel step",
         "share (%)",
@@ -285,3 +287,158 @@ def test_domain_figures_show_markup_from_the_data_literally() -> None:
         {"persona_name": [HOSTILE[1]] * 2, "channel": [LINK, "web"], "stage": ["purchase"] * 2}
     ).assign(share=[0.4, 0.6])
     _assert_literal(persona_plots.plot_persona_channels(channels, HOSTILE[1]), LINK, HOSTILE[1])
+
+
+# --------------------------------------------------------------------------------------
+# labels that do not collide (issue 21): bar labels beyond the whiskers, axes from zero,
+# quadrant labels placed apart
+# --------------------------------------------------------------------------------------
+
+
+def _signed_bars() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "channel": ["app", "email", "web"],
+            "nps": [-3.4, -8.5, 12.0],
+            "nps_low": [-7.5, -11.2, 4.0],
+            "nps_high": [0.8, -5.8, 20.0],
+            "n": [1132, 2578, 12],
+            "small_n": [False, False, True],
+        }
+    )
+
+
+def test_bar_labels_sit_beyond_the_end_of_each_interval() -> None:
+    df = _signed_bars()
+    fig = voc.plot_scores(df, x="channel", title="NPS by channel")
+    notes = list(fig.layout.annotations)
+    assert [a.text for a in notes] == ["n=1,132", "n=2,578", "n=12 (small)"]
+    for a, (_, r) in zip(notes, df.iterrows(), strict=True):
+        assert a.x == r.channel
+        if r.nps >= 0:  # above the upper whisker, growing upwards
+            assert a.y >= r.nps_high and a.yanchor == "bottom" and a.yshift > 0
+        else:  # below the lower whisker, growing downwards
+            assert a.y <= r.nps_low and a.yanchor == "top" and a.yshift < 0
+    assert fig.data[0].textposition == "none"  # nothing drawn inside the bar either
+
+
+def test_bar_axis_includes_zero_the_intervals_and_room_for_the_labels() -> None:
+    df = _signed_bars()
+    fig = voc.plot_scores(df, x="channel", title="t")
+    bottom, top = fig.layout.yaxis.range
+    assert bottom < df.nps_low.min() and top > df.nps_high.max()
+    plot_px = fig.layout.height - 150
+    px_per_unit = plot_px / (top - bottom)
+    # a label (one line, ~17 px) fits between each interval's end and the axis's end
+    assert (top - df.nps_high.max()) * px_per_unit >= 17
+    assert (df.nps_low.min() - bottom) * px_per_unit >= 17
+    pos = df.assign(nps=[30.0, 40.0, 50.0], nps_low=[20.0, 30.0, 45.0], nps_high=[35.0] * 3)
+    assert voc.plot_scores(pos, x="channel", title="t").layout.yaxis.range[0] == 0
+
+
+def test_bars_without_labels_still_start_at_zero() -> None:
+    df = pd.DataFrame({"g": ["a", "b"], "v": [0.9, 0.95], "lo": [0.88, 0.93], "hi": [0.92, 0.97]})
+    fig = plots.bar_with_ci(df, x="g", y="v", low="lo", high="hi", title="t")
+    # plotly's range from zero: it also fits a line a caller adds (clv's model line)
+    assert fig.layout.yaxis.rangemode == "tozero" and fig.layout.yaxis.range is None
+    fixed = plots.bar_with_ci(df, x="g", y="v", low="lo", high="hi", title="t", y_range=(0.3, 1))
+    assert list(fixed.layout.yaxis.range) == [0, 1]  # a range that leaves out zero is widened
+
+
+def test_auc_chart_axis_runs_from_zero_to_one_with_guessing_marked() -> None:
+    metrics = pd.DataFrame(
+        {
+            "model": ["model", "logistic", "bgnbd"],
+            "label": ["Gradient boosting", "Logistic regression", "BG/NBD"],
+            "roc_auc": [0.906, 0.899, 0.558],
+            "roc_auc_low": [0.899, 0.893, 0.545],
+            "roc_auc_high": [0.913, 0.906, 0.571],
+        }
+    )
+    result = type("R", (), {"backtest": type("B", (), {"metrics": metrics})()})()
+    fig = churn.model_auc_chart(result)
+    assert list(fig.layout.yaxis.range) == [0, 1]  # was [0.3, 1]: bars looked 2x apart
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == 0.5 and line.line.dash == "dash"
+    assert any("guessing" in (a.text or "") for a in fig.layout.annotations)
+
+
+#: the key drivers of the demo report (baseline), whose labels collided
+KEY_DRIVERS = pd.DataFrame(
+    [
+        ("csat_delivery", 690, 75.16, 37.99, 8.86, 58.95),
+        ("csat_product", 152, 61.92, 20.5, 2.65, 39.14),
+        ("csat_onboarding", 104, 67.43, 19.33, 0.74, 41.61),
+        ("ces_billing", 81, 64.71, 13.99, 0.19, 33.8),
+        ("csat_returns", 94, 61.17, 3.54, 0.1, 19.41),
+        ("csat_billing", 141, 67.46, 2.29, 0.04, 20.24),
+        ("csat_checkout", 390, 79.99, 1.45, 0.02, 15.8),
+        ("ces_returns", 45, 66.85, 0.69, 0.03, 14.62),
+        ("ces_product", 76, 58.66, 0.16, 0.06, 12.74),
+        ("ces_onboarding", 44, 54.17, 0.03, 0.03, 10.09),
+        ("ces_delivery", 90, 56.67, 0.03, 0.05, 8.09),
+    ],
+    columns=[
+        "driver", "n_observed", "performance_0_100", "importance_pct",
+        "importance_low_pct", "importance_high_pct",
+    ],
+)  # fmt: skip
+
+
+def _label_layout(fig: go.Figure) -> tuple[list, list, float]:
+    """The point labels' and the quadrant names' boxes (px), as the placement sees them."""
+    tr = fig.data[0]
+    (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    w, h = plots.LABEL_PLOT_WIDTH, fig.layout.height - 150
+    px = (np.asarray(tr.x) - x0) / (x1 - x0) * w
+    py = (y1 - np.asarray(tr.y)) / (y1 - y0) * h
+    boxes = plots.label_boxes(px, py, list(tr.text), list(tr.textposition))
+    names = []
+    for a in fig.layout.annotations:
+        bw, bh = 0.58 * 13 * len(a.text) + 4, 1.3 * 13
+        left = 0 if a.xanchor == "left" else w - bw
+        top = 0 if a.yanchor == "top" else h - bh
+        names.append((left, top, left + bw, top + bh))
+    return boxes, names, w
+
+
+def _overlaps(a: tuple, b: tuple) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def test_quadrant_labels_collide_with_no_label_and_no_quadrant_name() -> None:
+    fig = voc.plot_drivers_quadrant(KEY_DRIVERS)
+    boxes, names, w = _label_layout(fig)
+    assert len(names) == 4 and {a.text for a in fig.layout.annotations} == {
+        "fix first", "keep up", "lower priority", "possible overkill",
+    }  # fmt: skip
+    for i, a in enumerate(boxes):
+        assert not any(_overlaps(a, b) for b in boxes[i + 1 :]), fig.data[0].text[i]
+        assert not any(_overlaps(a, n) for n in names), fig.data[0].text[i]
+        assert a[0] >= -1 and a[2] <= w + 1  # inside the plot
+    # the names sit in bands the points leave free (above and below every point)
+    (y0, y1) = fig.layout.yaxis.range
+    assert y1 > KEY_DRIVERS.performance_0_100.max() and y0 < KEY_DRIVERS.performance_0_100.min()
+
+
+def test_the_old_single_position_collides_so_the_test_can_fail() -> None:
+    fig = voc.plot_drivers_quadrant(KEY_DRIVERS)
+    fig.data[0].textposition = ["top center"] * len(KEY_DRIVERS)  # what the chart did
+    boxes, _, _ = _label_layout(fig)
+    clash = [
+        (i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+        if _overlaps(boxes[i], boxes[j])
+    ]  # fmt: skip
+    assert clash
+
+
+def test_label_positions_spread_crowded_points() -> None:
+    x = np.array([1.0, 1.1, 1.2, 3.0])  # three labels side by side would overlap
+    y = np.array([5.0, 5.1, 4.9, 5.0])
+    labels = ["first label", "second label", "third", "far away"]
+    pos = plots.label_positions(x, y, labels, x_range=(0, 4), y_range=(0, 10), height=300)
+    px = x / 4 * plots.LABEL_PLOT_WIDTH
+    py = (10 - y) / 10 * 300
+    boxes = plots.label_boxes(px, py, labels, pos)
+    assert not any(_overlaps(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert pos[3] == "top center"  # a point with room keeps the default

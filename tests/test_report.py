@@ -38,7 +38,7 @@ from cxkit.report import (
     sanitize_html,
 )
 from cxkit.report.config import check_parameters, parse_config
-from cxkit.report.export import count_figures, plotly_js
+from cxkit.report.export import count_figures, plotly_asset, plotly_js
 from cxkit.report.pipeline import OWNER_FILE, remove_stale_runs
 from cxkit.report.publish import atomic_write
 from cxkit.report.runner import leftover_processes
@@ -438,8 +438,11 @@ def test_first_run_publishes_everything(runs: dict[str, Any]) -> None:
     assert res.exit_code == 0, {n: r.error for n, r in res.reports.items()}
     for n in NAMES:
         page = (out / f"{n}.html").read_text()
-        assert page.count(plotly_js()) == 1
-        rest = _strip_plotly(page).lower()
+        # plotly.js is the folder's one shared file (publish: plotly: shared, the default)
+        script = f'<script src="{plotly_asset()}"></script>'
+        assert plotly_js() not in page and page.count(script) == 1
+        assert (out / plotly_asset()).read_text() == plotly_js()
+        rest = page.replace(script, "").lower()
         assert "<script src" not in rest and "cdn" not in rest and "require.js" not in rest
         assert rest.count("plotly.newplot(") == 1
         assert "hello from stdout" in rest and "import time" not in rest

@@ -112,7 +112,7 @@ def test_unreachable_master_fails_fast_with_the_fix() -> None:
 
 
 def _spark_spec(folder: Path, **tables: str) -> dict:
-    locations = {name: str(folder / f"{name}.parquet") for name in TABLES}
+    locations = {p.stem: str(p) for p in folder.glob("*.parquet") if not p.name.startswith("_")}
     locations.update(tables)
     return {"spark": {"master": "local[2]"}, "tables": locations}
 

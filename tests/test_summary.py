@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 from scipy import stats as sst
 
 import cxkit
-from cxkit import display, privacy, summary
-from cxkit.errors import UsageError
+from cxkit import display, personas, privacy, summary, voc
+from cxkit.errors import DataError, UsageError
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "90_executive_summary.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +40,7 @@ def test_scorecard_has_exactly_one_row_per_customer(
     assert card.loc[buyers, "clv_52w"].notna().all()
     assert card.loc[buyers, "p_alive"].between(0, 1).all()
     assert card["churn_probability"].dropna().between(0, 1).all()
-    assert set(card["recommended_focus"]) <= {f for f, _ in summary.FOCUS_RULES}
+    assert set(card["recommended_focus"]) <= {r.focus for r in summary.FOCUS_RULES}
     assert card["persona"].notna().all()
     at_risk = card["clv_at_risk_52w"].dropna()
     np.testing.assert_allclose(
@@ -80,22 +87,23 @@ def test_clv_at_risk_ranking_agrees_with_planted_truth(
 def test_recommend_focus_rules_first_match_wins() -> None:
     card = pd.DataFrame(
         {
-            "nps_group": ["detractor", "detractor", None, "promoter", "promoter", None],
-            "risk_band": ["high", "low", "high", "low", "low", None],
-            "spend_to_date": [900.0, 10.0, 800.0, 50.0, 60.0, 5.0],
-            "has_referred_or_reviewed": [False, False, False, True, False, False],
+            "nps_group": ["detractor", "detractor", None, "promoter", "promoter", None, None],
+            "churn_probability": [0.9, 0.1, 0.5, 0.2, 0.2, None, 0.7],
+            "clv_52w": [900.0, 10.0, 800.0, 50.0, 60.0, 900.0, 5.0],
+            "has_referred": [False, False, False, True, False, False, False],
         }
-    )
+    )  # median CLV 60
     assert summary.recommend_focus(card).tolist() == [
         "service recovery",
         "service recovery",
         "win back",
-        "nurture",
+        "nurture",  # a promoter who already referred someone
         "ask for advocacy",
-        "nurture",
+        "nurture",  # no churn score: never "win back"
+        "nurture",  # likely to churn, but CLV below the median
     ]
     # a missing input never triggers its rule
-    assert summary.recommend_focus(card[["spend_to_date"]]).eq("nurture").all()
+    assert summary.recommend_focus(card[["clv_52w"]]).eq("nurture").all()
 
 
 def test_write_scores_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,12 +230,71 @@ def test_tiles_escape_text() -> None:
     assert "cx-small" in html
 
 
+def _run_notebook(
+    path: Path, params: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """Run a notebook's code cells in this process; return its namespace and its outputs."""
+    nb = nbformat.read(path, as_version=4)
+    shell = InteractiveShell.instance()
+    shell.user_ns.clear()
+    monkeypatch.chdir(path.parent)
+    outputs: list[dict[str, object]] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        with capture_output() as cap:
+            got = shell.run_cell(cell.source)
+            if "parameters" in cell.metadata.get("tags", []):
+                shell.user_ns.update(params)
+        got.raise_error()
+        outputs += [{"data": o.data, "metadata": o.metadata} for o in cap.outputs]
+    return shell.user_ns, outputs
+
+
+def _kind(out: dict[str, object]) -> str | None:
+    return ((out.get("metadata") or {}).get("cxkit") or {}).get("kind")  # type: ignore[union-attr]
+
+
 @pytest.mark.slow
-def test_orders_only_summary_names_the_missing_parts(tmp_path: Path, demo_dir: Path) -> None:
+def test_orders_only_summary_names_the_missing_parts(
+    tmp_path: Path, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     orders = pd.read_parquet(demo_dir / "orders.parquet")
     orders.to_parquet(tmp_path / "orders.parquet")
-    es = summary.executive_summary(cxkit.load(tmp_path), random_state=0)
+    monkeypatch.setenv(display.CURRENCY_ENV, "$")
+    ns, outputs = _run_notebook(NOTEBOOK, {"data": str(tmp_path), "random_state": 0}, monkeypatch)
+    es = ns["es"]
+    assert isinstance(es, summary.ExecutiveSummary)
+    # each part not available is said once, in its own section (not again at the top)
+    notes = [o["metadata"]["cxkit"]["reason"] for o in outputs if _kind(o) == "not_available"]
+    voc_note = es.domains["voc"].missing
+    assert voc_note and notes.count(voc_note) == 1
+    assert all(notes.count(n) == 1 for n in notes), notes
+    # the customers with the most value at risk: a stakeholder table, money in dollars
+    page = "".join(str(o["data"].get("text/html", "")) for o in outputs)
+    table = next(t for t in re.findall(r"<table.*?</table>", page, flags=re.S) if "P(alive)" in t)
+    header = re.findall(r"<th>(.*?)</th>", table)
+    assert header == [
+        "customer ID", "persona", "spend to date", "P(alive)", "churn probability",
+        "CLV, next 52 weeks", "CLV at risk, next 52 weeks", "NPS group", "recommended focus",
+    ]  # fmt: skip
+    assert not [h for h in header if "_" in h]
+    assert re.search(r'<td class="cx-num">\$[\d,]+\.\d\d</td>', table)
+    held = float(es.scorecard.nlargest(10, "clv_at_risk_52w")["clv_at_risk_52w"].sum())
+    assert f"hold ${held:,.0f} of expected 52-week value" in page
+    # the method note names the model whose churn scores the scorecard holds
+    churn_result = es.domains["churn"].result
+    assert isinstance(churn_result, cxkit.churn.ChurnResult)
+    assert f"comes from {churn_result.scores_label}" in page or (
+        f"the churn report's model ({churn_result.scores_label})" in page
+    )
+    assert "calibrated churn model" not in page
     kpis = es.kpis.set_index("kpi")
+    gap_kpi = summary.VALUE_TILE[0]
+    assert not kpis.loc[gap_kpi, "available"]
+    assert kpis.loc[gap_kpi, "sentence"] == (
+        "The survey-to-value linkage is not available: this needs the table 'responses'."
+    )
     assert not kpis.loc["NPS", "available"]
     assert "responses" in kpis.loc["NPS", "sentence"]
     assert any("voc" in m and "responses" in m for m in es.missing)
@@ -240,3 +307,83 @@ def test_orders_only_summary_names_the_missing_parts(tmp_path: Path, demo_dir: P
     life = es.domains["lifecycle"].result
     assert isinstance(life, cxkit.lifecycle.LifecycleResult)
     pd.testing.assert_frame_equal(es.funnel, life.stage_funnel)
+    # the stages left out are named, in the lifecycle report's own words
+    assert es.stages_missing == life.missing_parts["stages"]
+    for stage in ("awareness", "consideration", "advocacy"):
+        assert f"{stage} needs" in es.stages_missing
+
+
+def test_summary_ladder_without_the_lifecycle_result_has_only_supported_stages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fails(data: cxkit.CXData, **options: object) -> object:
+        raise DataError("the lifecycle analysis broke")
+
+    monkeypatch.setitem(summary.ANALYSES, "lifecycle", fails)
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3"],
+            "customer_id": ["a", "a", "b"],
+            "ts": pd.to_datetime(["2024-01-02", "2024-02-03", "2024-01-05"]),
+            "amount": [10.0, 5.0, 7.5],
+        }
+    )
+    es = summary.executive_summary(cxkit.load({"orders": orders}))
+    assert es.domains["lifecycle"].result is None
+    assert es.funnel is not None
+    assert list(es.funnel["step_name"]) == ["purchase", "retention"]
+    assert es.funnel["n_customers"].tolist() == [2, 1]
+    assert es.stages_missing is not None and "awareness needs table 'events'" in es.stages_missing
+
+
+@pytest.mark.slow
+def test_summary_states_the_voc_reports_value_findings_word_for_word(
+    es: summary.ExecutiveSummary, demo_data: cxkit.CXData
+) -> None:
+    # the VoC report's call (notebook 50): its own persona labels and the CLV and churn
+    # reports' results
+    labels, _ = personas.resolve_persona_labels(demo_data)
+    report = voc.value_linkage(demo_data, personas=labels, random_state=0)
+    theirs = [f.sentence for f in report.findings()]
+    assert len(theirs) == 3
+    ours = [f.sentence for f in es.domains["voc"].findings if f.metric.startswith("detractor_")]
+    assert ours == theirs
+    assert es.survey_value is not None
+    pd.testing.assert_frame_equal(es.survey_value.by_nps, report.by_nps)
+    kpis = es.kpis.set_index("kpi")
+    kpi, metric = summary.VALUE_TILE
+    gap = next(f for f in report.findings() if f.metric == metric)
+    assert kpis.loc[kpi, "sentence"] == gap.sentence and kpis.loc[kpi, "available"]
+    assert kpis.loc[kpi, "value"] == pytest.approx(gap.value) and kpis.loc[kpi, "unit"] == "currency"
+    # the churn gap rests on the scorecard's own churn probabilities and groups
+    card = es.scorecard
+    mean = card.groupby("nps_group")["churn_probability"].mean()
+    row = es.survey_value.gap(es.survey_value.measure("churn"))
+    assert row["diff"] == pytest.approx(mean["detractor"] - mean["promoter"])
+
+
+def test_the_scorecard_note_names_whose_churn_scores_it_holds(
+    es: summary.ExecutiveSummary,
+) -> None:
+    run = es.domains["churn"]
+    assert isinstance(run.result, cxkit.churn.ChurnResult)
+    note = summary.scorecard_note(es)
+    assert (
+        f"`churn_probability` comes from the churn report's model ({run.result.scores_label})"
+        in note
+    )
+    lost = dataclasses.replace(run.result, scores_from="bgnbd")
+    baseline = dataclasses.replace(
+        es, domains={**es.domains, "churn": dataclasses.replace(run, result=lost)}
+    )
+    note = summary.scorecard_note(baseline)
+    assert (
+        "`churn_probability` comes from BG/NBD P(no order in horizon), the baseline that beat"
+        in note
+    )
+    InteractiveShell.instance()
+    with capture_output() as cap:
+        summary.show_method_notes(baseline)
+    shown = cap.outputs[0].data["text/html"]
+    assert "<code>churn_probability</code> comes from BG/NBD P(no order in horizon)" in shown
+    assert "calibrated churn model" not in shown

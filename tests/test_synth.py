@@ -50,6 +50,7 @@ def test_writes_every_file(demo_dir: Path) -> None:
         "events.parquet",
         "orders.parquet",
         "responses.parquet",
+        "assignments.parquet",
         "_truth.parquet",
         "_truth.json",
     }
@@ -77,9 +78,9 @@ def test_same_seed_same_bytes_across_chunks(tmp_path: Path) -> None:
 
 def test_csv_round_trips_through_load_with_string_ids(tmp_path: Path) -> None:
     folder = synth.write_demo(tmp_path / "csv", customers=200, seed=5, fmt="csv")
-    assert {p.name for p in folder.glob("*.csv")} == {f"{t}.csv" for t in TABLES}
+    assert {p.name for p in folder.glob("*.csv")} == {f"{t}.csv" for t in (*TABLES, "assignments")}
     data = cxkit.load(folder)
-    assert data.names == list(TABLES)
+    assert data.names == [*TABLES, "assignments"]
     customers = data.to_pandas("customers")
     assert customers.customer_id.iloc[0] == "C0000001"
     assert pd.api.types.is_string_dtype(customers.customer_id)
@@ -97,6 +98,11 @@ def test_rewriting_in_the_other_format_removes_stale_tables(tmp_path: Path) -> N
     synth.write_demo(folder, customers=100, seed=1)
     assert not list(folder.glob("*.csv"))
     assert not list(folder.glob(".*tmp*"))
+    # and a rewrite without the experiment leaves no assignments from the earlier one
+    assert (folder / "assignments.parquet").is_file()
+    synth.write_demo(folder, customers=100, seed=1, experiment=False)
+    assert not (folder / "assignments.parquet").exists()
+    assert "experiment" not in json.loads((folder / "_truth.json").read_text())
 
 
 def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
@@ -445,11 +451,84 @@ def test_volumes_per_customer_are_realistic(demo: dict[str, pd.DataFrame]) -> No
     assert 0.35 < len(demo["responses"]) / n < 0.7
 
 
-def test_generate_matches_write_demo(demo: dict[str, pd.DataFrame]) -> None:
+def test_generate_matches_write_demo(demo_dir: Path, demo: dict[str, pd.DataFrame]) -> None:
     again = synth.generate(2_000, seed=7)
     for name in TABLES:
         pd.testing.assert_frame_equal(getattr(again, name), demo[name], check_dtype=False)
+    written = pd.read_parquet(demo_dir / "assignments.parquet")
+    pd.testing.assert_frame_equal(again.assignments, written, check_dtype=False)
     assert again.info["customers"] == 2_000
+    assert (
+        again.info["experiment"] == json.loads((demo_dir / "_truth.json").read_text())["experiment"]
+    )
+
+
+# ---- the planted experiment ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def planted() -> synth.Demo:
+    """The session demo in memory (the planted experiment included)."""
+    return synth.generate(2_000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def base() -> synth.Demo:
+    """The same demo without the experiment: the base simulation alone."""
+    return synth.generate(2_000, seed=7, experiment=False)
+
+
+def test_the_experiment_changes_only_treated_customers_rows_after_assignment(
+    planted: synth.Demo, base: synth.Demo, info: dict
+) -> None:
+    """Control and unassigned customers keep every row; so do treated ones before assignment."""
+    assert base.assignments is None and "experiment" not in base.info
+    a = planted.assignments.set_index("customer_id")
+    treated = a.assigned_at[a.variant == "treatment"]
+    for name in ("customers", "truth"):
+        pd.testing.assert_frame_equal(getattr(planted, name), getattr(base, name))
+    changed = {}
+    for name in ("events", "orders", "responses"):
+        both = getattr(planted, name).merge(getattr(base, name), how="outer", indicator=True)
+        new = both[both._merge == "left_only"]
+        gone = both[both._merge == "right_only"]
+        for part in (new, gone):
+            at = part.customer_id.map(treated)
+            assert at.notna().all(), name  # only treated customers' rows differ
+            assert (part.ts > at).all(), name  # and only after their assignment
+        changed[name] = (len(new), len(gone))
+    rows = info["experiment"]["rows_changed"]
+    assert changed["orders"] == (
+        rows["orders_added"] + rows["orders_amount_changed"],
+        rows["orders_amount_changed"],
+    )
+    assert changed["events"] == (rows["events_added"], 0)
+    assert changed["responses"] == (rows["responses_score_changed"],) * 2
+    assert min(rows.values()) > 0  # the 2k demo has some of each
+
+
+def test_the_experiment_truth_matches_its_assignments(
+    planted: synth.Demo, demo: dict[str, pd.DataFrame], info: dict
+) -> None:
+    x = info["experiment"]
+    a = planted.assignments
+    assert list(a.columns) == ["customer_id", "experiment", "variant", "assigned_at"]
+    assert a.customer_id.is_unique and set(a.experiment) == {x["name"]}
+    counts = a.variant.value_counts()
+    assert {v: int(counts[v]) for v in x["variants"]} == {
+        v: x["arms"][v]["n"] for v in x["variants"]
+    }
+    assert _within(int(counts["treatment"]), len(a), x["planned_split"]["treatment"])
+    lo, hi = (pd.Timestamp(t) for t in x["assigned_between"])
+    assert a.assigned_at.between(lo, hi).all()
+    # eligible: a first order on an earlier day than the assignment
+    first = demo["truth"].set_index("customer_id").first_order_at
+    assert (first[a.customer_id].dt.normalize().to_numpy() < a.assigned_at.dt.normalize()).all()
+    bought = first.dropna()
+    eligible = bought.index[bought.dt.normalize() < lo]
+    assert set(eligible) <= set(a.customer_id)  # every one eligible at the window's start
+    effect = x["effect_on_treated"]
+    assert effect["conversion"] > 0 and effect["churn"] < 0 and effect["spend"] > 0
 
 
 @pytest.mark.slow

@@ -138,6 +138,43 @@ def test_warnings_duplicate_rows_and_activity_after_as_of() -> None:
     assert "activity after as_of (2024-01-02)" in str(warn["after_as_of"])
 
 
+def test_assignments_table_rules() -> None:
+    """The optional assignments table: labels, orphans, timestamps, repeated assignments."""
+    t = _clean()
+    t["assignments"] = pd.DataFrame(
+        {
+            "customer_id": ["001", "002", "002", "777", "003"],
+            "experiment": ["x", "x", "x", "x", None],
+            "variant": ["control", "treatment", "control", " ", "control"],
+            "assigned_at": ["2024-01-02", "2024-01-02", "2024-01-03", "2024-01-02", "soon"],
+        }
+    )
+    problems = validate(cxkit.load(t))
+    got = {(p.rule, p.table, p.column): p for p in problems}
+    assert got[("null_label", "assignments", "experiment")].rows == 1
+    assert got[("null_label", "assignments", "variant")].examples == ("' '",)
+    assert got[("orphan_customer_id", "assignments", "customer_id")].examples == ("'777'",)
+    assert got[("unparseable_timestamp", "assignments", "assigned_at")].rows == 1
+    repeated = got[("repeated_assignment", "assignments", "customer_id")]
+    assert repeated.severity == "warning" and repeated.rows == 2
+    assert repeated.examples == ("'002'",)
+    assert "the readout keeps each customer's first assignment" in str(repeated)
+    t["assignments"] = t["assignments"].drop(columns=["variant"])
+    missing = {(p.rule, p.table) for p in validate(cxkit.load(t))}
+    assert ("missing_column", "assignments") in missing
+    # a clean assignments table adds no problem
+    t = _clean()
+    t["assignments"] = pd.DataFrame(
+        {
+            "customer_id": ["001"],
+            "experiment": ["x"],
+            "variant": ["a"],
+            "assigned_at": ["2024-01-02"],
+        }
+    )
+    assert validate(cxkit.load(t)) == []
+
+
 def test_format_problems_lists_counts() -> None:
     text = format_problems(validate(cxkit.load(_broken())), source="x")
     assert text.startswith("Validation of x")

@@ -7,6 +7,7 @@ independently here; empty selections must show a message, never raise.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -208,6 +209,60 @@ def test_missing_tables_are_messages():
     assert cl.timeline.kind.tolist() == ["order"] and cl.message.value == ""
 
 
+def _text(value: str) -> str:
+    """The visible text of an HTML snippet."""
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", "", value))
+
+
+def test_funnel_headline_changes_with_the_window_and_states_it(fx, demo_data):
+    """The headline names the window (and entry): it changes when the window does.
+
+    With entry "any" a longer window often matches the same customers (every
+    occurrence of the first step may start the funnel), so before the headline named
+    its window, 30 days, 90 days and no limit looked like a control that did nothing.
+    """
+    _reset(fx)
+    steps = ["product_view", "add_to_cart", "purchase"]
+    fx.steps.value = steps
+    seen = {}
+    for days in (1.0, 7.0, 30.0, 90.0, 0.0):
+        fx.window.value = days
+        fx.update()
+        f = lifecycle.funnel(demo_data, steps, window=days or None)
+        n1, nk = int(f.n_customers.iloc[0]), int(f.n_customers.iloc[-1])
+        head = _text(fx.headline.value)
+        assert head.startswith(f"{nk:,} of {n1:,} customers ({nk / n1:.1%}) reach 'purchase'")
+        assert (f"within {days:g} days" if days else "with no time limit") in head
+        assert "counted from any 'product_view'" in head
+        assert fx.fig.layout.title.text.startswith(f"{nk / n1:.1%} of {n1:,} entrants")
+        seen[days] = (head, nk)
+    assert len({h for h, _ in seen.values()}) == 5  # one headline per window
+    fx.entry.value = "first"
+    fx.update()
+    assert "counted from the first 'product_view'" in _text(fx.headline.value)
+
+
+def test_funnel_unknown_step_names_it_and_the_known_steps(fx, demo_data):
+    _reset(fx)
+    fx.steps.value = ["product_view", "add_to_kart", "order"]  # typed freely, not refused
+    fx.update()
+    msg = _text(fx.message.value)
+    assert "Unknown step 'add_to_kart'" in msg
+    known = sorted(demo_data.to_pandas("events").event.unique())
+    assert all(name in msg for name in [*known, "order", "purchase", "advocacy"])
+    assert fx.result is None and len(fx.fig.data) == 0 and fx.headline.value == ""
+    # an event name outside the first list is looked up in the data, not refused
+    fx.known_steps.remove("add_to_cart")
+    fx.steps.value = ["product_view", "add_to_cart"]
+    fx.update()
+    assert fx.message.value == "" and fx.result is not None and "add_to_cart" in fx.known_steps
+    # a step given at construction is checked the same way
+    bad = FunnelExplorer(demo_data, steps=["site_visit", "no_such_event"], live=False)
+    assert "Unknown step 'no_such_event'" in _text(bad.message.value) and bad.result is None
+
+
 # ---- personas -------------------------------------------------------------------------
 
 
@@ -236,6 +291,22 @@ def test_persona_explorer_journey_and_at_risk(demo_data, truth_personas, scores,
     px.min_churn.value = 1.0
     px.update()
     assert len(px.at_risk) == 0 and "No customer of" in px.table.value
+
+
+def test_persona_explorer_title_names_the_last_stage_the_data_has():
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3"],
+            "customer_id": ["a", "a", "b"],
+            "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-05"]),
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    data = cxkit.load({"orders": orders})
+    labels = pd.Series(["P", "P"], index=pd.Index(["a", "b"], name="customer_id"))
+    px = PersonaExplorer(data, labels, live=False)
+    assert px.fig.layout.title.text == "P: 50% reach retention"
+    assert list(px.fig.data[0].x) == ["purchase", "retention"]
 
 
 def test_persona_explorer_without_scores_says_so(demo_data, truth_personas, journey):

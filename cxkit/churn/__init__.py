@@ -18,11 +18,13 @@ The parts, each usable on its own:
 * :mod:`~cxkit.churn.model` — :class:`ChurnModel`, a calibrated gradient-boosting (or
   logistic) model fitted on the labels of cutoff ``c − h`` and calibrated on those of
   ``c`` (a time-respecting split);
-* :mod:`~cxkit.churn.metrics` — :func:`auc_ci`, :func:`lift_table`,
+* :mod:`~cxkit.churn.metrics` — :func:`auc_ci`, :func:`auc_difference` (DeLong), :func:`lift_table`,
   :func:`calibration_table`, :func:`permutation_importance` and :func:`risk_band`;
 * :mod:`~cxkit.churn.backtest` — :func:`run_backtest` trains at ``t0`` and tests at
   ``t1 = t0 + h`` (the label windows do not overlap) against a logistic-regression
   and the BG/NBD baselines (:class:`ChurnBacktest`, :data:`MODEL_LABELS`);
+  :func:`choose_scores` keeps the model's scores only when it beats its best baseline
+  (:class:`ModelChoice`), else the analysis scores with that baseline and warns;
 * :mod:`~cxkit.churn.analysis` — :func:`analyze`, :class:`ChurnResult`, :func:`score`
   (a churn probability and a risk band per customer at ``as_of``, keyed by
   ``customer_id`` so that it joins with CLV), :func:`churn_rate_over_time`,
@@ -54,13 +56,21 @@ from cxkit.churn.analysis import (
     risk_by,
     score,
 )
-from cxkit.churn.backtest import MODEL_LABELS, ChurnBacktest, run_backtest
+from cxkit.churn.backtest import (
+    BASELINES,
+    MODEL_LABELS,
+    ChurnBacktest,
+    ModelChoice,
+    choose_scores,
+    run_backtest,
+)
 from cxkit.churn.definition import ChurnDefinition, data_end, define, label_table, labels
 from cxkit.churn.features import COMPLAINT_THEMES, describe_feature, feature_table, features
 from cxkit.churn.metrics import (
     BAND_LABELS,
     BAND_THRESHOLDS,
     auc_ci,
+    auc_difference,
     calibration_table,
     lift_table,
     permutation_importance,
@@ -79,20 +89,26 @@ from cxkit.churn.plots import (
     roc_chart,
     trend_chart,
 )
+from cxkit.churn.survival import SurvivalResult, survival_chart, time_to_churn
 
 __all__ = [
     "BAND_LABELS",
     "BAND_THRESHOLDS",
+    "BASELINES",
     "COMPLAINT_THEMES",
     "MODEL_LABELS",
     "ChurnBacktest",
     "ChurnDefinition",
     "ChurnModel",
     "ChurnResult",
+    "ModelChoice",
+    "SurvivalResult",
     "analyze",
     "auc_ci",
+    "auc_difference",
     "calibration_chart",
     "calibration_table",
+    "choose_scores",
     "churn_rate_over_time",
     "data_end",
     "define",
@@ -116,5 +132,7 @@ __all__ = [
     "roc_chart",
     "run_backtest",
     "score",
+    "survival_chart",
+    "time_to_churn",
     "trend_chart",
 ]

@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from cxkit.cache import run_cached
-from cxkit.churn.backtest import MODEL_LABELS, ChurnBacktest, run_backtest
+from cxkit.churn.backtest import (
+    MODEL_LABELS,
+    ChurnBacktest,
+    ModelChoice,
+    baseline_scores,
+    run_backtest,
+)
 from cxkit.churn.definition import ChurnDefinition, define, label_table, resolve_definition
 from cxkit.churn.features import FeatureCache, describe_feature
 from cxkit.churn.metrics import BAND_LABELS, BAND_THRESHOLDS, risk_band
@@ -90,6 +96,14 @@ class ChurnResult(Result):
         without orders), with a few of their features.
     notes
         Plain sentences on how the numbers were made (the backtest's notes).
+    scores_from
+        The key (of :data:`~cxkit.churn.MODEL_LABELS`) of the model whose scores
+        :attr:`scores` holds: ``"model"`` unless a baseline beat the model on the test
+        period (:attr:`choice`).
+    choice
+        The comparison of the model with its best baseline that decided
+        :attr:`scores_from` (:func:`~cxkit.churn.choose_scores`), or None without a
+        backtest.
     missing_parts
         Part name (``backtest``, ``risk_by``) -> why it is missing. The same sentences,
         in order, are :attr:`not_available`.
@@ -106,7 +120,33 @@ class ChurnResult(Result):
     risk_by: pd.DataFrame | None = None
     at_risk: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    scores_from: str = "model"
+    choice: ModelChoice | None = None
     missing_parts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scores_label(self) -> str:
+        """The name of the model whose scores :attr:`scores` holds."""
+        return MODEL_LABELS[self.scores_from]
+
+    def model_warning(self) -> str | None:
+        """Return the warning shown when the churn model did not beat its best baseline.
+
+        Returns
+        -------
+        str or None
+            :meth:`~cxkit.churn.ModelChoice.warning`; None when the model won or there was
+            no comparison.
+        """
+        if self.choice is None or self.choice.model_wins:
+            return None
+        if self.scores_from == self.choice.used:
+            return self.choice.warning()
+        # the better baseline could not score at as_of (``missing_parts["scores"]``)
+        return (
+            f"The churn model does not beat the baseline {self.choice.baseline_label}: "
+            f"{self.choice.difference_words()}. {self.missing_parts.get('scores', '')}"
+        ).strip()
 
     @property
     def band_summary(self) -> pd.DataFrame:
@@ -171,10 +211,11 @@ class ChurnResult(Result):
         s = self.scores
         if len(s):
             hi_n = self.high_risk_n
+            source = "" if self.scores_from == "model" else f", from {self.scores_label}"
             sentence = (
                 f"{hi_n:,} of {len(s):,} customers ({hi_n / len(s):.0%}) are at high risk "
-                f"(churn probability ≥ {self.thresholds[1]:.0%} over the next {h} days) "
-                f"as of {self.as_of:%Y-%m-%d}."
+                f"(churn probability ≥ {self.thresholds[1]:.0%} over the next {h} days"
+                f"{source}) as of {self.as_of:%Y-%m-%d}."
             )
             out.append(
                 finding_from_rate(
@@ -188,6 +229,7 @@ class ChurnResult(Result):
                     low=None,
                     high=None,
                     n="customers",
+                    extra={"scores_from": self.scores_from},
                 )
             )
         return out
@@ -201,6 +243,13 @@ class ChurnResult(Result):
             if b in m.index
         ]
         versus = f" (baselines: {', '.join(comp)})" if comp else ""
+        lost = ""
+        if v.choice is not None and not v.choice.model_wins:
+            lost = (
+                f" It does not beat its best baseline, {v.choice.baseline_label}: "
+                f"{v.choice.difference_words()}; the scores used come from "
+                f"{v.choice.used_label}."
+            )
         out = [
             finding_from_rate(
                 auc,
@@ -210,7 +259,7 @@ class ChurnResult(Result):
                     f"The churn model ranks customers with ROC AUC {auc['roc_auc']:.2f} "
                     f"(95% CI {auc['roc_auc_low']:.2f}–{auc['roc_auc_high']:.2f}) on "
                     f"{int(auc['customers']):,} customers at {v.cutoffs['test']:%Y-%m-%d}, "
-                    f"trained on earlier data{versus}."
+                    f"trained on earlier data{versus}.{lost}"
                 ),
                 unit="AUC",
                 importance=8,
@@ -219,9 +268,12 @@ class ChurnResult(Result):
                 high="roc_auc_high",
                 n="customers",
                 comparison="vs logistic regression and BG/NBD baselines" if comp else None,
+                p_value=None if v.choice is None else v.choice.p_value,
+                extra={"scores_from": v.scores_used},
             )
         ]
         top = v.lift.iloc[0]
+        ranked = "" if v.scores_used == "model" else f" by {MODEL_LABELS[v.scores_used]}"
         base = v.test_churn_rate
         # the lift's interval: the decile's churn-rate interval over the (fixed) base rate
         lift_row = {
@@ -236,7 +288,7 @@ class ChurnResult(Result):
                 domain=self.domain,
                 metric="top_decile_lift",
                 sentence=(
-                    f"The riskiest 10% of customers churned at {top['churn_rate']:.0%} "
+                    f"The riskiest 10% of customers{ranked} churned at {top['churn_rate']:.0%} "
                     f"({top['ci_low']:.0%}–{top['ci_high']:.0%}, n = {int(top['customers']):,}), "
                     f"{top['lift']:.1f}× the average rate."
                 ),
@@ -246,17 +298,20 @@ class ChurnResult(Result):
                 low="lift_low",
                 high="lift_high",
                 n="customers",
+                extra={"scores_from": v.scores_used},
             )
         )
         if len(v.importance):
             imp = v.importance.head(3)
             names = ", ".join(describe_feature(f) for f in imp["feature"])
+            whose = "" if v.scores_used == "model" else " of the churn model"
             out.append(
                 finding_from_rate(
                     imp.iloc[0],
                     domain=self.domain,
                     metric="top_drivers",
-                    sentence=f"The strongest churn signals are {names} (permutation importance).",
+                    sentence=f"The strongest churn signals{whose} are {names} (permutation "
+                    "importance).",
                     unit="AUC drop",
                     importance=5,
                     value="importance_mean",
@@ -293,8 +348,9 @@ class ChurnResult(Result):
         -------
         dict of str to str
             ``definition``, ``rate_over_time``, ``bands`` and, when the parts exist,
-            ``model``, ``curves``, ``calibration``, ``lift``, ``drivers``, ``risk_by``
-            and ``at_risk``.
+            ``model``, ``curves``, ``calibration``, ``lift``, ``drivers``, ``scores``
+            (whose scores are used, :meth:`~cxkit.churn.ModelChoice.sentence`),
+            ``risk_by`` and ``at_risk``.
         """
         out = {"definition": self.definition.describe()}
         trend = self.rate_over_time
@@ -308,6 +364,12 @@ class ChurnResult(Result):
             )
         if self.backtest is not None:
             out.update(self._backtest_takeaways(self.backtest))
+        if self.choice is not None:
+            out["scores"] = (
+                self.choice.sentence()
+                if self.scores_from == self.choice.used
+                else self.missing_parts.get("scores", "")
+            )
         lo, hi = self.thresholds
         out["bands"] = (
             f"Bands: low < {lo:.0%} ≤ medium < {hi:.0%} ≤ high; "
@@ -350,23 +412,31 @@ class ChurnResult(Result):
             f"Base rate in the test period: {v.test_churn_rate:.0%}; a list with no skill "
             "would have that precision everywhere."
         )
+        switched = v.scores_used != "model"
         cal = v.calibration[v.calibration.model == "model"]
         gap = (cal.mean_predicted - cal.observed_rate).abs().max()
+        whose = "the churn model's predicted" if switched else "predicted"
         out["calibration"] = (
-            f"The largest gap between predicted and observed churn in any tenth of customers "
+            f"The largest gap between {whose} and observed churn in any tenth of customers "
             f"is {gap:.1%} (each tenth has about {int(cal.n.median()):,} customers)."
         )
         lift = v.lift
         g3 = lift.cumulative_gain.iloc[2]
+        lead = (
+            f"Ranked by {MODEL_LABELS[v.scores_used]} (the scores used), the top decile lift is"
+            if switched
+            else "Top decile lift"
+        )
         out["lift"] = (
-            f"Top decile lift {lift.lift.iloc[0]:.1f}× (n = {int(lift.customers.iloc[0]):,}); "
+            f"{lead} {lift.lift.iloc[0]:.1f}× (n = {int(lift.customers.iloc[0]):,}); "
             f"contacting the riskiest 30% reaches {g3:.0%} of those who will churn."
         )
         if len(v.importance):
             imp = top_importance(v)
             top = imp.iloc[-1]
+            whose = " of the churn model (whose scores are not used)" if switched else ""
             out["drivers"] = (
-                f"Shuffling {top['name']} lowers the AUC by {top.importance_mean:.3f}; "
+                f"Shuffling {top['name']} lowers the AUC{whose} by {top.importance_mean:.3f}; "
                 f"the next signals are {', '.join(imp.name.iloc[-2:-4:-1])}."
             )
         return out
@@ -416,13 +486,17 @@ def score(
     max_train_rows: int | None = 200_000,
     random_state: int = 0,
     model: ChurnModel | None = None,
+    scores_from: str = "model",
     _cache: FeatureCache | None = None,
 ) -> pd.DataFrame:
     """Return the churn probability and risk band per customer at ``as_of``.
 
     A :class:`~cxkit.churn.ChurnModel` is fitted at the day ``2 × horizon`` before
     ``as_of`` and calibrated at the day ``horizon`` before it (the latest labels
-    observable at ``as_of``), unless a fitted ``model`` is given.
+    observable at ``as_of``), unless a fitted ``model`` is given. With ``scores_from``
+    a baseline (the one that beat the model, :func:`~cxkit.churn.choose_scores`), the
+    probabilities come from it instead: the same pipeline with logistic regression, or
+    BG/NBD fitted on the orders up to ``as_of``.
 
     Parameters
     ----------
@@ -438,6 +512,10 @@ def score(
         As for :class:`~cxkit.churn.ChurnModel`.
     model
         A fitted model to score with instead of fitting one.
+    scores_from
+        Whose probabilities: a key of :data:`~cxkit.churn.MODEL_LABELS` — ``"model"``
+        (gradient boosting), ``"logit"``, ``"bgnbd"`` (BG/NBD probability of no order
+        in the horizon) or ``"p_alive"`` (BG/NBD 1 − p_alive). Ignored with ``model``.
     _cache
         Features shared with other steps of the same call (internal).
 
@@ -446,22 +524,35 @@ def score(
     pandas.DataFrame
         ``customer_id, churn_probability, risk_band, as_of, horizon_days`` for the
         definition's population at ``as_of``, sorted by ``customer_id``; ready to join
-        with CLV on ``customer_id``. ``df.attrs["definition"]`` holds the definition and
-        ``df.attrs["thresholds"]`` the thresholds.
+        with CLV on ``customer_id``. ``df.attrs["definition"]`` holds the definition,
+        ``df.attrs["thresholds"]`` the thresholds and ``df.attrs["scores_from"]`` the
+        model's key.
 
     Raises
     ------
     sklearn.exceptions.NotFittedError
         When ``model`` is given but not fitted.
+    UsageError
+        For an unknown ``scores_from``.
+    DataError
+        When the BG/NBD baseline asked for cannot be fitted.
     """
+    if scores_from not in MODEL_LABELS:
+        raise UsageError(f"scores_from must be one of {list(MODEL_LABELS)}, got {scores_from!r}")
     end = resolve_as_of(data, as_of)
-    if model is None:
+    if model is not None:
+        cache = _cache
+        scores_from = "model" if model.estimator == "hgb" else "logit"
+    else:
         definition = resolve_definition(data, definition, horizon_days, basis, kind)
         cache = _cache or FeatureCache(
             data, trend_days, max_levels, themes, definition.horizon_days
         )
+        if scores_from in ("bgnbd", "p_alive"):
+            return _baseline_score(data, end, definition, scores_from, thresholds, cache)
         cal = _day_before(end, definition.horizon_days)
         model = ChurnModel(
+            estimator="logit" if scores_from == "logit" else "hgb",
             calibration=calibration,
             trend_days=trend_days,
             max_levels=max_levels,
@@ -471,8 +562,6 @@ def score(
         ).fit(data.upto(end), cutoff=cal, definition=definition, _cache=cache)
         # done with the fit and calibration cutoffs: free them before scoring
         cache.release(cal - pd.Timedelta(days=definition.horizon_days), cal)
-    else:
-        cache = _cache
     out = model.predict_proba(data, as_of=end, _cache=cache)
     if cache is not None:
         cache.release(end)
@@ -481,6 +570,36 @@ def score(
     out["horizon_days"] = model.definition_.horizon_days
     out.attrs["definition"] = model.definition_.to_dict()
     out.attrs["thresholds"] = tuple(thresholds)
+    out.attrs["scores_from"] = scores_from
+    return out
+
+
+def _baseline_score(
+    data: CXData,
+    end: pd.Timestamp,
+    definition: ChurnDefinition,
+    scores_from: str,
+    thresholds: tuple[float, float],
+    cache: FeatureCache,
+) -> pd.DataFrame:
+    """Score the definition's population at ``end`` with a BG/NBD baseline."""
+    frame = cache.frame(end, definition, labelled=False)
+    base, note = baseline_scores(data, end, frame.X, definition.horizon_days, cache.bgnbd_fit(end))
+    if base is None:
+        raise DataError(note, table="orders", fix="score with the churn model instead")
+    out = pd.DataFrame(
+        {
+            "customer_id": frame.X["customer_id"].to_numpy(),
+            "churn_probability": base[scores_from].to_numpy(dtype=float),
+        }
+    )
+    cache.release(end)
+    out["risk_band"] = risk_band(out["churn_probability"], thresholds=thresholds).array
+    out["as_of"] = end.normalize() if end == end_of_day(end.normalize()) else end
+    out["horizon_days"] = definition.horizon_days
+    out.attrs["definition"] = definition.to_dict()
+    out.attrs["thresholds"] = tuple(thresholds)
+    out.attrs["scores_from"] = scores_from
     return out
 
 
@@ -667,7 +786,11 @@ def analyze(
     Returns
     -------
     ChurnResult
-        Every table of the churn report, with :meth:`ChurnResult.findings`.
+        Every table of the churn report, with :meth:`ChurnResult.findings`. Its
+        :attr:`~ChurnResult.scores` come from the churn model unless a baseline beat it
+        on the test period (:func:`~cxkit.churn.choose_scores`); then they come from
+        that baseline, :attr:`~ChurnResult.scores_from` names it and
+        :meth:`~ChurnResult.model_warning` says so.
 
     Raises
     ------
@@ -723,18 +846,29 @@ def analyze(
     except (DataError, UsageError) as err:
         backtest = None
         missing["backtest"] = f"The backtest is not available: {err}"
+    # the scores come from the model unless a baseline beat it on the test period
+    scores_from = "model" if backtest is None else backtest.scores_used
+    common = {
+        "as_of": end,
+        "definition": definition,
+        "thresholds": thresholds,
+        "calibration": calibration,
+        "trend_days": trend_days,
+        "max_train_rows": max_train_rows,
+        "random_state": random_state,
+        "_cache": cache,
+    }
     with cache.holding(end):
-        scores = score(
-            d,
-            as_of=end,
-            definition=definition,
-            thresholds=thresholds,
-            calibration=calibration,
-            trend_days=trend_days,
-            max_train_rows=max_train_rows,
-            random_state=random_state,
-            _cache=cache,
-        )
+        try:
+            scores = score(d, scores_from=scores_from, **common)  # type: ignore[arg-type]
+        except DataError as err:  # a baseline that cannot be refitted at as_of
+            missing["scores"] = (
+                f"The scores of {MODEL_LABELS[scores_from]} are not available ({err}); "
+                "the churn model's are used."
+            )
+            scores_from = "model"
+            scores = score(d, **common)  # type: ignore[arg-type]
+    cache.release(t0, last)
     at_risk = _at_risk(scores, cache.features(end), top_n)
     cache.release(end)
     trend = churn_rate_over_time(d, definition=definition, as_of=end)
@@ -756,6 +890,8 @@ def analyze(
         risk_by=by_table,
         at_risk=at_risk,
         notes=[] if backtest is None else list(backtest.notes),
+        scores_from=scores_from,
+        choice=None if backtest is None else backtest.choice,
         missing_parts=missing,
         not_available=list(missing.values()),
     )

@@ -4,7 +4,8 @@ The model is trained with the labels at ``t0`` and tested at ``t1 = t0 + h``, so
 label windows do not overlap; it is compared with a logistic-regression baseline and,
 when orders exist, the BG/NBD baselines (``1 − p_alive`` and the probability of no
 order in the horizon): ROC AUC, PR AUC, Brier, calibration, lift and gains by decile,
-permutation importance.
+permutation importance. :func:`choose_scores` decides whose scores the analysis uses:
+the model's when it beats its best baseline, else that baseline's (:class:`ModelChoice`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from cxkit.churn.definition import ChurnDefinition, data_end, resolve_definition
 from cxkit.churn.features import BgnbdFit, FeatureCache, bgnbd_scores
 from cxkit.churn.metrics import (
+    auc_difference,
     calibration_table,
     curve_rows,
     lift_table,
@@ -28,7 +30,15 @@ from cxkit.churn.model import ChurnModel, check_classes, subsample
 from cxkit.data import CXData, end_of_day, resolve_as_of
 from cxkit.result import AsOf
 
-__all__ = ["MODEL_LABELS", "ChurnBacktest", "run_backtest"]
+__all__ = [
+    "BASELINES",
+    "MODEL_LABELS",
+    "ChurnBacktest",
+    "ModelChoice",
+    "baseline_scores",
+    "choose_scores",
+    "run_backtest",
+]
 
 #: The models compared by :func:`run_backtest`: key -> label.
 MODEL_LABELS = {
@@ -37,6 +47,168 @@ MODEL_LABELS = {
     "bgnbd": "BG/NBD P(no order in horizon)",
     "p_alive": "BG/NBD 1 − p_alive",
 }
+
+#: The baselines the model must beat (keys of :data:`MODEL_LABELS`).
+BASELINES = ("logit", "bgnbd", "p_alive")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Whose scores the churn analysis uses: the model's, or the baseline that beat it.
+
+    The rule (:func:`choose_scores`): on the test period the model's ROC AUC is compared
+    with each baseline's on the same customers; the model's scores are used when its AUC
+    is higher than the best baseline's, otherwise that baseline's scores are used and the
+    report warns. The difference carries DeLong's paired 95% interval
+    (:func:`~cxkit.churn.auc_difference`), which says how clear the win or the loss is.
+
+    Attributes
+    ----------
+    used
+        The key (of :data:`MODEL_LABELS`) whose scores are used.
+    baseline
+        The best baseline's key.
+    model_auc, baseline_auc
+        The two test ROC AUCs.
+    difference, ci_low, ci_high, p_value
+        Model AUC − baseline AUC, its DeLong 95% interval and two-sided p-value.
+    customers
+        The test customers both were scored on.
+    """
+
+    used: str
+    baseline: str
+    model_auc: float
+    baseline_auc: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    customers: int
+
+    @property
+    def model_wins(self) -> bool:
+        """Whether the model beat its best baseline (and its scores are used)."""
+        return self.used == "model"
+
+    @property
+    def used_label(self) -> str:
+        """The name of the model whose scores are used."""
+        return MODEL_LABELS[self.used]
+
+    @property
+    def baseline_label(self) -> str:
+        """The name of the best baseline."""
+        return MODEL_LABELS[self.baseline]
+
+    @property
+    def clear(self) -> bool:
+        """Whether the interval of the difference excludes 0 (a clear win or loss)."""
+        return bool(self.ci_low > 0 or self.ci_high < 0)
+
+    def difference_words(self) -> str:
+        """Return the AUC comparison in words, with the interval of the difference.
+
+        Returns
+        -------
+        str
+            E.g. ``"ROC AUC 0.906 against 0.899, a difference of +0.007 (95% CI +0.003
+            to +0.010, DeLong test on the same 7,645 customers)"``.
+        """
+        return (
+            f"ROC AUC {self.model_auc:.3f} against {self.baseline_auc:.3f}, a difference of "
+            f"{self.difference:+.3f} (95% CI {self.ci_low:+.3f} to {self.ci_high:+.3f}, "
+            f"DeLong test on the same {self.customers:,} customers)"
+        )
+
+    def sentence(self) -> str:
+        """Return which model's scores are used and why, in one sentence.
+
+        Returns
+        -------
+        str
+            The sentence the report shows under "Who is at risk now".
+        """
+        if self.model_wins:
+            how = "clearly" if self.clear else "though not clearly (the interval includes 0)"
+            return (
+                f"Today's scores come from the churn model, {self.used_label}: on the test "
+                f"period it beat its best baseline, {self.baseline_label}, {how}: "
+                f"{self.difference_words()}."
+            )
+        return (
+            f"Today's scores come from the baseline {self.used_label}, not from the churn "
+            f"model ({MODEL_LABELS['model']}), which did not beat it on the test period: "
+            f"{self.difference_words()}."
+        )
+
+    def warning(self) -> str | None:
+        """Return the warning the report shows when the model lost, else None.
+
+        Returns
+        -------
+        str or None
+            What happened, how sure, and what the report does about it.
+        """
+        if self.model_wins:
+            return None
+        how = (
+            "ranks churners worse than"
+            if self.clear
+            else "is no better than (the interval of the difference includes 0)"
+        )
+        return (
+            f"The churn model {how} the simpler baseline {self.baseline_label}: "
+            f"{self.difference_words()}. Today's churn probabilities, risk bands and the "
+            f"list of customers at risk therefore use {self.used_label}; the calibration "
+            "and driver sections below still describe the churn model."
+        )
+
+
+def choose_scores(predictions: pd.DataFrame) -> ModelChoice | None:
+    """Decide whose scores to use: the model's when it beats its best baseline.
+
+    Parameters
+    ----------
+    predictions
+        ``churned`` and one score column per model (``model`` and the baselines of
+        :data:`BASELINES` that ran), as :attr:`ChurnBacktest.predictions`.
+
+    Returns
+    -------
+    ModelChoice or None
+        The decision (see :class:`ModelChoice` for the rule); None without a baseline
+        or with one outcome only.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"churned": [0, 0, 1, 1], "model": [0.1, 0.4, 0.35, 0.8],
+    ...                   "logit": [0.1, 0.2, 0.3, 0.4]})
+    >>> choose_scores(p).used
+    'logit'
+    """
+    y = predictions["churned"].to_numpy(dtype=int)
+    compared = {
+        b: auc_difference(y, predictions["model"], predictions[b])
+        for b in BASELINES
+        if b in predictions.columns
+    }
+    compared = {b: d for b, d in compared.items() if np.isfinite(d["auc_b"])}
+    if not compared:
+        return None
+    best = max(compared, key=lambda b: (compared[b]["auc_b"], -BASELINES.index(b)))
+    d = compared[best]
+    return ModelChoice(
+        used="model" if d["difference"] > 0 else best,
+        baseline=best,
+        model_auc=d["auc_a"],
+        baseline_auc=d["auc_b"],
+        difference=d["difference"],
+        ci_low=d["ci_low"],
+        ci_high=d["ci_high"],
+        p_value=d["p_value"],
+        customers=len(y),
+    )
 
 
 @dataclass
@@ -57,13 +229,16 @@ class ChurnBacktest:
     calibration
         Per model and score decile: ``mean_predicted, observed_rate`` with Wilson interval.
     lift
-        The main model's lift and cumulative gains by decile.
+        Lift and cumulative gains by decile of the scores used (``choice.used``: the
+        model's unless a baseline beat it).
     curves
         ROC and PR curve points per model (``model, curve, x, y``).
     importance
         Permutation importance (drop in ROC AUC) per feature, largest first.
     notes
         Plain sentences on what was done (calibration split, baselines skipped...).
+    choice
+        Whose scores are used (:func:`choose_scores`), or None without a baseline.
     """
 
     definition: ChurnDefinition
@@ -75,6 +250,12 @@ class ChurnBacktest:
     curves: pd.DataFrame
     importance: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    choice: ModelChoice | None = None
+
+    @property
+    def scores_used(self) -> str:
+        """The key of the model whose scores are used (``"model"`` without a choice)."""
+        return "model" if self.choice is None else self.choice.used
 
     @property
     def test_churn_rate(self) -> float:
@@ -98,17 +279,37 @@ class ChurnBacktest:
         return float(row["roc_auc"].iloc[0]) if len(row) else np.nan
 
 
-def _bgnbd_baseline(
+def baseline_scores(
     data: CXData,
     end: pd.Timestamp,
     X: pd.DataFrame,
     horizon_days: int,
     fit: BgnbdFit | None,
 ) -> tuple[pd.DataFrame | None, str]:
-    """BG/NBD baselines at ``end``: ``1 − p_alive`` and P(no order in the horizon).
+    """Return the BG/NBD baselines at ``end``: ``1 − p_alive`` and P(no order in the horizon).
 
     The features at ``end`` hold both from their own BG/NBD fit on the same orders
     (``fit``); only without it (another horizon) is the model fitted here.
+
+    Parameters
+    ----------
+    data
+        The data (its orders up to ``end`` are read).
+    end
+        The resolved cutoff instant.
+    X
+        The features at ``end`` of the customers to score (``customer_id`` first).
+    horizon_days
+        The churn horizon.
+    fit
+        The BG/NBD fit behind the features at ``end`` (``FeatureCache.bgnbd_fit``).
+
+    Returns
+    -------
+    (scores, note)
+        ``p_alive`` (= 1 − p_alive, the probability of having left) and ``bgnbd`` (the
+        probability of no order in the horizon) in the rows of ``X``, and a note; None and
+        the reason when they are not available.
     """
     if not data.has("orders"):
         return None, "BG/NBD baselines not available: they need the orders table"
@@ -230,7 +431,7 @@ def run_backtest(
         f"Logistic regression {logit.calibration_split_}.",
     ]
     if definition.kind == "non_contractual":
-        bg, note = _bgnbd_baseline(
+        bg, note = baseline_scores(
             data, t1_end, test.X, definition.horizon_days, cache.bgnbd_fit(t1_end)
         )
         notes.append(note + ".")
@@ -245,7 +446,8 @@ def run_backtest(
         ignore_index=True,
     )
     curves = pd.concat([curve_rows(m, y, preds[m].to_numpy()) for m in models], ignore_index=True)
-    lift = lift_table(y, preds["model"].to_numpy())
+    choice = choose_scores(preds)
+    lift = lift_table(y, preds["model" if choice is None else choice.used].to_numpy())
 
     rng = np.random.default_rng(random_state)
     idx = subsample(len(y), importance_rows, rng)
@@ -268,4 +470,5 @@ def run_backtest(
         curves=curves,
         importance=importance,
         notes=notes,
+        choice=choice,
     )

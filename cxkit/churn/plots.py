@@ -66,7 +66,8 @@ def model_auc_chart(result: ChurnResult) -> go.Figure | None:
     Returns
     -------
     plotly.graph_objects.Figure or None
-        Bars per model with the Hanley–McNeil interval; None without a backtest.
+        Bars per model with the Hanley–McNeil interval on an axis from 0 to 1 (a bar's
+        length is its AUC), with guessing (0.5) marked; None without a backtest.
     """
     if result.backtest is None:
         return None
@@ -77,8 +78,8 @@ def model_auc_chart(result: ChurnResult) -> go.Figure | None:
         m, x="label", y="roc_auc", low="roc_auc_low", high="roc_auc_high",
         title=f"The model ranks churners with AUC {main.roc_auc:.2f} (best baseline {best_base.roc_auc:.2f})",
         x_title="model", y_title="ROC AUC on the test period",
+        y_range=(0.0, 1.0), reference=0.5, reference_label="guessing (0.5)",
     )  # fmt: skip
-    fig.update_yaxes(range=[0.3, 1])
     return fig
 
 
@@ -164,7 +165,7 @@ def calibration_chart(result: ChurnResult) -> go.Figure | None:
     cal = calib[calib.model == "model"]
     gap = (cal.mean_predicted - cal.observed_rate).abs().max()
     fig = plots.figure(
-        f"Predicted and observed churn agree within {gap:.0%} in every tenth",
+        f"The largest gap between predicted and observed churn in a tenth is {gap:.1%}",
         x_title="mean predicted churn probability (%)",
         y_title="observed churn rate (%)",
     )

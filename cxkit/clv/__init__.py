@@ -38,7 +38,7 @@ True
 
 from __future__ import annotations
 
-from cxkit.clv.analysis import ClvResult, analyze, findings
+from cxkit.clv.analysis import ClvResult, analyze, findings, lapsed_share
 from cxkit.clv.bgnbd import BetaGeo, simulate_bgnbd
 from cxkit.clv.checks import (
     PUBLISHED_CDNOW,
@@ -59,7 +59,13 @@ from cxkit.clv.plots import (
     plot_p_alive,
 )
 from cxkit.clv.rfm import UNIT_DAYS, rfm_summary, rfm_summary_expr
-from cxkit.clv.value import clv_by, customer_value, lapsing_high_value, top_share
+from cxkit.clv.value import (
+    clv_by,
+    customer_value,
+    lapsing_high_value,
+    top_share,
+    valuable_repeat_customers,
+)
 
 __all__ = [
     "PUBLISHED_CDNOW",
@@ -76,6 +82,7 @@ __all__ = [
     "findings",
     "holdout_by_frequency",
     "holdout_totals",
+    "lapsed_share",
     "lapsing_high_value",
     "p_alive_distribution",
     "plot_clv_by",
@@ -89,4 +96,5 @@ __all__ = [
     "simulate_bgnbd",
     "simulate_spend",
     "top_share",
+    "valuable_repeat_customers",
 ]

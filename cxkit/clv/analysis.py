@@ -22,7 +22,6 @@ The steps, at ``as_of`` (:func:`cxkit.data.resolve_as_of`):
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,8 +40,16 @@ from cxkit.clv.checks import (
     p_alive_distribution,
 )
 from cxkit.clv.gamma_gamma import GammaGamma
+from cxkit.clv.intervals import ClvIntervals, clv_intervals
 from cxkit.clv.rfm import rfm_summary
-from cxkit.clv.value import clv_by, clv_column, customer_value, lapsing_high_value, top_share
+from cxkit.clv.value import (
+    clv_by,
+    clv_column,
+    customer_value,
+    lapsing_high_value,
+    top_share,
+    valuable_repeat_customers,
+)
 from cxkit.data import CXData, end_of_day, parse_as_of, resolve_as_of
 from cxkit.errors import ConvergenceError, DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding, finding_from_rate
@@ -55,6 +62,76 @@ def _label_words(label: str) -> str:
     return f"{label[:-1]} {words.get(label[-1], label[-1])}"
 
 
+def lapsed_share(summary: pd.DataFrame, bg: BetaGeo) -> dict[str, float]:
+    """Return the share of repeat customers who have probably lapsed (P(alive) < 50%).
+
+    The one computation behind every statement of the lapsed share in the CLV report
+    (the finding, the P(alive) chart's title, the takeaway): only repeat customers can
+    be judged, because BG/NBD lets customers leave only after a repeat purchase.
+
+    Parameters
+    ----------
+    summary
+        The RFM summary the model was applied to.
+    bg
+        The fitted BG/NBD model.
+
+    Returns
+    -------
+    dict of str to float
+        ``value`` (the share), ``ci_low``, ``ci_high`` (Wilson 95%), ``n`` (repeat
+        customers), ``lapsed`` (how many), ``one_time`` (one-time buyers, not judged)
+        and ``median_p_alive`` (among the repeat customers).
+    """
+    pa = np.asarray(bg.p_alive(summary), dtype=float)
+    repeat = np.asarray(summary["frequency"]) > 0
+    n_rep = int(repeat.sum())
+    lapsed = int(np.sum(pa[repeat] < 0.5))
+    low, high = wilson_ci(lapsed, n_rep) if n_rep else (np.nan, np.nan)
+    return {
+        "value": lapsed / n_rep if n_rep else np.nan,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n": n_rep,
+        "lapsed": lapsed,
+        "one_time": len(summary) - n_rep,
+        "median_p_alive": float(np.median(pa[repeat])) if n_rep else np.nan,
+    }
+
+
+def _total_interval_words(intervals: ClvIntervals | None) -> tuple[str, dict[str, object]]:
+    """Return what the total-value finding adds about its intervals, and its extra fields."""
+    if intervals is None:
+        return "", {}
+    t = intervals.total
+    words = (
+        f" Model uncertainty: the expected total lies between {t['ci_low']:,.0f} and "
+        f"{t['ci_high']:,.0f} (95% interval from the fitted parameters' uncertainty)"
+    )
+    extra: dict[str, object] = {"model_ci_low": t["ci_low"], "model_ci_high": t["ci_high"]}
+    if np.isfinite(t["pred_low"]):
+        words += (
+            f"; what the customers actually bring, purchase randomness included, between "
+            f"{t['pred_low']:,.0f} and {t['pred_high']:,.0f} (95% predictive interval)"
+        )
+        extra.update(predictive_low=t["pred_low"], predictive_high=t["pred_high"])
+    return words + ".", extra
+
+
+def _share_interval_words(
+    intervals: ClvIntervals | None, top: float
+) -> tuple[str, dict[str, object]]:
+    """Return what the top-share finding adds about its interval, and its extra fields."""
+    if intervals is None or intervals.top_share["top"] != top:
+        return "", {}
+    s = intervals.top_share
+    return (
+        f"; 95% interval {s['ci_low']:.0%}–{s['ci_high']:.0%} from the fitted parameters' "
+        "uncertainty",
+        {"model_ci_low": s["ci_low"], "model_ci_high": s["ci_high"]},
+    )
+
+
 def findings(
     summary: pd.DataFrame,
     bg: BetaGeo,
@@ -62,6 +139,7 @@ def findings(
     clv_frame: pd.DataFrame | None = None,
     holdout: dict[str, float] | None = None,
     top: float = 0.2,
+    intervals: ClvIntervals | None = None,
 ) -> list[Finding]:
     """Return the CLV domain's key findings from its parts (:meth:`ClvResult.findings`).
 
@@ -78,6 +156,12 @@ def findings(
         The output of :func:`~cxkit.clv.holdout_totals`, for the model-check finding.
     top
         The top share used for the concentration finding.
+    intervals
+        :func:`~cxkit.clv.clv_intervals` of ``clv_frame`` (with the same ``top``): the
+        total and the top share then also state their intervals from the fit's
+        parameter uncertainty (and the total its predictive interval), which the
+        findings keep in ``extra`` (``model_ci_low``, ``model_ci_high``,
+        ``predictive_low``, ``predictive_high``).
 
     Returns
     -------
@@ -89,21 +173,18 @@ def findings(
     out: list[Finding] = []
     n = len(summary)
     pa = bg.p_alive(summary)
-    repeat = np.asarray(summary["frequency"]) > 0
-    n_rep = int(repeat.sum())
-    lapsed = int(np.sum(pa[repeat] < 0.5))
-    if n_rep:
-        low, high = wilson_ci(lapsed, n_rep)
+    share = lapsed_share(summary, bg)
+    if share["n"]:
         out.append(
             finding_from_rate(
-                {"value": lapsed / n_rep, "ci_low": low, "ci_high": high, "n": n_rep},
+                share,
                 domain="clv",
                 metric="lapsed_share_repeaters",
                 importance=6,
-                sentence=f"{lapsed / n_rep:.0%} of the {n_rep:,} repeat customers have probably "
-                f"lapsed (P(alive) < 50%; 95% CI {low:.0%}–{high:.0%}). The {n - n_rep:,} "
-                "one-time buyers cannot be judged this way: BG/NBD lets customers leave only "
-                "after a repeat purchase.",
+                sentence=f"{share['value']:.0%} of the {share['n']:,} repeat customers have "
+                f"probably lapsed (P(alive) < 50%; 95% CI {share['ci_low']:.0%}–"
+                f"{share['ci_high']:.0%}). The {share['one_time']:,} one-time buyers cannot be "
+                "judged this way: BG/NBD lets customers leave only after a repeat purchase.",
             )
         )
     if holdout is not None and np.isfinite(holdout.get("relative_error", np.nan)):
@@ -130,6 +211,8 @@ def findings(
         mean, low, high, _ = mean_ci(values)
         share = top_share(values, top=top)
         rate = clv_frame.attrs.get("annual_discount_rate", np.nan)
+        total_words, total_extra = _total_interval_words(intervals)
+        share_words, share_extra = _share_interval_words(intervals, top)
         # the interval of the total is n times the interval of the mean
         out.append(
             finding_from_rate(
@@ -140,7 +223,8 @@ def findings(
                 importance=10,
                 sentence=f"The {n:,} customers are expected to bring {total:,.0f} over the next "
                 f"{_label_words(label)} (discounted at {rate:.0%} a year): {mean:,.2f} per "
-                f"customer (95% CI {low:,.2f}–{high:,.2f}).",
+                f"customer (95% CI {low:,.2f}–{high:,.2f}).{total_words}",
+                extra=total_extra,
             )
         )
         out.append(
@@ -152,12 +236,13 @@ def findings(
                 low=None,
                 high=None,
                 sentence=f"The top {top:.0%} of customers hold {share:.0%} of the expected value "
-                f"over the next {_label_words(label)} (n = {n:,}).",
+                f"over the next {_label_words(label)} (n = {n:,}{share_words}).",
+                extra=share_extra,
             )
         )
         merged = summary.assign(p_alive=pa, **{col: values})
         lapsing = lapsing_high_value(merged, top=top, column=col)
-        n_valuable = math.ceil(top * int((merged["frequency"] > 0).sum()))
+        n_valuable = int(valuable_repeat_customers(merged, top=top).sum())
         out.append(
             finding_from_rate(
                 {"value": float(len(lapsing)), "n": n_valuable},
@@ -167,7 +252,7 @@ def findings(
                 importance=8,
                 low=None,
                 high=None,
-                sentence=f"{len(lapsing):,} of the ~{n_valuable:,} most valuable repeat "
+                sentence=f"{len(lapsing):,} of the {n_valuable:,} most valuable repeat "
                 "customers (top "
                 f"{top:.0%} by past repeat spend) have probably lapsed (P(alive) < 50%): "
                 "candidates for win-back.",
@@ -192,7 +277,8 @@ class ClvResult(Result):
         :func:`~cxkit.clv.customer_value` per customer: ``customer_id, p_alive,
         expected_purchases_<h>, expected_spend_per_purchase, clv_<h>``.
     p_alive
-        :func:`~cxkit.clv.p_alive_distribution` of ``summary``.
+        :func:`~cxkit.clv.p_alive_distribution` of the repeat customers of ``summary``
+        (one-time buyers cannot be judged: see :func:`lapsed_share`).
     lapsing
         :func:`~cxkit.clv.lapsing_high_value`: the valuable repeat customers who have
         probably lapsed, most past repeat spend first.
@@ -263,6 +349,52 @@ class ClvResult(Result):
             The column name.
         """
         return clv_column(self.values)
+
+    @property
+    def lapsed(self) -> dict[str, float]:
+        """Return :func:`lapsed_share` of :attr:`summary`: the repeat customers who lapsed.
+
+        Returns
+        -------
+        dict of str to float
+            The share with its interval and n, as the ``lapsed_share_repeaters`` finding.
+        """
+        return lapsed_share(self.summary, self.bg)
+
+    @property
+    def valuable_customers(self) -> int:
+        """Return how many repeat customers are "most valuable" (the lapsing finding's n).
+
+        Returns
+        -------
+        int
+            :func:`~cxkit.clv.valuable_repeat_customers` of :attr:`scored` at :attr:`top`.
+        """
+        return int(valuable_repeat_customers(self.scored, top=self.top).sum())
+
+    def tracking_sentence(self) -> str | None:
+        """Return the takeaway of the week-by-week chart of the holdout check.
+
+        The chart's model line is the expectation from the calibration fit for customers
+        of each first-purchase date, without their own histories; it is not a second
+        accuracy figure, so the sentence states the holdout check's one figure.
+
+        Returns
+        -------
+        str or None
+            The sentence; None without the check.
+        """
+        if self.cumulative is None or self.holdout is None or self.calibration_end is None:
+            return None
+        hold = self.cumulative[self.cumulative["holdout"]]
+        err = self.holdout["relative_error"]
+        return (
+            f"In the holdout weeks the {int(self.holdout['customers']):,} customers who had "
+            f"bought by {self.calibration_end:%Y-%m-%d} made "
+            f"{hold['actual_repeat_purchases'].sum():,.0f} repeat purchases. The dashed line "
+            "follows the model from each customer's first purchase only; the holdout check "
+            f"above also uses each customer's own history ({err:+.1%} against actual)."
+        )
 
     def findings(self) -> list[Finding]:
         """Return the CLV findings, most important first.
@@ -508,7 +640,7 @@ def analyze(
         bg=bg,
         gg=gg,
         values=values,
-        p_alive=p_alive_distribution(summary, bg),
+        p_alive=p_alive_distribution(summary, bg, repeat_only=True),
         lapsing=lapsing_high_value(scored, top=top, column=col),
         by_channel=by_channel,
         calibration_end=None if calibration is None else cal_end,

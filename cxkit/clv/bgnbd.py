@@ -131,8 +131,13 @@ class BetaGeo(ModelBase):
     params_ : pandas.Series
         ``r, alpha, a, b`` (``alpha`` in ``time_unit_``).
     standard_errors_ : pandas.Series
-        From the inverse Hessian of the log-likelihood (delta method from log space).
+        From the observed information: the inverse Hessian of the negative
+        log-likelihood at the optimum, in log-parameters (delta method from log space).
     covariance_ : pandas.DataFrame
+        The parameters' covariance (delta method).
+    covariance_log_ : pandas.DataFrame
+        The covariance of the log-parameters, the inverse observed information; the
+        CLV intervals draw from it (:func:`~cxkit.clv.clv_intervals`).
     log_likelihood_ : float
         Total log-likelihood at the optimum.
     n_customers_, n_repeaters_ : int
@@ -239,7 +244,7 @@ class BetaGeo(ModelBase):
         # it by s^-x per customer (x purchase times); undo that to report the unscaled LL.
         self.log_likelihood_ = float(ll_scaled - np.log(scale) * float(np.sum(counts * sx)))
         self.params_ = pd.Series(params, index=list(self._names), name="estimate")
-        self.standard_errors_, self.covariance_ = standard_errors(
+        self.standard_errors_, self.covariance_, self.covariance_log_ = standard_errors(
             params, res.hessian, wsum, self._names
         )
         self.n_customers_ = round(n_customers)

@@ -144,7 +144,10 @@ def cumulative_repeat_purchases(
     """Return the calibration cohort's repeat purchases over time, actual vs model.
 
     The cohort is every customer whose first purchase is on or before
-    ``calibration_end``; a repeat purchase is a purchase day after their first. The model
+    ``calibration_end``; a repeat purchase is a purchase day after their first. Steps end
+    on the calibration end's day, so the holdout steps count the purchases that
+    :func:`holdout_totals` counts as actual (the last step ends at ``observation_end``
+    and may be shorter). The model
     line is Σ over first-purchase days of (customers born that day) × E[X(t − day)].
     Counts come from the engine (per day), so this works on any backend.
 
@@ -186,7 +189,10 @@ def cumulative_repeat_purchases(
     if births.empty:
         raise DataError("no customer made a first purchase by calibration_end", table="orders")
     start = int(births["first_day"].min())
-    edges = np.arange(start + step_days - 1, obs_day + step_days, step_days)
+    # steps end on the calibration end, so the holdout steps hold exactly the holdout
+    # period, the same purchases as holdout_totals counts
+    first_edge = cal_day - step_days * ((cal_day - start) // step_days)
+    edges = np.arange(first_edge, obs_day + step_days, step_days)
     edges = np.minimum(edges, obs_day)
     edges = np.unique(edges)
     rep_days = repeats["day"].to_numpy(dtype="int64")
@@ -215,7 +221,9 @@ def cumulative_repeat_purchases(
     return out
 
 
-def p_alive_distribution(summary: pd.DataFrame, bg: BetaGeo, *, bins: int = 10) -> pd.DataFrame:
+def p_alive_distribution(
+    summary: pd.DataFrame, bg: BetaGeo, *, bins: int = 10, repeat_only: bool = False
+) -> pd.DataFrame:
     """Return how many customers fall in each P(alive) band (equal-width bands on [0, 1]).
 
     Parameters
@@ -226,17 +234,25 @@ def p_alive_distribution(summary: pd.DataFrame, bg: BetaGeo, *, bins: int = 10) 
         The model fitted on it.
     bins
         The number of bands.
+    repeat_only
+        Count only the repeat customers (``frequency > 0``): BG/NBD lets a customer
+        leave only after a repeat purchase, so a one-time buyer's P(alive) is 1 by
+        construction and says nothing about lapsing.
 
     Returns
     -------
     pandas.DataFrame
-        ``p_alive_from, p_alive_to, customers, share``.
+        ``p_alive_from, p_alive_to, customers, share``; ``attrs["population"]`` names
+        the customers counted (``"repeat customers"`` or ``"customers"``). The bands
+        below 0.5 hold exactly the customers with P(alive) < 50%.
     """
-    pa = bg.p_alive(summary)
+    pa = np.asarray(bg.p_alive(summary), dtype=float)
+    if repeat_only:
+        pa = pa[np.asarray(summary["frequency"]) > 0]
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(pa, edges[1:-1], right=False), 0, bins - 1)
     counts = np.bincount(idx, minlength=bins)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "p_alive_from": edges[:-1],
             "p_alive_to": edges[1:],
@@ -244,6 +260,8 @@ def p_alive_distribution(summary: pd.DataFrame, bg: BetaGeo, *, bins: int = 10) 
             "share": counts / max(len(pa), 1),
         }
     )
+    out.attrs["population"] = "repeat customers" if repeat_only else "customers"
+    return out
 
 
 def compare_with_published(bg: BetaGeo, gg: GammaGamma | None = None) -> pd.DataFrame:

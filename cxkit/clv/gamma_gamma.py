@@ -90,7 +90,7 @@ class GammaGamma(ModelBase):
     ----------
     params_ : pandas.Series
         ``p, q, gamma``.
-    standard_errors_, covariance_, log_likelihood_, n_customers_
+    standard_errors_, covariance_, covariance_log_, log_likelihood_, n_customers_
         As for :class:`BetaGeo`.
     correlation_ : float
         Pearson correlation of frequency and mean repeat value among the fitted customers.
@@ -184,7 +184,7 @@ class GammaGamma(ModelBase):
         # The density of m scales by 1/scale per customer.
         self.log_likelihood_ = float(-res.nll * n - n * np.log(scale))
         self.params_ = pd.Series(params, index=list(self._names), name="estimate")
-        self.standard_errors_, self.covariance_ = standard_errors(
+        self.standard_errors_, self.covariance_, self.covariance_log_ = standard_errors(
             params, res.hessian, n, self._names
         )
         self.n_customers_ = int(n)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from cxkit import plots
 from cxkit.clv.value import clv_column, top_share
+from cxkit.display import column_label, currency, format_money
 
 
 def plot_holdout_by_frequency(table: pd.DataFrame) -> go.Figure:
@@ -69,14 +70,11 @@ def plot_cumulative_repeat_purchases(table: pd.DataFrame) -> go.Figure:
     Returns
     -------
     plotly.graph_objects.Figure
-        Titled with where the model ends relative to the actual count.
+        Titled with what it shows; the holdout accuracy is stated once, by the holdout
+        check (:func:`~cxkit.clv.holdout_totals`), not by this chart.
     """
-    last = table.iloc[-1]
-    gap = (last["cumulative_expected"] - last["cumulative_actual"]) / max(
-        last["cumulative_actual"], 1
-    )
     fig = plots.figure(
-        f"Cumulative repeat purchases: model ends {gap:+.1%} from actual",
+        "Cumulative repeat purchases week by week: actual and as the model expects them",
         x_title="week ending",
         y_title="cumulative repeat purchases",
     )
@@ -114,7 +112,8 @@ def plot_p_alive(table: pd.DataFrame) -> go.Figure:
     """
     low = table.loc[table["p_alive_to"] <= 0.5, "share"].sum()
     fig = plots.figure(
-        f"{low:.0%} of customers have probably lapsed (P(alive) < 50%)",
+        f"{low:.0%} of the {int(table['customers'].sum()):,} "
+        f"{table.attrs.get('population', 'customers')} have probably lapsed (P(alive) < 50%)",
         x_title="P(alive) at the end of the period",
         y_title="customers",
     )
@@ -151,8 +150,9 @@ def plot_clv_distribution(frame: pd.DataFrame, *, column: str | None = None) -> 
     med = float(np.median(v)) if len(v) else float("nan")
     cap = float(np.quantile(v, 0.99)) if len(v) else 1.0
     fig = plots.figure(
-        f"Half the customers are worth less than {med:,.2f} over the horizon",
-        x_title=f"{col} (currency, axis capped at the 99th percentile {cap:,.0f})",
+        f"Half the customers are worth less than {format_money(med)} over the horizon",
+        x_title=f"{column_label(col)} ({currency() or 'currency'}, axis capped at the 99th percentile "
+        f"{format_money(cap, decimals=0)})",
         y_title="customers",
     )
     fig.add_histogram(x=np.minimum(v, cap), nbinsx=50, marker_color=plots.PALETTE[0])
@@ -183,7 +183,7 @@ def plot_concentration(frame: pd.DataFrame, *, column: str | None = None) -> go.
     fig = plots.figure(
         f"The top 20% of customers hold {top:.0%} of expected value",
         x_title="share of customers (most valuable first)",
-        y_title=f"share of total {col}",
+        y_title=f"share of total {column_label(col)}",
     )
     step = max(1, len(v) // 500)
     fig.add_scatter(x=share_c[::step], y=share_v[::step], mode="lines", name="customers")
@@ -223,8 +223,8 @@ def plot_clv_by(table: pd.DataFrame, by: str) -> go.Figure:
         low="ci_low",
         high="ci_high",
         title=f"{str(best[by])[:1].upper()}{str(best[by])[1:]} customers are worth most: "
-        f"{best[mean_col]:,.2f} on average",
+        f"{format_money(best[mean_col])} on average",
         x_title=by.replace("_", " "),
-        y_title=f"{mean_col.replace('_', ' ')} per customer",
+        y_title=f"{column_label(mean_col)} per customer ({currency() or 'currency'})",
     )
     return fig

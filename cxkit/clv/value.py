@@ -30,6 +30,98 @@ def _horizon_label(horizon: float, unit: str) -> str:
     return f"{horizon:g}{_UNIT_SUFFIX[unit]}"
 
 
+def value_schedule(
+    bg: BetaGeo,
+    summary: Summary | None = None,
+    *,
+    horizon: float = 52,
+    unit: str = "W",
+    annual_discount_rate: float = 0.10,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the steps over which CLV adds up expected purchases, and their discounts.
+
+    Weekly steps (or one step for a horizon under a week), the last one ending at the
+    horizon; each step's purchases are discounted at its end by
+    ``(1 + annual_discount_rate) ** -(days / 365.25)``. :func:`customer_value` and
+    :func:`~cxkit.clv.clv_intervals` both use it.
+
+    Parameters
+    ----------
+    bg
+        The fitted BG/NBD model (its ``time_unit_``; else the summary's, else weeks).
+    summary
+        The RFM summary, for its ``attrs["time_unit"]``.
+    horizon, unit, annual_discount_rate
+        As in :func:`customer_value`.
+
+    Returns
+    -------
+    (ends, discounts)
+        Each step's end in the model's time unit, and its discount factor.
+
+    Raises
+    ------
+    UsageError
+        For a bad unit, a horizon that is not positive, or a discount rate that is not a
+        yearly rate.
+
+    Examples
+    --------
+    >>> from cxkit.clv.bgnbd import BetaGeo
+    >>> bg = BetaGeo()
+    >>> bg.time_unit_ = "W"
+    >>> ends, disc = value_schedule(bg, horizon=2, annual_discount_rate=0.0)
+    >>> ends.tolist(), disc.tolist()
+    ([1.0, 2.0], [1.0, 1.0])
+    """
+    check_unit(unit, allowed=("D", "W", "M"), name="unit")
+    if horizon <= 0:
+        raise UsageError(f"horizon must be positive, got {horizon!r}")
+    if not 0 <= annual_discount_rate < 10:
+        raise UsageError(
+            f"annual_discount_rate is a yearly rate like 0.10, got {annual_discount_rate!r}"
+        )
+    model_unit = (
+        getattr(bg, "time_unit_", None) or getattr(summary, "attrs", {}).get("time_unit") or "W"
+    )
+    days_per = UNIT_DAYS[model_unit]
+    horizon_days = horizon * UNIT_DAYS[unit]
+    step_days = min(7.0, horizon_days)
+    n_steps = math.ceil(horizon_days / step_days - 1e-9)
+    ends_days = np.minimum(step_days * np.arange(1, n_steps + 1), horizon_days)
+    disc = (1 + annual_discount_rate) ** (-ends_days / 365.25)
+    return ends_days / days_per, disc
+
+
+def expected_spend(summary: Summary, gg: GammaGamma | None = None) -> np.ndarray:
+    """Return each customer's expected spend per purchase, as CLV uses it.
+
+    Parameters
+    ----------
+    summary
+        An RFM summary (``frequency``, ``monetary_value``).
+    gg
+        A fitted :class:`~cxkit.clv.GammaGamma`; without it, a repeat customer's own
+        mean repeat value and, for one-time buyers, the repeat customers' overall mean.
+
+    Returns
+    -------
+    numpy.ndarray
+        Expected spend per purchase per row of ``summary``.
+
+    Examples
+    --------
+    >>> expected_spend({"frequency": [0, 2, 1], "monetary_value": [0.0, 10.0, 20.0]}).tolist()
+    [15.0, 10.0, 20.0]
+    """
+    if gg is not None:
+        return gg.conditional_expected_average_spend(summary)
+    x = summary_column(summary, "frequency", "clv")
+    m = summary_column(summary, "monetary_value", "clv")
+    overall = float(m[x > 0].mean()) if np.any(x > 0) else 0.0
+    return np.where(x > 0, m, overall)
+
+
 def customer_value(
     summary: Summary,
     bg: BetaGeo,
@@ -77,39 +169,23 @@ def customer_value(
     NotFittedError
         When ``bg`` (or ``gg``) is not fitted.
     """
-    check_unit(unit, allowed=("D", "W", "M"), name="unit")
-    if horizon <= 0:
-        raise UsageError(f"horizon must be positive, got {horizon!r}")
-    if not 0 <= annual_discount_rate < 10:
-        raise UsageError(
-            f"annual_discount_rate is a yearly rate like 0.10, got {annual_discount_rate!r}"
-        )
+    ends, disc = value_schedule(
+        bg, summary, horizon=horizon, unit=unit, annual_discount_rate=annual_discount_rate
+    )
     check_is_fitted(bg)
     if gg is not None:
         check_is_fitted(gg)
-    model_unit = bg.time_unit_ or getattr(summary, "attrs", {}).get("time_unit") or "W"
-    days_per = UNIT_DAYS[model_unit]
-    horizon_days = horizon * UNIT_DAYS[unit]
-    step_days = min(7.0, horizon_days)
-    n_steps = math.ceil(horizon_days / step_days - 1e-9)
-    ends_days = np.minimum(step_days * np.arange(1, n_steps + 1), horizon_days)
     x = summary_column(summary, "frequency", "clv")
     tx = np.where(x > 0, summary_column(summary, "recency", "clv"), 0.0)
     T = summary_column(summary, "T", "clv")
     (ux, utx, uT), _, codes = compress(x, tx, T)
     distinct = {"frequency": ux, "recency": utx, "T": uT}
-    cum = np.zeros((len(ux), n_steps + 1))
-    for k, d in enumerate(ends_days, start=1):
-        cum[:, k] = bg.expected_purchases(d / days_per, distinct)
-    disc = (1 + annual_discount_rate) ** (-ends_days / 365.25)
+    cum = np.zeros((len(ux), len(ends) + 1))
+    for k, t in enumerate(ends, start=1):
+        cum[:, k] = bg.expected_purchases(t, distinct)
     disc_purchases = (np.diff(cum, axis=1) * disc).sum(axis=1)[codes]
     expected = cum[:, -1][codes]
-    if gg is not None:
-        spend = gg.conditional_expected_average_spend(summary)
-    else:
-        m = summary_column(summary, "monetary_value", "clv")
-        overall = float(m[x > 0].mean()) if np.any(x > 0) else 0.0
-        spend = np.where(x > 0, m, overall)
+    spend = expected_spend(summary, gg)
     label = _horizon_label(horizon, unit)
     out = pd.DataFrame(index=getattr(summary, "index", None))
     if "customer_id" in getattr(summary, "columns", []):
@@ -234,6 +310,49 @@ def clv_by(frame: pd.DataFrame, by: str, *, column: str | None = None) -> pd.Dat
     return pd.DataFrame(rows).sort_values(f"mean_{col}", ascending=False, ignore_index=True)
 
 
+def valuable_repeat_customers(frame: pd.DataFrame, *, top: float = 0.2) -> np.ndarray:
+    """Return which customers are the valuable repeat customers: the top share by past spend.
+
+    "Valuable" = a repeat customer (``frequency > 0``) whose past repeat spend
+    (``frequency × monetary_value``) is at least the ``1 − top`` quantile of the repeat
+    customers' past repeat spend. Ties at the cut are all in, so the count can exceed
+    ``top`` × the repeat customers by the ties; :func:`lapsing_high_value` and the CLV
+    findings count this same set.
+
+    Parameters
+    ----------
+    frame
+        The summary columns ``frequency`` and ``monetary_value``.
+    top
+        The share of repeat customers counted as valuable.
+
+    Returns
+    -------
+    numpy.ndarray
+        One bool per row of ``frame``.
+
+    Raises
+    ------
+    DataError
+        When ``frame`` lacks ``frequency`` or ``monetary_value``.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"frequency": [0, 1, 2, 4, 1], "monetary_value": [0, 10, 5, 50, 1.0]})
+    >>> valuable_repeat_customers(f, top=0.5).tolist()
+    [False, True, True, True, False]
+    """
+    for needed in ("frequency", "monetary_value"):
+        if needed not in frame.columns:
+            raise DataError(f"no column '{needed}'", column=needed)
+    repeat = (frame["frequency"] > 0).to_numpy()
+    past = (frame["frequency"] * frame["monetary_value"]).to_numpy(dtype=float)
+    if not repeat.any():
+        return np.zeros(len(frame), dtype=bool)
+    cut = float(np.quantile(past[repeat], 1 - top))
+    return repeat & (past >= cut)
+
+
 def lapsing_high_value(
     frame: pd.DataFrame,
     *,
@@ -243,8 +362,9 @@ def lapsing_high_value(
 ) -> pd.DataFrame:
     """Return the valuable repeat customers who have probably lapsed.
 
-    "Valuable" = in the top ``top`` share of customers by past repeat spend
-    (``frequency × monetary_value``); "probably lapsed" = ``p_alive < p_alive_below``.
+    "Valuable" = :func:`valuable_repeat_customers` (the top ``top`` share of repeat
+    customers by past repeat spend, ``frequency × monetary_value``); "probably lapsed" =
+    ``p_alive < p_alive_below``.
 
     Parameters
     ----------
@@ -262,7 +382,9 @@ def lapsing_high_value(
     -------
     pandas.DataFrame
         ``customer_id, frequency, recency, T`` (those present), ``past_repeat_spend``,
-        ``p_alive`` and the CLV column, sorted by past repeat spend, largest first.
+        ``p_alive`` and the CLV column, sorted by past repeat spend, largest first;
+        ``attrs["valuable_customers"]`` is how many valuable repeat customers there are
+        (lapsed or not).
 
     Raises
     ------
@@ -270,15 +392,16 @@ def lapsing_high_value(
         When ``frame`` lacks ``frequency``, ``monetary_value`` or ``p_alive``.
     """
     col = clv_column(frame, column)
-    for needed in ("frequency", "monetary_value", "p_alive"):
-        if needed not in frame.columns:
-            raise DataError(f"no column '{needed}'", column=needed)
+    if "p_alive" not in frame.columns:
+        raise DataError("no column 'p_alive'", column="p_alive")
+    valuable = valuable_repeat_customers(frame, top=top)
+    mask = valuable & (frame["p_alive"] < p_alive_below).to_numpy()
     past = frame["frequency"] * frame["monetary_value"]
-    cut = past[frame["frequency"] > 0].quantile(1 - top) if (frame["frequency"] > 0).any() else 0
-    mask = (frame["frequency"] > 0) & (past >= cut) & (frame["p_alive"] < p_alive_below)
     keep = [c for c in ("customer_id", "frequency", "recency", "T") if c in frame.columns]
     out = frame.loc[mask, keep].copy()
     out["past_repeat_spend"] = past[mask]
     out["p_alive"] = frame.loc[mask, "p_alive"]
     out[col] = frame.loc[mask, col]
-    return out.sort_values("past_repeat_spend", ascending=False, ignore_index=True)
+    out = out.sort_values("past_repeat_spend", ascending=False, ignore_index=True)
+    out.attrs["valuable_customers"] = int(valuable.sum())
+    return out

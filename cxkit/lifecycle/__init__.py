@@ -13,13 +13,16 @@ and an ``as_of`` resolved by :func:`cxkit.data.resolve_as_of`):
 * :mod:`~cxkit.lifecycle.stages` — the stage map (:data:`STAGES`,
   :data:`DEFAULT_STAGES`, :func:`load_stage_map`, :func:`available_stages`), when each
   customer reached each stage (:func:`stage_times_expr`, :func:`stages`) and the
-  current stage (:func:`current_stage_counts`); :func:`engine_cache` keeps a table
+  current stage (:func:`current_stage_counts`), how many reached each stage on the
+  ladder or by its own rule (:func:`stage_counts`) and a rule in words
+  (:func:`describe_rule`); :func:`engine_cache` keeps a table
   computed once in the engine for the steps of one analysis;
 * :mod:`~cxkit.lifecycle.funnel` — ordered funnels with the time to convert
   (:func:`funnel`, :func:`funnel_customers_expr`, :func:`funnel_period_compare`,
   :func:`funnel_reached` to share one matching between breakdowns) and
   the stage ladder (:func:`stage_funnel`, :func:`stage_conversion`);
-* :mod:`~cxkit.lifecycle.cohorts` — cohort retention (:func:`cohort_retention`),
+* :mod:`~cxkit.lifecycle.cohorts` — cohort retention (:func:`cohort_retention`; each
+  cell with its n and Wilson interval: :func:`cohort_cells`),
   lifecycle states (:func:`lifecycle_states`) and group-against-rest tests of a
   breakdown (:func:`group_tests`);
 * :mod:`~cxkit.lifecycle.journeys` — journey paths and Sankey links
@@ -45,7 +48,10 @@ from __future__ import annotations
 from cxkit.lifecycle.analysis import DEFAULT_STEPS, LifecycleResult, analyze, findings
 from cxkit.lifecycle.cohorts import (
     ALL,
+    AVERAGE,
     GroupBy,
+    cohort_cells,
+    cohort_grid,
     cohort_retention,
     group_tests,
     lifecycle_states,
@@ -80,14 +86,17 @@ from cxkit.lifecycle.stages import (
     StageMapSpec,
     available_stages,
     current_stage_counts,
+    describe_rule,
     engine_cache,
     load_stage_map,
+    stage_counts,
     stage_times_expr,
     stages,
 )
 
 __all__ = [
     "ALL",
+    "AVERAGE",
     "DEFAULT_STAGES",
     "DEFAULT_STEPS",
     "STAGES",
@@ -100,10 +109,13 @@ __all__ = [
     "analyze",
     "available_stages",
     "breakdown_chart",
+    "cohort_cells",
     "cohort_chart",
+    "cohort_grid",
     "cohort_retention",
     "current_stage_counts",
     "default_pairs",
+    "describe_rule",
     "engine_cache",
     "entry_channel_chart",
     "findings",
@@ -122,6 +134,7 @@ __all__ = [
     "persona_chart",
     "stage_chart",
     "stage_conversion",
+    "stage_counts",
     "stage_funnel",
     "stage_journey_chart",
     "stage_times_expr",

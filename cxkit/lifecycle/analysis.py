@@ -22,7 +22,14 @@ from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
 from cxkit.findings import Finding, finding_from_rate
-from cxkit.lifecycle.cohorts import cohort_retention, group_tests, lifecycle_states
+from cxkit.lifecycle.cohorts import (
+    AVERAGE,
+    cohort_cells,
+    cohort_grid,
+    cohort_retention,
+    group_tests,
+    lifecycle_states,
+)
 from cxkit.lifecycle.funnel import (
     Step,
     Window,
@@ -34,7 +41,13 @@ from cxkit.lifecycle.funnel import (
     stage_funnel,
 )
 from cxkit.lifecycle.journeys import journey_tables
-from cxkit.lifecycle.stages import Rule, StageMapSpec, available_stages
+from cxkit.lifecycle.stages import (
+    Rule,
+    StageMapSpec,
+    available_stages,
+    describe_rule,
+    stage_counts,
+)
 from cxkit.result import AsOf, Result
 
 __all__ = ["DEFAULT_STEPS", "LifecycleResult", "analyze", "findings"]
@@ -66,7 +79,10 @@ class LifecycleResult(Result):
         The lifecycle ladder (:func:`~cxkit.lifecycle.stage_funnel`).
     stage_conversion
         Stage-to-stage conversion, each stage by its own rule
-        (:func:`~cxkit.lifecycle.stage_conversion`).
+        (:func:`~cxkit.lifecycle.stage_conversion`); shown as :attr:`rule_conversion`.
+    stage_rule_counts
+        ``stage``, ``n_customers``: how many customers meet each stage's own rule
+        (:func:`~cxkit.lifecycle.stage_counts` with ``monotone=False``), or None.
     steps, window, entry
         The funnel's settings.
     funnel
@@ -88,6 +104,9 @@ class LifecycleResult(Result):
     cohorts
         Cohort retention per ``period`` (:func:`~cxkit.lifecycle.cohort_retention`), or
         None.
+    cohort_cells
+        The same cells with their n, Wilson interval and small-n flag
+        (:func:`~cxkit.lifecycle.cohort_cells`), or None.
     monthly_cohorts
         Monthly cohort retention (for the month-1 finding; ``cohorts`` itself when the
         period is a month), or None.
@@ -99,18 +118,37 @@ class LifecycleResult(Result):
     stage_links, stage_paths
         The order in which customers reach the stages, or None (fewer than three stages).
     missing_parts
-        Part name (``stages``, ``funnel``, ``breakdown``, ``entry_channel``, ``persona``,
-        ``cohorts``, ``journeys``, ``stage_journeys``) -> the sentence saying why it is
+        Part name (``stages``, ``funnel``, ``period_compare``, ``breakdown``,
+        ``entry_channel``, ``persona``, ``cohorts``, ``states``, ``journeys``,
+        ``stage_journeys``) -> the sentence saying why it is
         missing (for ``stages``: which stages, and the tables they need). The same
         sentences, in order, are :attr:`not_available`.
     """
 
     domain: ClassVar[str] = "lifecycle"
+    #: The column labels of :attr:`stage_funnel` in the report (cxkit.display labels).
+    ladder_labels: ClassVar[dict[str, str]] = {
+        "step_name": "stage",
+        "rate_from_start": "of all customers",
+        "rate_from_previous": "of the previous stage",
+        "median_time_from_previous_days": "median days from the previous stage",
+        "p90_time_from_previous_days": "90th percentile of days from the previous stage",
+        "median_time_from_start_days": "median days from first contact",
+    }
+    #: The column labels of :attr:`rule_conversion` in the report (cxkit.display labels).
+    rule_labels: ClassVar[dict[str, str]] = {
+        "from_rule": "of customers with",
+        "to_rule": "who also had",
+        "n_from": "customers",
+        "n_to": "who also had it",
+        "rate": "share",
+    }
     stage_map: dict[str, Rule]
     missing_stages: dict[str, str]
     target: str
     stage_funnel: pd.DataFrame
     stage_conversion: pd.DataFrame
+    stage_rule_counts: pd.DataFrame | None = None
     steps: list[Step]
     window: Window
     entry: str
@@ -123,6 +161,7 @@ class LifecycleResult(Result):
     period: str = "M"
     activity: str = "any"
     cohorts: pd.DataFrame | None = None
+    cohort_cells: pd.DataFrame | None = None
     monthly_cohorts: pd.DataFrame | None = None
     states: pd.DataFrame | None = None
     journey_links: pd.DataFrame | None = None
@@ -141,6 +180,70 @@ class LifecycleResult(Result):
             The first row of :attr:`stage_funnel`.
         """
         return int(self.stage_funnel.n_customers.iloc[0])
+
+    @property
+    def stage_steps(self) -> pd.DataFrame:
+        """Return each step of the ladder: the one source of every "A → B" figure.
+
+        Every sentence, takeaway and table of the report that states a step between two
+        stages reads it from here, so a step has one rate and one n on the page.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per consecutive pair of stages of :attr:`stage_funnel`:
+            ``from_stage``, ``to_stage``, ``n_from`` (customers who reached
+            ``from_stage``), ``n_to``, ``rate`` (``n_to / n_from``), Wilson ``ci_low`` /
+            ``ci_high`` and ``small_n``.
+        """
+        sf = self.stage_funnel.reset_index(drop=True)
+        later = sf.iloc[1:]
+        return pd.DataFrame(
+            {
+                "from_stage": sf.step_name.iloc[:-1].to_numpy(),
+                "to_stage": later.step_name.to_numpy(),
+                "n_from": later.n_previous.astype("int64").to_numpy(),
+                "n_to": later.n_customers.astype("int64").to_numpy(),
+                "rate": later.rate_from_previous.to_numpy(),
+                "ci_low": later.ci_low_from_previous.to_numpy(),
+                "ci_high": later.ci_high_from_previous.to_numpy(),
+                "small_n": later.small_n.astype(bool).to_numpy(),
+            }
+        )
+
+    @property
+    def rule_conversion(self) -> pd.DataFrame:
+        """Return :attr:`stage_conversion` with each stage named by its own rule, in words.
+
+        These shares are not steps of the ladder (a later stage does not count as the
+        earlier one here), so they are named by what each rule counts rather than by
+        stage, and never state an "A → B" figure that differs from :attr:`stage_steps`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``from_rule`` (customers with …), ``to_rule`` (… who also had), ``n_from``,
+            ``n_to``, ``rate``, ``ci_low``, ``ci_high``, ``small_n``.
+        """
+        conv = self.stage_conversion
+
+        def said(stage: str) -> str:
+            return describe_rule(self.stage_map[stage]) if stage in self.stage_map else stage
+
+        out = conv.drop(columns=["from_stage", "to_stage"])
+        out.insert(0, "to_rule", [said(s) for s in conv.to_stage])
+        out.insert(0, "from_rule", [said(s) for s in conv.from_stage])
+        return out.reset_index(drop=True)
+
+    def _worst_step(self) -> pd.Series | None:
+        """Return the ladder step with the lowest rate: among steps of 30 or more, else all."""
+        steps = self.stage_steps
+        steps = steps[steps.rate.notna()]
+        if not len(steps):
+            return None
+        big = steps[~steps.small_n]
+        pool = big if len(big) else steps
+        return pool.sort_values("rate", kind="stable").iloc[0]
 
     # ---- findings -------------------------------------------------------------------
 
@@ -233,24 +336,21 @@ class LifecycleResult(Result):
         return out
 
     def _biggest_dropoff(self) -> list[Finding]:
-        sf = self.stage_funnel
-        steps_ok = sf[(sf.step > 1) & ~sf.small_n & sf.rate_from_previous.notna()]
-        if len(sf) <= 2 or not len(steps_ok):
+        worst = self._worst_step()
+        if len(self.stage_funnel) <= 2 or worst is None or bool(worst.small_n):
             return []
-        worst = steps_ok.sort_values("rate_from_previous", kind="stable").iloc[0]
-        prev_name = sf.step_name[int(worst.step) - 2]
+        a, b = worst.from_stage, worst.to_stage
         loss = {
-            "value": 1 - worst.rate_from_previous,
-            "ci_low": 1 - worst.ci_high_from_previous,
-            "ci_high": 1 - worst.ci_low_from_previous,
-            "n": worst.n_previous,
+            "value": 1 - worst.rate,
+            "ci_low": 1 - worst.ci_high,
+            "ci_high": 1 - worst.ci_low,
+            "n": worst.n_from,
             "small_n": worst.small_n,
         }
         sentence = (
-            f"The biggest drop-off is {prev_name} -> {worst.step_name}: only "
-            f"{_pct(worst.rate_from_previous)} move on (95% CI "
-            f"{_pct(worst.ci_low_from_previous)}–{_pct(worst.ci_high_from_previous)}, "
-            f"n = {int(worst.n_previous):,})."
+            f"The biggest drop-off is {a} → {b}: only {_pct(worst.rate)} of "
+            f"{int(worst.n_from):,} customers move on (95% CI {_pct(worst.ci_low)}–"
+            f"{_pct(worst.ci_high)})."
         )
         return [
             finding_from_rate(
@@ -259,7 +359,8 @@ class LifecycleResult(Result):
                 metric="biggest_dropoff",
                 sentence=sentence,
                 importance=9,
-                comparison=f"{prev_name} -> {worst.step_name}",
+                comparison=f"{a} -> {b}",
+                extra={"from_stage": str(a), "to_stage": str(b)},
             )
         ]
 
@@ -302,7 +403,7 @@ class LifecycleResult(Result):
         row = {"value": m1, "ci_low": float(lo), "ci_high": float(hi), "n": n_obs}
         sentence = (
             f"{_pct(m1)} of customers are active again in the month after their first "
-            f"(size-weighted over cohorts, n = {n_obs:,})."
+            f"(size-weighted over cohorts, n = {n_obs:,}), 95% CI {_pct(lo)}–{_pct(hi)}."
         )
         return [
             finding_from_rate(
@@ -347,22 +448,16 @@ class LifecycleResult(Result):
             ``period_compare``, ``cohorts``, ``states``, ``journeys``, ``stage_journeys``.
         """
         out: dict[str, str] = {}
-        later = self.stage_funnel.iloc[1:]
-        if len(later):
-            worst = later.loc[later.rate_from_previous.idxmin()]
-            prev = self.stage_funnel.step_name[int(worst.step) - 2]
+        worst = self._worst_step()
+        if worst is not None:
+            small = " (fewer than 30 customers: read with care)" if bool(worst.small_n) else ""
             out["stages"] = (
-                f"The largest loss is between {prev} and {worst.step_name}: "
-                f"{1 - worst.rate_from_previous:.0%} of {int(worst.n_previous):,} customers "
-                "do not move on."
+                f"The largest loss is {worst.from_stage} → {worst.to_stage}: "
+                f"{_pct(1 - worst.rate)} of {int(worst.n_from):,} customers do not move on "
+                f"({_pct(worst.rate)} do){small}."
             )
-        conv = self.stage_conversion
-        if len(conv):
-            best = conv.loc[conv.rate.idxmax()]
-            out["conversion"] = (
-                f"The strongest step is {best.from_stage} → {best.to_stage} "
-                f"({best.rate:.0%} of {best.n_from:,})."
-            )
+        if len(self.stage_conversion):
+            out["conversion"] = self._rule_takeaway()
         if self.funnel is not None:
             out["funnel"] = self._funnel_takeaway()
         if self.breakdown_tests is not None and self.by is not None:
@@ -398,7 +493,9 @@ class LifecycleResult(Result):
             k = [c for c in (1, 3, 6) if c in avg.index and pd.notna(avg[c])]
             out["cohorts"] = (
                 "On average "
-                + ", ".join(f"{avg[c]:.0%} are active {c} period(s) later" for c in k)
+                + ", ".join(
+                    f"{avg[c]:.0%} are active {c} period(s) later{self._pooled(c)}" for c in k
+                )
                 + "."
                 if k
                 else "Too few periods to read retention yet."
@@ -420,6 +517,37 @@ class LifecycleResult(Result):
             sp = self.stage_paths
             out["stage_journeys"] = f"{sp.share.iloc[0]:.0%} of customers follow {sp.path.iloc[0]}."
         return out
+
+    def _pooled(self, k: int) -> str:
+        """Return " (95% CI a–b, n = N)" of the pooled cohort cell at ``k``, if known."""
+        cells = self.cohort_cells
+        if cells is None:
+            return ""
+        row = cells[(cells.cohort == AVERAGE) & (cells.k == k)]
+        if row.empty:
+            return ""
+        r = row.iloc[0]
+        return f" (95% CI {r.ci_low:.0%}–{r.ci_high:.0%}, n = {int(r.customers):,})"
+
+    def _rule_takeaway(self) -> str:
+        """Say how the ladder's counts differ from each stage's own rule, and why."""
+        own = self.stage_rule_counts
+        if own is None:
+            return "Each row counts the customers who meet both rules."
+        ladder = dict(zip(self.stage_funnel.step_name, self.stage_funnel.n_customers, strict=True))
+        parts = []
+        for stage, n_own in zip(own.stage, own.n_customers, strict=True):
+            n_ladder = int(ladder.get(stage, n_own))
+            if n_ladder > n_own:
+                parts.append(
+                    f"{stage} counts {n_ladder:,} customers on the ladder above: "
+                    f"{int(n_own):,} with {describe_rule(self.stage_map[stage])} and "
+                    f"{n_ladder - int(n_own):,} who reached a later stage without it"
+                )
+        if not parts:
+            return "Each stage's own rule counts the same customers as the ladder above."
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:] + "."
 
     def _funnel_takeaway(self) -> str:
         f = self.funnel
@@ -459,7 +587,7 @@ def _best_and_worst(tests: pd.DataFrame, col: str, text: str, too_few: str) -> s
     best, worst = big.iloc[0], big.iloc[-1]
 
     def _say(g: pd.Series) -> str:
-        return f"{g[col]} ({g.rate:.0%}, n = {g.n_start:,})"
+        return f"{g[col]} ({_pct(g.rate)}, n = {g.n_start:,})"  # as in the tables
 
     return text.format(best=_say(best), worst=_say(worst))
 
@@ -516,6 +644,7 @@ def _analyze(
         )
 
     sf = stage_funnel(data, smap, as_of=end)
+    own_counts = stage_counts(data, smap, as_of=end, monotone=False)
     pairs = default_pairs(names)
     if "purchase" in smap and "retention" in smap and ("purchase", "retention") not in pairs:
         pairs.append(("purchase", "retention"))  # the repeat-rate finding reads this pair
@@ -565,6 +694,11 @@ def _analyze(
             as_of=end,
             reached=reached,
         )
+    if fun is None:
+        missing["period_compare"] = (
+            "The period comparison is not available: it compares the funnel's entrants, and "
+            "the funnel is not available for this data"
+        )
     if entry_tests is None:
         missing["entry_channel"] = (
             "The breakdown by entry channel is not available: this needs table 'events' with "
@@ -572,13 +706,16 @@ def _analyze(
         )
 
     activity = "any" if "events" in data else "orders"
-    cohorts = _try(
-        "cohorts", missing, cohort_retention, data, period=period, activity=activity, as_of=end
+    cells = _try(
+        "cohorts", missing, cohort_cells, data, period=period, activity=activity, as_of=end
     )
+    cohorts = None if cells is None else cohort_grid(cells)
     monthly = cohorts
     if period != "M":
         monthly = _try("monthly", {}, cohort_retention, data, period="M", as_of=end)
-    states = _try("states", {}, lifecycle_states, data, period=period, activity=activity, as_of=end)
+    states = _try(
+        "states", missing, lifecycle_states, data, period=period, activity=activity, as_of=end
+    )
 
     links = paths = None
     if data.has("events", "touchpoint"):
@@ -614,6 +751,7 @@ def _analyze(
         target=target,
         stage_funnel=sf,
         stage_conversion=conv,
+        stage_rule_counts=own_counts,
         steps=steps,
         window=window,
         entry=entry,
@@ -625,6 +763,7 @@ def _analyze(
         period=period,
         activity=activity,
         cohorts=cohorts,
+        cohort_cells=cells,
         monthly_cohorts=monthly,
         states=states,
         journey_links=links,

@@ -2,7 +2,9 @@
 
 Cohort retention (DESIGN.md §7)
     Cohort = calendar period of first activity; cell (c, k) = share of cohort c active in
-    period c + k; cells not observable yet are NaN.
+    period c + k; cells not observable yet are NaN. :func:`cohort_cells` gives every cell
+    with its n, Wilson interval and small-n flag; :func:`cohort_retention` the shares
+    laid out by cohort and k.
 Lifecycle states
     new / returning / resurrecting / dormant per period.
 Breakdowns
@@ -25,10 +27,23 @@ from cxkit.errors import NotAvailableError, UsageError
 from cxkit.lifecycle.stages import engine_cache, optional_table, union_all
 from cxkit.result import AsOf
 
-__all__ = ["ALL", "GroupBy", "cohort_retention", "group_table", "group_tests", "lifecycle_states"]
+__all__ = [
+    "ALL",
+    "AVERAGE",
+    "GroupBy",
+    "cohort_cells",
+    "cohort_grid",
+    "cohort_retention",
+    "group_table",
+    "group_tests",
+    "lifecycle_states",
+]
 
 #: The group name of a funnel without a breakdown.
 ALL = "all"
+
+#: The cohort label of the pooled (size-weighted) row of the cohort tables.
+AVERAGE = "all (size-weighted)"
 
 #: What a ``by`` argument accepts: None; ``"entry_channel"``; a customers column name; a
 #: DataFrame of ``customer_id`` and one group column; a Series of groups indexed by
@@ -41,6 +56,12 @@ _PERIODS = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
 _FUNNEL_COLUMNS = {
     "step", "step_name", "n_customers", "rate_from_start", "rate_from_previous", "ci_low",
     "ci_high", "ci_low_from_previous", "ci_high_from_previous", "n_previous", "small_n",
+}  # fmt: skip
+
+#: The columns of :func:`cohort_cells` and their dtypes.
+_CELL_COLUMNS = {
+    "cohort": "object", "k": "int64", "customers": "int64", "active": "int64",
+    "share": "float64", "ci_low": "float64", "ci_high": "float64", "small_n": "bool",
 }  # fmt: skip
 
 
@@ -256,6 +277,143 @@ def _active_periods(data: CXData, activity: str, period: str, analysis: str) -> 
 # --------------------------------------------------------------------------------------
 
 
+def cohort_cells(
+    data: CXData,
+    *,
+    period: str = "M",
+    activity: str = "any",
+    as_of: AsOf = None,
+    max_periods: int | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Compute every observable cohort-retention cell with its n and Wilson interval.
+
+    Cell (c, k) counts the customers of cohort c (first activity in period c) who are
+    active in period c + k. A cell is observable when period c + k is complete at as_of;
+    cells that are not observable yet have no row (they are never read as zero). The
+    rows labelled :data:`AVERAGE` pool the cohorts observable at each k (the
+    size-weighted average of their shares).
+
+    Parameters
+    ----------
+    data
+        The data (events and/or orders).
+    period
+        ``"D"``, ``"W"`` (Monday start), ``"M"``, ``"Q"`` or ``"Y"``.
+    activity
+        ``"any"`` (any event or order) or ``"orders"`` (cohort = period of the first
+        order; active = ordered).
+    as_of
+        Nothing after it is used (:func:`cxkit.data.resolve_as_of`).
+    max_periods
+        Keep k = 0..max_periods.
+    level
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per observable cell, the cohorts in time order, then the pooled rows:
+        ``cohort`` (period label, or :data:`AVERAGE`), ``k`` (periods since the first),
+        ``customers`` (n: the cohort's size; for a pooled row the customers of the
+        cohorts observable at k), ``active``, ``share`` (``active / customers``),
+        ``ci_low``, ``ci_high`` (Wilson, :func:`cxkit.stats.wilson_ci`) and
+        ``small_n`` (``customers`` below :data:`cxkit.stats.MIN_N`). Empty (with these
+        columns) when no period is complete yet.
+
+    Raises
+    ------
+    NotAvailableError
+        Without the activity tables.
+    UsageError
+        On an unknown ``period`` or ``activity``.
+
+    Examples
+    --------
+    >>> import pandas as pd, cxkit
+    >>> ev = pd.DataFrame({"customer_id": ["a", "a", "b"], "event": ["v", "v", "v"],
+    ...     "ts": pd.to_datetime(["2024-01-05", "2024-02-03", "2024-01-20"])})
+    >>> c = cohort_cells(cxkit.load({"events": ev}), as_of="2024-02-29")
+    >>> jan = c[c.cohort == "2024-01"]
+    >>> jan.k.tolist(), jan.customers.tolist(), jan.active.tolist(), jan.share.tolist()
+    ([0, 1], [2, 2], [2, 1], [1.0, 0.5])
+    >>> bool(c.small_n.all())  # two customers: far fewer than 30
+    True
+    """
+    period = _check_period(period)
+    end = resolve_as_of(data, as_of)
+    data = data.upto(end)
+    ap = _active_periods(data, activity, period, "Cohort retention")
+    first = ap.group_by("customer_id").agg(cohort=ap.pi.min())
+    j = ap.join(first, "customer_id")
+    counts = j.group_by(["cohort", "pi"]).agg(active=j.count()).to_pandas()
+    last = _last_complete_index(end, period)
+    counts = counts[counts.cohort <= last]
+    if counts.empty:  # no activity, or none in a complete period yet
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _CELL_COLUMNS.items()})
+    counts["k"] = (counts.pi - counts.cohort).astype(int)
+    sizes = counts[counts.k == 0].set_index("cohort").active
+    cohorts = sorted(sizes.index)
+    n_k = max(last - min(cohorts), 0) + 1
+    if max_periods is not None:
+        n_k = min(n_k, max_periods + 1)
+    act = counts.pivot_table(index="cohort", columns="k", values="active", aggfunc="sum")
+    act = act.reindex(index=cohorts, columns=range(n_k)).fillna(0.0).to_numpy(dtype=float)
+    observable = np.array([[c + k <= last for k in range(n_k)] for c in cohorts])
+    size = sizes.reindex(cohorts).to_numpy(dtype=float)
+    rows, ks = np.nonzero(observable)
+    w_act = np.where(observable, act, 0).sum(axis=0)
+    w_size = np.where(observable, size[:, None], 0).sum(axis=0)
+    labels = [_period_label(c, period) for c in cohorts]
+    cell_n = np.concatenate([size[rows], w_size])
+    cell_k = np.concatenate([act[rows, ks], w_act])
+    out = pd.DataFrame(
+        {
+            "cohort": [labels[r] for r in rows] + [AVERAGE] * n_k,
+            "k": np.concatenate([ks, np.arange(n_k)]).astype("int64"),
+            "customers": cell_n.astype("int64"),
+            "active": cell_k.astype("int64"),
+            "share": cell_k / cell_n,
+        }
+    )
+    out["ci_low"], out["ci_high"] = stats.wilson_ci(cell_k, cell_n, level=level)
+    out["small_n"] = stats.is_small(cell_n)
+    return out
+
+
+def cohort_grid(cells: pd.DataFrame) -> pd.DataFrame:
+    """Lay the cells of :func:`cohort_cells` out as the cohort-retention table.
+
+    Parameters
+    ----------
+    cells
+        The output of :func:`cohort_cells`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`cohort_retention`.
+    """
+    if cells.empty:
+        return pd.DataFrame(columns=["customers", 0])
+    per = cells[cells.cohort != AVERAGE]
+    pooled = cells[cells.cohort == AVERAGE].set_index("k")
+    order = list(dict.fromkeys(per.cohort))
+    n_k = int(cells.k.max()) + 1
+    share = per.pivot(index="cohort", columns="k", values="share")
+    share = share.reindex(index=order, columns=range(n_k)).to_numpy(dtype=float)
+    size = per[per.k == 0].set_index("cohort").customers.reindex(order)
+    out = pd.DataFrame(share, columns=list(range(n_k)))
+    out.insert(0, "customers", size.to_numpy(dtype="int64"))
+    out.index = order
+    avg = pooled.share.reindex(range(n_k)).to_numpy(dtype=float)
+    avg_row = pd.DataFrame([[int(size.sum()), *avg]], columns=out.columns)
+    avg_row.index = [AVERAGE]
+    out = pd.concat([out, avg_row])
+    out.index.name = "cohort"
+    return out
+
+
 def cohort_retention(
     data: CXData,
     *,
@@ -265,6 +423,9 @@ def cohort_retention(
     max_periods: int | None = None,
 ) -> pd.DataFrame:
     """Compute the cohort retention table: share of each cohort active k periods later.
+
+    The shares of :func:`cohort_cells` laid out by cohort and k (:func:`cohort_grid`);
+    the cells carry each share's n and Wilson interval.
 
     Parameters
     ----------
@@ -295,41 +456,10 @@ def cohort_retention(
     UsageError
         On an unknown ``period`` or ``activity``.
     """
-    period = _check_period(period)
-    end = resolve_as_of(data, as_of)
-    data = data.upto(end)
-    ap = _active_periods(data, activity, period, "Cohort retention")
-    first = ap.group_by("customer_id").agg(cohort=ap.pi.min())
-    j = ap.join(first, "customer_id")
-    cells = j.group_by(["cohort", "pi"]).agg(active=j.count()).to_pandas()
-    last = _last_complete_index(end, period)
-    cells = cells[cells.cohort <= last]
-    if cells.empty:  # no activity, or none in a complete period yet
-        return pd.DataFrame(columns=["customers", 0])
-    cells["k"] = (cells.pi - cells.cohort).astype(int)
-    sizes = cells[cells.k == 0].set_index("cohort").active
-    cohorts = sorted(sizes.index)
-    n_k = max(last - min(cohorts), 0) + 1 if cohorts else 1
-    if max_periods is not None:
-        n_k = min(n_k, max_periods + 1)
-    act = cells.pivot_table(index="cohort", columns="k", values="active", aggfunc="sum")
-    act = act.reindex(index=cohorts, columns=range(n_k)).fillna(0.0)
-    observable = np.array([[c + k <= last for k in range(n_k)] for c in cohorts])
-    size = sizes.reindex(cohorts).to_numpy(dtype=float)
-    share = act.to_numpy(dtype=float) / size[:, None]
-    share[~observable] = np.nan
-    w_act = np.where(observable, act.to_numpy(dtype=float), 0).sum(axis=0)
-    w_size = np.where(observable, size[:, None], 0).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        avg = np.where(w_size > 0, w_act / w_size, np.nan)
-    out = pd.DataFrame(share, columns=list(range(n_k)))
-    out.insert(0, "customers", size.astype("int64"))
-    out.index = [_period_label(c, period) for c in cohorts]
-    avg_row = pd.DataFrame([[int(size.sum()), *avg]], columns=out.columns)
-    avg_row.index = ["all (size-weighted)"]
-    out = pd.concat([out, avg_row])
-    out.index.name = "cohort"
-    return out
+    cells = cohort_cells(
+        data, period=period, activity=activity, as_of=as_of, max_periods=max_periods
+    )
+    return cohort_grid(cells)
 
 
 def lifecycle_states(

@@ -6,10 +6,11 @@ that state the takeaway), or None when the result has no such part.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from cxkit import plots
+from cxkit import plots, stats
 from cxkit.lifecycle.analysis import LifecycleResult
 
 __all__ = [
@@ -26,6 +27,9 @@ __all__ = [
 
 #: How many periods after the first the cohort heatmap shows.
 COHORT_PERIODS = 13
+
+#: The fill of a cohort cell that rests on too few customers (greyed out).
+SMALL_COLOUR = "#d9dde3"
 
 
 def stage_chart(result: LifecycleResult) -> go.Figure:
@@ -156,6 +160,11 @@ def persona_chart(result: LifecycleResult) -> go.Figure | None:
 def cohort_chart(result: LifecycleResult) -> go.Figure | None:
     """Draw the cohort retention heatmap (the first :data:`COHORT_PERIODS` periods).
 
+    Each cell shows its share; hovering it shows the share's Wilson 95% interval and the
+    customers it rests on (:attr:`~cxkit.lifecycle.LifecycleResult.cohort_cells`).
+    Cells resting on fewer than :data:`cxkit.stats.MIN_N` customers are drawn grey (a
+    second trace named "fewer than 30 customers"), with a note under the chart.
+
     Parameters
     ----------
     result
@@ -171,12 +180,50 @@ def cohort_chart(result: LifecycleResult) -> go.Figure | None:
         return None
     grid = cohorts.drop(columns="customers").iloc[:, :COHORT_PERIODS]
     what = "any activity" if result.activity == "any" else "orders"
-    return plots.heatmap(
-        grid,
-        title=f"Share of each cohort active again ({what})",
-        x_title="periods since first activity",
-        y_title="cohort",
+    title = f"Share of each cohort active again ({what})"
+    x_title, y_title = "periods since first activity", "cohort"
+    cells = result.cohort_cells
+    if cells is None:
+        return plots.heatmap(grid, title=title, x_title=x_title, y_title=y_title)
+    wide = cells.pivot(index="cohort", columns="k").reindex(index=grid.index)
+    small = wide["small_n"].reindex(columns=grid.columns).fillna(False).to_numpy(dtype=bool)
+    fig = plots.heatmap(grid.mask(small), title=title, x_title=x_title, y_title=y_title)
+    # per cell: customers, active, interval (%): shown on hover
+    custom = np.stack(
+        [
+            wide[c].reindex(columns=grid.columns).to_numpy(dtype=float) * scale
+            for c, scale in (("customers", 1), ("active", 1), ("ci_low", 100), ("ci_high", 100))
+        ],
+        axis=-1,
     )
+    hover = (
+        "cohort %{y}, %{x} period(s) later<br>%{z:.1f}% active "
+        "(%{customdata[1]:,.0f} of %{customdata[0]:,.0f} customers)<br>"
+        "95% CI %{customdata[2]:.1f}%–%{customdata[3]:.1f}%<extra></extra>"
+    )
+    fig.update_traces(customdata=custom, hovertemplate=hover)
+    if small.any():
+        z = np.where(small, grid.to_numpy(dtype=float) * 100, np.nan)
+        fig.add_heatmap(
+            z=z,
+            x=fig.data[0].x,
+            y=fig.data[0].y,
+            text=[["" if v != v else f"{v:.0f}%" for v in row] for row in z],
+            texttemplate="%{text}",
+            colorscale=[[0.0, SMALL_COLOUR], [1.0, SMALL_COLOUR]],
+            showscale=False,
+            hoverongaps=False,
+            customdata=custom,
+            hovertemplate=hover,
+            name=f"fewer than {stats.MIN_N} customers",
+        )
+        fig.add_annotation(
+            text=f"Grey cells rest on fewer than {stats.MIN_N} customers: read with care.",
+            xref="paper", yref="paper", x=0, y=0, yshift=-62, xanchor="left", yanchor="top",
+            showarrow=False,
+        )  # fmt: skip
+        fig.update_layout(margin={"b": 100})  # room for the note under the axis title
+    return fig
 
 
 def states_chart(result: LifecycleResult) -> go.Figure | None:

@@ -33,8 +33,10 @@ __all__ = [
     "StageMapSpec",
     "available_stages",
     "current_stage_counts",
+    "describe_rule",
     "engine_cache",
     "load_stage_map",
+    "stage_counts",
     "stage_times_expr",
     "stages",
 ]
@@ -182,6 +184,75 @@ def rule_occurrences(data: CXData, rule: Mapping[str, object]) -> ir.Table | Non
 # --------------------------------------------------------------------------------------
 # the stage map
 # --------------------------------------------------------------------------------------
+
+
+def _or_list(items: Sequence[str]) -> str:
+    """Join ``["a", "b", "c"]`` as ``"a, b or c"``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def describe_rule(rule: Mapping[str, object]) -> str:
+    """Say in plain words what a stage rule counts.
+
+    Parameters
+    ----------
+    rule
+        A stage rule (see :data:`DEFAULT_STAGES` for its keys).
+
+    Returns
+    -------
+    str
+        E.g. ``"an order on a later day than the first"``.
+
+    Examples
+    --------
+    >>> describe_rule(DEFAULT_STAGES["advocacy"])
+    'a referral or review event, or an NPS answer of 9–10'
+    >>> describe_rule(DEFAULT_STAGES["retention"])
+    'an order on a later day than the first'
+    """
+    parts = []
+    ev = rule.get("events")
+    if ev == "any":
+        parts.append("any event")
+    elif ev is not None:
+        names = [ev] if isinstance(ev, str) else [str(e) for e in ev]  # type: ignore[union-attr]
+        text = f"a {_or_list(names)} event"
+        if rule.get("min_rating") is not None:
+            text += f" (rated {rule['min_rating']} or more)"
+        parts.append(text)
+    orders = rule.get("orders")
+    if orders is not None:
+        parts.append(
+            {
+                "any": "an order",
+                "first": "a first order",
+                "repeat": "an order on a later day than the first",
+            }.get(str(orders), f"an order ({orders})")
+        )
+    resp = rule.get("responses")
+    if isinstance(resp, Mapping):
+        survey = str(resp.get("survey", "survey")).upper()
+        # an acronym takes "an" when its first letter's name starts with a vowel sound
+        a = "an" if survey[:1] in "AEFHILMNORSX" else "a"
+        lo, hi = resp.get("min_score"), resp.get("max_score")
+        if lo is not None and hi is not None:
+            parts.append(f"{a} {survey} answer of {lo}–{hi}")
+        elif lo is not None:
+            parts.append(f"{a} {survey} answer of {lo} or more")
+        elif hi is not None:
+            parts.append(f"{a} {survey} answer of {hi} or less")
+        else:
+            parts.append(f"{a} {survey} answer")
+    elif resp is not None:
+        parts.append("a survey answer")
+    if not parts:
+        return "no rule"
+    if len(parts) == 1:
+        return parts[0]
+    sep = ", or " if any(" or " in p for p in parts) else " or "
+    return ", ".join(parts[:-1]) + sep + parts[-1]
 
 
 def load_stage_map(spec: StageMapSpec = None) -> dict[str, Rule]:
@@ -482,3 +553,50 @@ def current_stage_counts(
     total = df.n_customers.sum()
     df["share"] = df.n_customers / total if total else np.nan
     return df
+
+
+def stage_counts(
+    data: CXData,
+    stage_map: StageMapSpec = None,
+    *,
+    as_of: AsOf = None,
+    monotone: bool = True,
+) -> pd.DataFrame:
+    """Count the customers who reached each stage, on the ladder or by each stage's own rule.
+
+    Parameters
+    ----------
+    data
+        The data.
+    stage_map
+        The stage rules; default :data:`DEFAULT_STAGES`.
+    as_of
+        Nothing after it is used (:func:`cxkit.data.resolve_as_of`).
+    monotone
+        True (default): the ladder, where a later stage counts as reaching the earlier
+        ones (DESIGN §7); False: each stage by its own rule only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``stage`` (in stage order) and ``n_customers``.
+
+    Examples
+    --------
+    >>> import pandas as pd, cxkit
+    >>> ev = pd.DataFrame({"customer_id": ["a", "b"], "event": ["site_visit", "review"],
+    ...                    "ts": pd.to_datetime(["2024-01-01", "2024-01-05"])})
+    >>> own = stage_counts(cxkit.load({"events": ev}), monotone=False)
+    >>> dict(zip(own.stage, own.n_customers))["advocacy"], len(own)
+    (1, 5)
+    """
+    end = resolve_as_of(data, as_of)
+    smap = load_stage_map(stage_map)
+    e = stage_times_expr(data, smap, as_of=end, monotone=monotone)
+    res = e.aggregate(**{f"n{i}": e[f"{n}_at"].count() for i, n in enumerate(smap)}).to_pandas()
+    return pd.DataFrame(
+        {
+            "stage": list(smap),
+            "n_customers": [int(res[f"n{i}"].iloc[0]) for i in range(len(smap))],
+        }
+    )

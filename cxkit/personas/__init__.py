@@ -29,7 +29,8 @@ The steps, each usable on its own:
    channel or touchpoint (tested against the persona's other channels) and the top
    comment themes. Stages come from :mod:`cxkit.lifecycle`, themes from
    :func:`cxkit.voc.themes`.
-4. :func:`analyze`, :class:`PersonasResult` and :func:`headline`; :func:`fit_personas`
+4. :func:`analyze`, :class:`PersonasResult` (with its ``takeaways``), :func:`headline`
+   and :func:`map_takeaway`; :func:`fit_personas`
    (the model part alone, for the persona labels other reports use)
    (:mod:`~cxkit.personas.analysis`); the figures and cards in
    :mod:`~cxkit.personas.plots`.
@@ -52,7 +53,13 @@ Examples
 from __future__ import annotations
 
 from cxkit.lifecycle import STAGES
-from cxkit.personas.analysis import PersonasResult, analyze, fit_personas, headline
+from cxkit.personas.analysis import (
+    PersonasResult,
+    analyze,
+    fit_personas,
+    headline,
+    map_takeaway,
+)
 from cxkit.personas.features import SUPPORT_EVENTS, customer_features, derive_features
 from cxkit.personas.journeys import (
     Assignments,
@@ -101,6 +108,7 @@ __all__ = [
     "headline",
     "journey_map",
     "journey_table",
+    "map_takeaway",
     "pain_points",
     "pain_table",
     "pca_map",

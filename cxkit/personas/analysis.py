@@ -229,6 +229,110 @@ class PersonasResult(Result):
             )
         return out
 
+    def steepest_drop(self) -> pd.Series | None:
+        """Return the journey-map row with the largest drop-off from the previous stage.
+
+        Steps from fewer than 30 customers are left out while any larger one remains.
+
+        Returns
+        -------
+        pandas.Series or None
+            A :attr:`journey` row (``persona_name``, ``stage``, ``n_previous`` — the n
+            the drop-off is computed on —, ``n_reached``, ``drop_off``, ...) plus
+            ``previous_stage``; None without a journey map or a step.
+        """
+        jm = self.journey
+        if jm is None or not len(jm):
+            return None
+        jm = jm.assign(
+            previous_stage=jm.groupby("persona_name", sort=False)["stage"].shift(1)
+        ).dropna(subset=["drop_off"])
+        if not len(jm):
+            return None
+        big = jm[jm["n_previous"].astype("float64") >= stats.MIN_N]
+        pool = big if len(big) else jm
+        return pool.sort_values("drop_off", ascending=False, kind="stable").iloc[0]
+
+    def takeaways(self) -> dict[str, str]:
+        """Return the one-line takeaway under each chart and table of the personas report.
+
+        Returns
+        -------
+        dict of str to str
+            Part name -> sentence: ``k`` (why this many personas), ``contrast`` (the
+            feature furthest from the average), ``journey`` (the steepest drop, with the n
+            it is computed on), ``pains``, ``themes`` and ``fidelity``, for the parts the
+            result has.
+        """
+        m = self.model
+        out = {"k": f"{m.k_} personas: {m.k_reason_}."}
+        prof = m.profiles_
+        if prof is not None and len(prof):
+            z = prof.assign(abs_z=prof["z"].abs()).sort_values("abs_z", ascending=False).iloc[0]
+            out["contrast"] = (
+                f"The sharpest contrast: '{z['name']}' sit {z['z']:+.1f} standard deviations "
+                f"from the average on {z['feature']}."
+            )
+        drop = self.steepest_drop()
+        if drop is not None:
+            small = (
+                " (fewer than 30 customers: read with care)"
+                if drop.n_previous < stats.MIN_N
+                else ""
+            )
+            out["journey"] = (
+                f"The steepest drop is '{drop.persona_name}' from {drop.previous_stage} to "
+                f"{drop.stage}: {100 * drop.drop_off:.0f}% of {int(drop.n_previous):,} do not "
+                f"get further{small}."
+            )
+        if self.pains is not None and len(self.pains):
+            sig = self.pains[self.pains["significant"].astype(bool)]
+            out["pains"] = (
+                " ".join(sig["sentence"])
+                if len(sig)
+                else "No persona has a channel or touchpoint that is significantly worse than "
+                "its others."
+            )
+        if self.negative_themes is not None and len(self.negative_themes):
+            out["themes"] = (
+                "The most common themes in each persona's comments on low scores (NPS 0–6, "
+                "CSAT 1–2, CES 1–3); themes come from the voice-of-the-customer topic model."
+            )
+        if m.fidelity_ is not None:
+            out["fidelity"] = (
+                f"Fidelity: the rules reproduce the personas for {100 * m.fidelity_:.0f}% of "
+                "held-out customers."
+            )
+        return out
+
+
+def map_takeaway(points: pd.DataFrame, n_customers: int) -> str:
+    """Return the takeaway under the 2-D map of :func:`~cxkit.personas.pca_map`.
+
+    Parameters
+    ----------
+    points
+        The map's points (``attrs["explained"]``: the variance share of each component).
+    n_customers
+        How many customers the personas have (all of them are drawn when the map has as
+        many points).
+
+    Returns
+    -------
+    str
+        How many customers are drawn and how much of the spread the map shows.
+    """
+    drawn = (
+        f"all {len(points):,} customers"
+        if len(points) >= n_customers
+        else f"{len(points):,} of {n_customers:,} customers, drawn at random"
+    )
+    explained = 100 * sum(points.attrs.get("explained", []))
+    return (
+        f"Each dot is a customer ({drawn}); the first two principal components show "
+        f"{explained:.0f}% of the spread in the features."
+    )
+
 
 @run_cached("personas.fit")
 def fit_personas(

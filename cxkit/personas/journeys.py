@@ -112,7 +112,9 @@ def journey_map(data: CXData, assignments: Assignments, *, as_of: AsOf = None) -
         One row per (persona, stage) in stage order, for the stages the data can show
         (:func:`cxkit.lifecycle.available_stages`): ``n_customers`` (persona size),
         ``n_reached``, ``reach`` with Wilson ``reach_ci_low``/``reach_ci_high``,
-        ``drop_off`` (share of the previous stage's customers who did not reach this one),
+        ``n_previous`` (how many reached the previous stage: the n of the drop-off; NA
+        at the first stage), ``drop_off`` (share of the previous stage's customers who
+        did not reach this one),
         ``top_channel`` and ``top_channel_share`` (of the stage's activity),
         ``csat_top2``/``csat_ci_low``/``csat_ci_high``/``csat_n`` (CSAT responses given
         while the customer was in that stage), ``nps``/``nps_ci_low``/``nps_ci_high``/
@@ -145,11 +147,13 @@ def journey_map(data: CXData, assignments: Assignments, *, as_of: AsOf = None) -
                     "reach": n_r / n_c if n_c else np.nan,
                     "reach_ci_low": lo,
                     "reach_ci_high": hi,
+                    "n_previous": prev if prev is not None else pd.NA,
                     "drop_off": (1 - n_r / prev) if prev else np.nan,
                 }
             )
             prev = n_r
     grid = pd.DataFrame(rows)
+    grid["n_previous"] = grid["n_previous"].astype("Int64")
     ch = channel_shares(data, assignments, as_of=end)
     if len(ch):
         top = ch.sort_values(
@@ -547,9 +551,10 @@ def _with_ci(v: float, lo: float, hi: float, n: int, *, points: bool = False) ->
     """Return ``v (lo to hi), n = …`` with "(small n)" under 30, or "–" without data."""
     if n == 0 or pd.isna(v):
         return "–"
-    fmt = (lambda x: f"{x:+.0f}") if points else _pct
     small = " (small n)" if n < stats.MIN_N else ""
-    return f"{fmt(v)} ({fmt(lo)} to {fmt(hi)}), n = {n:,}{small}"
+    if points:  # signed: "−23 (−30 to −14)"
+        return f"{v:+.0f} ({lo:+.0f} to {hi:+.0f}), n = {n:,}{small}"
+    return f"{_pct(v)} ({_pct(lo)}–{_pct(hi)}), n = {n:,}{small}"
 
 
 def journey_table(journey: pd.DataFrame) -> pd.DataFrame:
@@ -564,7 +569,7 @@ def journey_table(journey: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``persona``, ``stage``, ``reached`` (n, share and Wilson interval),
-        ``drop-off``, ``top channel`` (with its share of the stage's activity),
+        ``drop-off`` (share of the previous stage's n, and that n), ``top channel`` (with its share of the stage's activity),
         ``CSAT top-2-box`` and ``NPS`` (each with its interval and n; "(small n)" under
         30).
     """
@@ -576,7 +581,9 @@ def journey_table(journey: pd.DataFrame) -> pd.DataFrame:
                 "stage": r.stage,
                 "reached": f"{r.n_reached:,} = {_pct(r.reach)} "
                 f"({_pct(r.reach_ci_low)}–{_pct(r.reach_ci_high)})",
-                "drop-off": _pct(r.drop_off),
+                "drop-off": "–"
+                if pd.isna(r.drop_off)
+                else f"{_pct(r.drop_off)} of {int(r.n_previous):,}",
                 "top channel": "–"
                 if pd.isna(r.top_channel)
                 else f"{r.top_channel} {_pct(r.top_channel_share)}",

@@ -8,9 +8,11 @@ A reports file looks like::
     jobs: 2                  # notebooks run at once
     cell_timeout: 300        # seconds per cell
     timeout: 1200            # seconds per notebook (kernel start included)
+    currency: "$"            # money in tables: a symbol or an ISO code (EUR); null = none
     publish:
       customer_ids: pseudonymous   # or clear: show the real customer IDs (cxkit.privacy)
       id_key: null                 # the pseudonyms' secret (better: env CXKIT_ID_KEY)
+      plotly: shared               # or inline: one self-contained file per report
     reports:
       - name: data_health
         notebook: notebooks/00_data_health.ipynb
@@ -41,14 +43,18 @@ import nbformat
 import pandas as pd
 import yaml
 
-from cxkit.data import TABLES
+from cxkit import sources
+from cxkit.data import ALL_TABLES
+from cxkit.display import check_currency
 from cxkit.errors import UsageError
 from cxkit.privacy import MODES as ID_MODES
+from cxkit.report.export import PLOTLY_MODES
 
 __all__ = [
     "GLOBAL_PARAMETERS",
     "ReportConfig",
     "ReportSpec",
+    "data_label",
     "load_config",
     "notebook_parameters",
     "parse_config",
@@ -61,12 +67,14 @@ TOP_KEYS = (
     "out",
     "jobs",
     "memory_limit_gb",
+    "tables",
     "cell_timeout",
     "timeout",
+    "currency",
     "publish",
     "reports",
 )
-PUBLISH_KEYS = ("customer_ids", "id_key")
+PUBLISH_KEYS = ("customer_ids", "id_key", "plotly")
 REPORT_KEYS = ("name", "notebook", "title", "parameters", "cell_timeout", "timeout", "after")
 #: Parameters the runner passes to every notebook; each notebook must declare them.
 GLOBAL_PARAMETERS = ("data", "as_of")
@@ -113,7 +121,9 @@ class ReportConfig:
     Attributes
     ----------
     data
-        The data source: an absolute folder path or a connection URL.
+        The data source: an absolute folder path, a connection URL, or a source spec
+        (:mod:`cxkit.sources`: ``{"url", "tables"}`` or ``{"spark", "tables"}``) that
+        every notebook receives as its ``data`` parameter and opens the same way.
     as_of
         The ``as_of`` text passed to every notebook, or ``None``.
     out
@@ -137,9 +147,18 @@ class ReportConfig:
     id_key
         ``publish: id_key:``, the pseudonyms' secret, or ``None`` (see
         :func:`cxkit.privacy.resolve_key`); never shown in a repr.
+    plotly
+        How pages get plotly.js (:data:`cxkit.report.export.PLOTLY_MODES`):
+        ``"shared"`` (one ``_assets/plotly-<version>.min.js`` per report folder, the
+        default) or ``"inline"`` (one self-contained file per report; ``publish:
+        plotly:``, ``--self-contained``).
+    currency
+        ``currency:``, how money is shown in tables (a symbol such as ``"$"`` or an ISO
+        code such as ``"EUR"``), or ``None``; the kernels get it in
+        :data:`cxkit.display.CURRENCY_ENV`.
     """
 
-    data: str
+    data: str | dict[str, Any]
     as_of: str | None
     out: Path
     jobs: int
@@ -156,6 +175,15 @@ class ReportConfig:
     customer_ids: str = ID_MODES[0]
     #: the pseudonyms' secret from reports.yml, or None
     id_key: str | None = field(default=None, repr=False)
+    #: how pages get plotly.js: shared (one file per report folder) or inline
+    plotly: str = PLOTLY_MODES[0]
+    #: money in tables: a currency symbol or ISO code, or None
+    currency: str | None = None
+
+    @property
+    def data_label(self) -> str:
+        """The data source as people read it (no password; ``spark (master)``)."""
+        return data_label(self.data)
 
     @property
     def names(self) -> list[str]:
@@ -177,20 +205,25 @@ def _mapping(value: object) -> dict[str, dict[str, str]] | None:
             "mapping must look like {orders: {order_ts: ts}} (table -> your column -> "
             f"contract column), got {value!r}"
         )
-    bad = [t for t in value if t not in TABLES]
+    bad = [t for t in value if t not in ALL_TABLES]
     if bad:
-        raise UsageError(f"mapping names unknown table(s) {bad}; valid: {', '.join(TABLES)}")
+        raise UsageError(f"mapping names unknown table(s) {bad}; valid: {', '.join(ALL_TABLES)}")
     return {t: dict(cols) for t, cols in value.items()}
 
 
-def _publish(value: object, clear_ids: bool) -> tuple[str, str | None]:
-    """Check ``publish:`` ({customer_ids, id_key}), apply ``--clear-ids``; return both."""
+def _publish(
+    value: object, clear_ids: bool, self_contained: bool = False
+) -> tuple[str, str | None, str]:
+    """Check ``publish:``, apply ``--clear-ids`` and ``--self-contained``.
+
+    Returns the customer-ID mode, the ID key and the plotly mode.
+    """
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
         raise UsageError(
-            f"publish must look like {{customer_ids: {ID_MODES[0]}, id_key: <secret>}}, "
-            f"got {value!r}"
+            f"publish must look like {{customer_ids: {ID_MODES[0]}, id_key: <secret>, "
+            f"plotly: {PLOTLY_MODES[0]}}}, got {value!r}"
         )
     unknown = set(value) - set(PUBLISH_KEYS)
     if unknown:
@@ -206,7 +239,25 @@ def _publish(value: object, clear_ids: bool) -> tuple[str, str | None]:
             "publish.id_key must be a non-empty secret text (or leave it out: a key is "
             "then kept in <out>/_private/id_key)"
         )
-    return ("clear" if clear_ids else str(mode)), key
+    plotly_mode = PLOTLY_MODES[0] if value.get("plotly") is None else value["plotly"]
+    if plotly_mode not in PLOTLY_MODES:
+        raise UsageError(
+            f"publish.plotly must be {' or '.join(map(repr, PLOTLY_MODES))} (shared: one "
+            "plotly.js file per report folder; inline: one self-contained file per "
+            f"report), got {plotly_mode!r}"
+        )
+    ids = "clear" if clear_ids else str(mode)
+    return ids, key, ("inline" if self_contained else str(plotly_mode))
+
+
+def _currency(value: object) -> str | None:
+    """Check ``currency:`` (a symbol or an ISO code, or null) and return it."""
+    if value is None:
+        return None
+    try:
+        return check_currency(value)
+    except ValueError as err:
+        raise UsageError(f"currency: {err}") from err
 
 
 def _keys_error(where: str, unknown: Iterable[str], valid: Sequence[str]) -> UsageError:
@@ -271,15 +322,57 @@ def _check_after(specs: Sequence[ReportSpec]) -> None:
         ) from err
 
 
-def _resolve_data(value: object, base: Path) -> str:
-    """Return a data source as a URL or an absolute path (relative to ``base``)."""
+def _resolve_data(value: object, base: Path) -> str | dict[str, Any]:
+    """Return a data source as a URL, an absolute path or a checked source spec.
+
+    Relative paths (the folder, a spec's table paths) are relative to ``base``.
+    """
+    if isinstance(value, Mapping):
+        return sources.parse_source_spec(value, base=base, valid_tables=ALL_TABLES).as_dict()
     if not isinstance(value, str | Path) or not str(value).strip():
-        raise UsageError(f"data must be a folder path or a connection URL, got {value!r}")
+        raise UsageError(
+            f"data must be a folder path, a connection URL or a section with url or spark "
+            f"and tables, got {value!r}"
+        )
     text = str(value)
     if "://" in text:
         return text
     path = Path(text).expanduser()
     return str((path if path.is_absolute() else base / path).resolve())
+
+
+def _with_tables(data: str | dict[str, Any], tables: object, base: Path) -> str | dict[str, Any]:
+    """Apply the reports file's top-level ``tables:`` to a database URL or a spec."""
+    if tables is None:
+        return data
+    if isinstance(data, str) and "://" not in data:
+        raise UsageError(
+            "tables: maps contract tables onto a database's or Spark's tables, but the data "
+            f"is a folder ({data}); name the folder's files customers, events, orders and "
+            "responses (.parquet or .csv) instead, or remove tables:"
+        )
+    spec = {"url": data} if isinstance(data, str) else dict(data)
+    if spec.get("tables"):
+        raise UsageError(
+            "tables is given twice, at the top of the reports file and in data:; keep one"
+        )
+    spec["tables"] = tables
+    return sources.parse_source_spec(spec, base=base, valid_tables=ALL_TABLES).as_dict()
+
+
+def data_label(data: str | Mapping[str, Any]) -> str:
+    """Return a data source as people read it: no password, ``spark (master)`` for Spark.
+
+    Examples
+    --------
+    >>> data_label("postgresql://cx:secret@db/analytics")
+    'postgresql://cx@db/analytics'
+    >>> data_label({"spark": {"master": "local[2]"}, "tables": {}})
+    'spark (local[2])'
+    """
+    if isinstance(data, Mapping):
+        return sources.parse_source_spec(data).label
+    return sources.redact_url(str(data))
 
 
 def _check_notebook(spec: ReportSpec) -> None:
@@ -317,6 +410,7 @@ def parse_config(
     memory_limit_gb: float | None = None,
     source_file: Path | None = None,
     clear_ids: bool = False,
+    self_contained: bool = False,
 ) -> ReportConfig:
     """Validate a parsed reports file and apply command-line overrides.
 
@@ -332,6 +426,9 @@ def parse_config(
         The file ``raw`` was read from, recorded in the result.
     clear_ids
         ``--clear-ids``: publish customer IDs as they are, whatever ``publish:`` says.
+    self_contained
+        ``--self-contained``: inline plotly.js in every page (one self-contained file
+        per report), whatever ``publish: plotly:`` says.
 
     Returns
     -------
@@ -352,7 +449,7 @@ def parse_config(
     >>> parse_config({"data": "/d", "colour": "red"}, base=Path("/w"))
     Traceback (most recent call last):
     ...
-    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, memory_limit_gb, cell_timeout, timeout, publish, reports
+    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, memory_limit_gb, tables, cell_timeout, timeout, currency, publish, reports
     """
     if not isinstance(raw, Mapping):
         raise UsageError(f"the reports file must be a mapping with keys {', '.join(TOP_KEYS)}")
@@ -366,10 +463,12 @@ def parse_config(
         if raw.get("data") is None:
             raise UsageError("no data source: set 'data' in the reports file or pass --data")
         data_value = _resolve_data(raw["data"], base)
+    data_value = _with_tables(data_value, raw.get("tables"), base)
 
     as_of_value = _as_of_text(as_of if as_of is not None else raw.get("as_of"))
     mapping_value = _mapping(raw.get("mapping"))
-    customer_ids, id_key = _publish(raw.get("publish"), clear_ids)
+    customer_ids, id_key, plotly_mode = _publish(raw.get("publish"), clear_ids, self_contained)
+    currency = _currency(raw.get("currency"))
 
     if out is not None:
         out_path = Path(out).expanduser()
@@ -461,6 +560,8 @@ def parse_config(
         memory_limit_gb=memory_value,
         customer_ids=customer_ids,
         id_key=id_key,
+        plotly=plotly_mode,
+        currency=currency,
     )
 
 
@@ -474,6 +575,7 @@ def load_config(
     jobs: int | None = None,
     memory_limit_gb: float | None = None,
     clear_ids: bool = False,
+    self_contained: bool = False,
 ) -> ReportConfig:
     """Read and validate a reports file, with command-line overrides.
 
@@ -481,7 +583,7 @@ def load_config(
     ----------
     path
         The YAML reports file; relative paths inside it are relative to its folder.
-    data, as_of, out, only, jobs, memory_limit_gb, clear_ids
+    data, as_of, out, only, jobs, memory_limit_gb, clear_ids, self_contained
         Overrides, as in :func:`parse_config`.
 
     Returns
@@ -522,6 +624,7 @@ def load_config(
         memory_limit_gb=memory_limit_gb,
         source_file=p.resolve(),
         clear_ids=clear_ids,
+        self_contained=self_contained,
     )
 
 

@@ -1,10 +1,18 @@
-"""Executed notebook -> one self-contained, offline HTML page.
+"""Executed notebook -> one offline HTML page.
 
 nbconvert's HTML export drops plotly figures silently and adds require.js and MathJax
 from a CDN, so the page is built here: markdown cells rendered, code cells reduced to
-their outputs (no code, no prompts), plotly JSON outputs turned into ``<div>`` plus one
-inlined ``plotly.min.js``, ``text/html`` outputs passed through an allowlist sanitizer
-(no scripts, no external references), stdout as preformatted text, errors shown.
+their outputs (no code, no prompts), plotly JSON outputs turned into ``<div>`` plus
+plotly.js, ``text/html`` outputs passed through an allowlist sanitizer (no scripts, no
+external references), stdout as preformatted text, errors shown.
+
+plotly.js (4.8 MB, nearly all of a page) comes in one of two ways (:data:`PLOTLY_MODES`):
+
+* ``"inline"`` — inlined once in the page: one self-contained file (the default of
+  :func:`notebook_to_html`, for a page exported on its own);
+* ``"shared"`` — one versioned file per report folder, ``_assets/plotly-<version>.min.js``
+  (:func:`publish_plotly`), that every page of the folder loads with a relative
+  ``<script src>``: still offline, a fraction of the size (``cxkit report``'s default).
 """
 
 from __future__ import annotations
@@ -23,12 +31,22 @@ from typing import Any
 
 import mistune
 import plotly
+from plotly.offline import get_plotlyjs_version
+
+from cxkit.errors import UsageError
+from cxkit.files import atomic_write
 
 __all__ = [
+    "ASSET_DIR",
+    "PLOTLY_MODES",
+    "count_figures",
     "extract_headline",
     "notebook_to_html",
     "page",
+    "plotly_asset",
     "plotly_js",
+    "prune_plotly_assets",
+    "publish_plotly",
     "sanitize_html",
     "theme_css",
 ]
@@ -37,6 +55,11 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _HEADLINE = re.compile(r'<p class="cx-headline">(.*?)</p>', re.S)
 _TAG = re.compile(r"<[^>]+>")
+#: How a page gets plotly.js: inlined in the page, or the report folder's shared file.
+PLOTLY_MODES = ("shared", "inline")
+#: The folder, inside a report folder, of the files its pages share.
+ASSET_DIR = "_assets"
+_ASSET_REF = re.compile(r'<script src="' + ASSET_DIR + r'/(plotly-[^"/]+\.min\.js)"')
 
 
 @cache
@@ -50,6 +73,79 @@ def plotly_js() -> str:
     """
     path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     return path.read_text(encoding="utf-8")
+
+
+def plotly_asset() -> str:
+    """Return the shared plotly.js file's path relative to a report folder.
+
+    Returns
+    -------
+    str
+        ``_assets/plotly-<plotly.js version>.min.js``: a new plotly.js gets a new file,
+        so a page published earlier keeps loading the version it was drawn with.
+
+    Examples
+    --------
+    >>> plotly_asset().startswith("_assets/plotly-") and plotly_asset().endswith(".min.js")
+    True
+    """
+    return f"{ASSET_DIR}/plotly-{get_plotlyjs_version()}.min.js"
+
+
+def publish_plotly(out: Path) -> Path:
+    """Write the shared plotly.js into a report folder (atomically; kept if already there).
+
+    Call it before publishing a page that loads it: a page is then never without its
+    script, whatever happens later in the run.
+
+    Parameters
+    ----------
+    out
+        The report folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out/_assets/plotly-<version>.min.js``.
+    """
+    path = out / plotly_asset()
+    text = plotly_js()
+    try:
+        if path.stat().st_size == len(text.encode("utf-8")) and path.read_text("utf-8") == text:
+            return path
+    except (OSError, UnicodeDecodeError):
+        pass  # missing or damaged: written below
+    return atomic_write(path, text)
+
+
+def prune_plotly_assets(out: Path) -> list[Path]:
+    """Remove the shared plotly.js files no page of a report folder loads any more.
+
+    Parameters
+    ----------
+    out
+        The report folder; every ``*.html`` in it is read.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed (a page's own version is never among them).
+    """
+    folder = out / ASSET_DIR
+    if not folder.is_dir():
+        return []
+    used: set[str] = set()
+    for page_path in out.glob("*.html"):
+        try:
+            used.update(_ASSET_REF.findall(page_path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            return []  # an unreadable page might need any of them: keep all
+    removed = []
+    for asset in folder.glob("plotly-*.min.js"):
+        if asset.name not in used:
+            asset.unlink(missing_ok=True)
+            removed.append(asset)
+    return removed
 
 
 @cache
@@ -362,6 +458,7 @@ def page(
     footer: str,
     with_plotly: bool,
     home: str | None = "index.html",
+    plotly_mode: str = "inline",
 ) -> str:
     """Return a complete HTML page with the shared header and footer; no network references.
 
@@ -376,9 +473,13 @@ def page(
     footer
         The footer's HTML (escaped by the caller).
     with_plotly
-        Inline plotly.js once (for pages with figures).
+        Load plotly.js once (for pages with figures).
     home
         Where the brand links to; ``None`` for no link.
+    plotly_mode
+        ``"inline"``: plotly.js inside the page; ``"shared"``: a ``<script src>`` of
+        the report folder's :func:`plotly_asset` (publish it with
+        :func:`publish_plotly`).
 
     Returns
     -------
@@ -391,7 +492,13 @@ def page(
     brand = "cxkit report"
     if home:
         brand = f'<a href="{html.escape(home)}">cxkit reports</a>'
-    plotly_script = f"<script>{plotly_js()}</script>\n" if with_plotly else ""
+    plotly_script = ""
+    if with_plotly:
+        plotly_script = (
+            f'<script src="{plotly_asset()}"></script>\n'
+            if _plotly_mode(plotly_mode) == "shared"
+            else f"<script>{plotly_js()}</script>\n"
+        )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -409,8 +516,22 @@ def page(
     )
 
 
+def _plotly_mode(mode: str) -> str:
+    """Return ``mode`` when it is one of :data:`PLOTLY_MODES`, else raise."""
+    if mode not in PLOTLY_MODES:
+        raise UsageError(
+            f"plotly_mode must be {' or '.join(map(repr, PLOTLY_MODES))}, got {mode!r}"
+        )
+    return mode
+
+
 def notebook_to_html(
-    nb: Mapping[str, Any], *, title: str, meta: Mapping[str, str], footer: str = ""
+    nb: Mapping[str, Any],
+    *,
+    title: str,
+    meta: Mapping[str, str],
+    footer: str = "",
+    plotly_mode: str = "inline",
 ) -> str:
     """Render an executed notebook (a dict or nbformat node) as one offline HTML page.
 
@@ -424,6 +545,9 @@ def notebook_to_html(
         Header facts shown as "label value" (e.g. ``{"As of": "2024-12-31"}``).
     footer
         HTML for the footer (escaped by the caller).
+    plotly_mode
+        ``"inline"`` (one self-contained file) or ``"shared"`` (the page loads the
+        report folder's ``_assets/plotly-<version>.min.js``), as in :func:`page`.
 
     Returns
     -------
@@ -438,4 +562,5 @@ def notebook_to_html(
         meta=meta,
         footer=footer,
         with_plotly=count_figures(nb) > 0,
+        plotly_mode=plotly_mode,
     )

@@ -23,10 +23,13 @@ from typing import Any, TextIO, TypeVar
 
 import psutil
 
+from cxkit import changes
 from cxkit.cache import CACHE_ENV, store
 from cxkit.data import DUCKDB_MEMORY_ENV, DUCKDB_TEMP_ENV, CXData, load, resolve_as_of
 from cxkit.data import format_as_of as format_resolved_as_of
+from cxkit.display import CURRENCY_ENV
 from cxkit.errors import CxkitError, DataError, Problem, UsageError
+from cxkit.findings import NOT_AVAILABLE, NotebookStatus, notebook_status
 from cxkit.privacy import KEY_ENV, resolve_key
 from cxkit.report.config import (
     ReportConfig,
@@ -35,7 +38,12 @@ from cxkit.report.config import (
     load_config,
     notebook_parameters,
 )
-from cxkit.report.export import extract_headline, notebook_to_html
+from cxkit.report.export import (
+    extract_headline,
+    notebook_to_html,
+    prune_plotly_assets,
+    publish_plotly,
+)
 from cxkit.report.publish import (
     atomic_write,
     format_as_of,
@@ -74,7 +82,7 @@ class ReportStatus:
     name
         The report's name.
     ok
-        True when it ran and was published.
+        True when it ran and was published (also when it is "not available").
     error
         What went wrong, in one line, or None.
     seconds
@@ -83,6 +91,11 @@ class ReportStatus:
         The published page, or None when it failed.
     headline
         The page's headline (:func:`cxkit.findings.headline`), if any.
+    status
+        ``"OK"``, ``"not available"`` (it ran, but the data supports none of its
+        parts: :func:`cxkit.findings.notebook_status`) or ``"FAILED"``.
+    not_available
+        The "not available" notes the page shows (all of it, or some parts).
     """
 
     name: str
@@ -91,6 +104,8 @@ class ReportStatus:
     seconds: float
     html: Path | None
     headline: str | None
+    status: str = "OK"
+    not_available: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,8 @@ class RunResult:
     run_id
         The run's id (``<UTC time>-<random>``), also its folder's name.
     exit_code
-        0 when every report succeeded, 1 when any failed.
+        0 when every report succeeded (a report "not available" for the data did not
+        fail), 1 when any failed.
     out
         The output folder.
     run_dir
@@ -313,8 +329,8 @@ def duration_estimates(
 ) -> dict[str, float | None]:
     """Estimate how long each report will run, for the order in which reports start.
 
-    A report's ``seconds`` in the previous run's manifest when it ended OK (a failed
-    run's time says little about a whole one), scaled by the change in data rows, as
+    A report's ``seconds`` in the previous run's manifest when it ran to its end (OK or
+    not available; a failed run's time says little about a whole one), scaled by the change in data rows, as
     :func:`memory_estimates` does; None when there is no such measurement.
 
     Parameters
@@ -347,7 +363,8 @@ def duration_estimates(
     for name in names:
         entry = prev_reports.get(name) or {}
         seconds = entry.get("seconds")
-        measured = entry.get("status") == "OK" and seconds and rows_prev > 0
+        ran = entry.get("status") in ("OK", NOT_AVAILABLE)
+        measured = ran and seconds and rows_prev > 0
         out[name] = round(float(seconds) * rows_now / rows_prev, 3) if measured else None
     return out
 
@@ -360,16 +377,41 @@ def _prune_runs(runs: Path, keep: int = KEEP_RUNS) -> None:
 
 
 def _export(
-    spec: ReportSpec, executed: Path, meta: dict[str, str], run_id: str
-) -> tuple[str, str | None]:
-    """Return an executed notebook's page and headline."""
+    spec: ReportSpec,
+    executed: Path,
+    meta: dict[str, str],
+    run_id: str,
+    *,
+    plotly_mode: str = "inline",
+) -> tuple[str, str | None, NotebookStatus]:
+    """Return an executed notebook's page, headline and status (what its outputs say)."""
     nb = json.loads(executed.read_text(encoding="utf-8"))
     footer = html.escape(
         f"cxkit {meta.get('cxkit', '')} · report '{spec.name}' from {spec.notebook.name} · "
         f"run {run_id} · works offline: no code, no network"
     )
     shown = {k: v for k, v in meta.items() if k != "cxkit"}
-    return notebook_to_html(nb, title=spec.title, meta=shown, footer=footer), extract_headline(nb)
+    page_html = notebook_to_html(
+        nb, title=spec.title, meta=shown, footer=footer, plotly_mode=plotly_mode
+    )
+    return page_html, extract_headline(nb), notebook_status(nb)
+
+
+def _published_files(files: Sequence[str], out: Path) -> list[str]:
+    """Return the files a report published, relative to the output folder when inside it."""
+    shown = []
+    for f in files:
+        path = Path(f)
+        try:
+            shown.append(path.resolve().relative_to(out.resolve()).as_posix())
+        except ValueError:
+            shown.append(str(path))
+    return shown
+
+
+def _parts(n: int) -> str:
+    """Return "1 part" / "N parts"."""
+    return f"{n} part" if n == 1 else f"{n} parts"
 
 
 def run_reports(
@@ -382,6 +424,7 @@ def run_reports(
     jobs: int | None = None,
     memory_limit_gb: float | None = None,
     clear_ids: bool = False,
+    self_contained: bool = False,
     stream: TextIO | None = None,
 ) -> RunResult:
     """Run the reports of a reports file and publish them.
@@ -395,6 +438,9 @@ def run_reports(
     clear_ids
         Publish customer IDs as they are instead of pseudonyms (``--clear-ids``; see
         :mod:`cxkit.privacy`).
+    self_contained
+        Inline plotly.js in every page (``--self-contained``) instead of one shared
+        ``_assets/plotly-<version>.min.js`` per output folder.
     stream
         Where progress lines go (default: stdout).
 
@@ -425,6 +471,7 @@ def run_reports(
         jobs=jobs,
         memory_limit_gb=memory_limit_gb,
         clear_ids=clear_ids,
+        self_contained=self_contained,
     )
     check_out_folder(cfg.out)  # before the data is read or any notebook runs
     run_wide = {"mapping": cfg.mapping} if cfg.mapping else {}
@@ -649,42 +696,55 @@ def _execute(
     total = len(cfg.reports)
     pos = {spec.name: i for i, spec in enumerate(cfg.reports, 1)}
     say(
-        f"cxkit report: run {run_id}: {total} report(s) on {cfg.data} as of {as_of_resolved} "
+        f"cxkit report: run {run_id}: {total} report(s) on {cfg.data_label} as of {as_of_resolved} "
         f"({n_warnings} validation warning(s)), {cfg.jobs} job(s)"
         + (f", memory budget {cfg.memory_limit_gb:g} GB" if cfg.memory_limit_gb else "")
     )
 
-    subs = {"out": str(cfg.out), "run_dir": str(run_dir), "data": cfg.data}
+    subs = {"out": str(cfg.out), "run_dir": str(run_dir), "data": cfg.data_label}
     previous = read_manifest(cfg.out)
     prev_reports: dict[str, Any] = dict(previous.get("reports", {}))
     meta = {
         "As of": format_as_of(as_of_resolved),
-        "Data": cfg.data,
+        "Data": cfg.data_label,
         "Run": format_time(t_start),
         "cxkit": versions.get("cxkit", ""),
     }
     statuses: dict[str, ReportStatus] = {}
     entries: dict[str, Any] = {}
+    shown_findings: dict[str, tuple[dict[str, Any], ...]] = {}  # what changes compares
 
     def finish(spec: ReportSpec, res: JobResult | None, error: str | None) -> None:
         """Export and publish one report as soon as it is done; record its entry."""
         headline = None
         html_path: Path | None = None
+        shows = NotebookStatus()
         if error is None and res is not None:
             try:
-                page_html, headline = _export(spec, run_dir / f"{spec.name}.ipynb", meta, run_id)
+                page_html, headline, shows = _export(
+                    spec, run_dir / f"{spec.name}.ipynb", meta, run_id, plotly_mode=cfg.plotly
+                )
+                if cfg.plotly == "shared":  # the script first: a page never lacks it
+                    publish_plotly(cfg.out)
                 html_path = atomic_write(cfg.out / f"{spec.name}.html", page_html)
             except Exception as err:  # an export bug must not take the other reports down
                 error = f"export failed: {type(err).__name__}: {err}"
         ok = error is None
+        if ok:
+            shown_findings[spec.name] = shows.findings
+        status = shows.status if ok else "FAILED"
+        notes = shows.not_available if ok else ()
         seconds = res.seconds if res else 0.0
         finished = res.finished_at if res else time.time()
         last_good = prev_reports.get(spec.name, {}).get("last_good")
         if ok:
             last_good = {"run_id": run_id, "finished_at": _iso(finished), "headline": headline}
         tag = f"[{pos[spec.name]}/{total}] {spec.name}"
-        if ok:
-            say(f"{tag}: OK in {seconds:.1f} s -> {html_path}")
+        if status == NOT_AVAILABLE:
+            say(f"{tag}: not available ({shows.reason}) in {seconds:.1f} s -> {html_path}")
+        elif ok:
+            parts = f" ({_parts(len(notes))} not available)" if notes else ""
+            say(f"{tag}: OK in {seconds:.1f} s -> {html_path}{parts}")
         elif res is None:
             say(f"{tag}: FAILED before running: {error}")
         else:
@@ -693,8 +753,10 @@ def _execute(
             "title": spec.title,
             "notebook": str(spec.notebook),
             "parameters": params_of[spec.name],
-            "status": "OK" if ok else "FAILED",
+            "status": status,
             "error": error,
+            "not_available": list(notes),
+            "files": _published_files(shows.files, cfg.out),
             "headline": headline if ok else (last_good or {}).get("headline"),
             "started_at": _iso(res.started_at) if res else None,
             "finished_at": _iso(finished),
@@ -712,7 +774,9 @@ def _execute(
             "memory_estimate_source": estimates[spec.name][1],
             "killed_processes": list(res.killed) if res else [],
         }
-        statuses[spec.name] = ReportStatus(spec.name, ok, error, seconds, html_path, headline)
+        statuses[spec.name] = ReportStatus(
+            spec.name, ok, error, seconds, html_path, headline, status, tuple(notes)
+        )
 
     params_of: dict[str, dict[str, Any]] = {}
     job_list: list[Job] = []
@@ -762,6 +826,7 @@ def _execute(
             on_finish=on_finish,
             env={
                 CACHE_ENV: str(cache),
+                **({CURRENCY_ENV: cfg.currency} if cfg.currency else {}),
                 **id_env,
                 **duckdb_memory_env(cfg.memory_limit_gb, cfg.jobs, run_dir / "duckdb_tmp"),
             },
@@ -782,13 +847,24 @@ def _execute(
     kept = {k: v for k, v in prev_reports.items() if k in all_names and k not in entries}
     merged = {n: {**kept, **entries}[n] for n in all_names if n in kept or n in entries}
     t_end = time.time()
+    # what changed since the previous good run: the index leads with it (cxkit.changes)
+    current = [f for name in cfg.names for f in shown_findings.get(name, ())]
+    previous_run = changes.previous_findings(cfg.out, before=run_id)
+    changed = changes.run_changes(cfg.out, current, before=run_id)
+    if current:
+        changes.save_findings(
+            cfg.out,
+            changes.RunFindings(
+                run_id, _iso(t_end), as_of_resolved, changes.carry_forward(previous_run, current)
+            ),
+        )
     manifest = {
         "run_id": run_id,
         "started_at": _iso(t_start),
         "finished_at": _iso(t_end),
         "seconds": round(t_end - t_start, 3),
         "config": str(cfg.source_file) if cfg.source_file else None,
-        "data": cfg.data,
+        "data": cfg.data_label,
         "data_source": source,
         "as_of": cfg.as_of,
         "as_of_resolved": as_of_resolved,
@@ -798,18 +874,23 @@ def _execute(
         "fingerprint": fingerprint,
         "versions": versions,
         "validation_warnings": n_warnings,
+        "plotly": cfg.plotly,
+        "currency": cfg.currency,
+        "changes": changed.to_dict() if changed is not None else None,
         "reports": merged,
     }
     atomic_write(cfg.out / "index.html", index_html(manifest, list(all_names)))
     write_manifest(cfg.out, manifest)
     atomic_write(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
     _prune_runs(runs)
+    prune_plotly_assets(cfg.out)  # versions no page loads any more
 
     n_failed = sum(1 for s in statuses.values() if not s.ok)
-    code = EXIT_FAILED if n_failed else EXIT_OK
+    n_na = sum(1 for s in statuses.values() if s.status == NOT_AVAILABLE)
+    code = EXIT_FAILED if n_failed else EXIT_OK  # "not available" is not a failure
     say(
-        f"cxkit report: {total - n_failed} OK, {n_failed} FAILED in {t_end - t_start:.1f} s; "
-        f"index: {cfg.out / 'index.html'}"
+        f"cxkit report: {total - n_failed - n_na} OK, {n_na} not available, {n_failed} FAILED "
+        f"in {t_end - t_start:.1f} s; index: {cfg.out / 'index.html'}"
     )
     return RunResult(run_id=run_id, exit_code=code, out=cfg.out, run_dir=run_dir, reports=statuses)
 
@@ -839,6 +920,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
             jobs=getattr(args, "jobs", None),
             memory_limit_gb=getattr(args, "memory_limit_gb", None),
             clear_ids=bool(getattr(args, "clear_ids", False)),
+            self_contained=bool(getattr(args, "self_contained", False)),
         )
     except (UsageError, DataError, CxkitError) as err:
         print(f"cxkit report: {err}", file=sys.stderr)

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cxkit.changes import changes_html
 from cxkit.files import atomic_write
+from cxkit.findings import NOT_AVAILABLE
 from cxkit.report.export import page
 
 __all__ = [
@@ -136,7 +138,10 @@ def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
     -------
     str
         The ``index.html`` page. A failed report shows FAILED, its error and the time
-        of its last good run; only reports with a good run link to a page.
+        of its last good run; a report whose every part is "not available" shows that
+        and why; an OK report with some parts not available says how many; only
+        reports with a good run link to a page, and a report's published files
+        (the scorecard) are linked under its headline.
     """
     reports: Mapping[str, Any] = manifest.get("reports", {})
     names = [n for n in order if n in reports] + [n for n in reports if n not in order]
@@ -147,9 +152,17 @@ def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
         title = html.escape(r.get("title") or name)
         link = f'<a href="{html.escape(name)}.html">{title}</a>' if last_good else title
         headline = r.get("headline") or last_good.get("headline") or ""
+        notes = r.get("not_available") or []
         if r.get("status") == "OK":
             status = '<span class="cx-status cx-status-ok">OK</span>'
+            if notes:
+                parts = f"{len(notes)} part" + ("" if len(notes) == 1 else "s")
+                status += f'<span class="cx-status-note">, {parts} not available</span>'
             detail = ""
+        elif r.get("status") == NOT_AVAILABLE:
+            status = f'<span class="cx-status cx-status-na">{NOT_AVAILABLE}</span>'
+            why = notes[0] if notes else "the data supports none of its parts"
+            detail = f'<div class="cx-na-detail">{html.escape(why)}</div>'
         else:
             status = '<span class="cx-status cx-status-failed">FAILED</span>'
             when = (
@@ -163,6 +176,10 @@ def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
                 f'<div class="cx-fail-detail">{html.escape(r.get("error") or "failed")}'
                 f"<br>{html.escape(when + where)}</div>"
             )
+        files = [f for f in r.get("files") or [] if not Path(f).is_absolute()]
+        if files:
+            links = ", ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in files)
+            detail += f'<div class="cx-files">Files: {links}</div>'
         ran = format_time(r.get("finished_at"))
         secs = r.get("seconds")
         ran_text = f"{ran} ({secs:.1f} s)" if isinstance(secs, int | float) and ran else ran
@@ -174,17 +191,23 @@ def index_html(manifest: Mapping[str, Any], order: Sequence[str]) -> str:
             f"<td>{html.escape(ran_text)}</td>"
             "</tr>"
         )
-    n_failed = sum(1 for n in names if reports[n].get("status") != "OK")
+    n_na = sum(1 for n in names if reports[n].get("status") == NOT_AVAILABLE)
+    n_failed = sum(1 for n in names if reports[n].get("status") not in ("OK", NOT_AVAILABLE))
     summary = (
         f"All {len(names)} reports are up to date."
+        if not n_failed and not n_na
+        else f"{len(names) - n_na} of {len(names)} reports are up to date."
         if not n_failed
         else f"{n_failed} of {len(names)} reports FAILED in the last run; "
         "their last good version is still shown."
     )
+    if n_na:
+        summary += f" {n_na} {'is' if n_na == 1 else 'are'} not available for this data."
     body = (
         '<section class="cx-section">'
         f'<p class="cx-headline">{html.escape(summary)}</p>'
-        '<div class="cx-output"><table class="cx-index"><thead><tr><th>Report</th>'
+        + changes_html(manifest.get("changes"))
+        + '<div class="cx-output"><table class="cx-index"><thead><tr><th>Report</th>'
         "<th>Headline</th><th>Status</th><th>Last run</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table></div></section>"

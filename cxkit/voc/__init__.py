@@ -24,7 +24,8 @@ Scores
     :func:`score_summary`, :data:`PROMOTER_MIN`, :data:`DETRACTOR_MAX`.
 Key drivers
     :func:`key_drivers`, :func:`driver_table`, :func:`driver_importance`,
-    :func:`relative_weights`, :func:`relative_weights_logistic`.
+    :func:`relative_weights`, :func:`relative_weights_logistic`; :func:`driver_claim`
+    (a driver result worded by its evidence, :data:`R2_WORDS`).
 Text
     :func:`comments`, :func:`themes`, :class:`Themes`, :func:`theme_share`,
     :func:`representative_comments`, :func:`distinctive_terms`,
@@ -36,9 +37,15 @@ Advocacy
     :func:`advocacy`, :func:`promoters_not_referred`.
 Persona labels
     :func:`persona_labels`, :func:`load_personas`.
+Survey-to-value linkage
+    :func:`value_linkage`, :func:`survey_value`, :class:`SurveyValueResult`,
+    :func:`linked_customers`, :func:`compare_groups`, :func:`adjusted_difference`,
+    :func:`value_measures`, :class:`ValueMeasure`, :data:`NPS_GROUPS`,
+    :func:`show_value_tables` (:mod:`~cxkit.voc.value`: CLV, churn risk and realised
+    revenue by NPS group and persona, from the CLV and churn reports' results).
 Plots
     :func:`plot_scores`, :func:`plot_nps_trend`, :func:`plot_drivers_quadrant`,
-    :func:`plot_theme_share`, :func:`plot_distinctive_terms`.
+    :func:`plot_theme_share`, :func:`plot_distinctive_terms`, :func:`plot_value_by_nps`.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ from __future__ import annotations
 from cxkit.voc.advocacy import advocacy, promoters_not_referred
 from cxkit.voc.analysis import VocResult, analyze
 from cxkit.voc.drivers import (
+    R2_WORDS,
+    DriverClaim,
+    driver_claim,
     driver_importance,
     driver_table,
     key_drivers,
@@ -60,6 +70,7 @@ from cxkit.voc.plots import (
     plot_nps_trend,
     plot_scores,
     plot_theme_share,
+    plot_value_by_nps,
 )
 from cxkit.voc.scores import (
     DETRACTOR_MAX,
@@ -83,13 +94,31 @@ from cxkit.voc.text import (
     theme_share,
     themes,
 )
+from cxkit.voc.value import (
+    NPS_GROUPS,
+    SurveyValueResult,
+    ValueMeasure,
+    adjusted_difference,
+    compare_groups,
+    linked_customers,
+    show_value_tables,
+    survey_value,
+    value_linkage,
+    value_measures,
+)
 
 __all__ = [
     "CS_LEXICON",
     "DETRACTOR_MAX",
+    "NPS_GROUPS",
     "PROMOTER_MIN",
+    "R2_WORDS",
+    "DriverClaim",
+    "SurveyValueResult",
     "Themes",
+    "ValueMeasure",
     "VocResult",
+    "adjusted_difference",
     "advocacy",
     "analyze",
     "ces",
@@ -98,11 +127,14 @@ __all__ = [
     "channel_switching",
     "comment_sentiment",
     "comments",
+    "compare_groups",
     "csat",
     "distinctive_terms",
+    "driver_claim",
     "driver_importance",
     "driver_table",
     "key_drivers",
+    "linked_customers",
     "load_personas",
     "nps",
     "nps_compare",
@@ -113,6 +145,7 @@ __all__ = [
     "plot_nps_trend",
     "plot_scores",
     "plot_theme_share",
+    "plot_value_by_nps",
     "promoters_not_referred",
     "relative_weights",
     "relative_weights_logistic",
@@ -120,6 +153,10 @@ __all__ = [
     "score_summary",
     "sentiment_by",
     "sentiment_scores",
+    "show_value_tables",
+    "survey_value",
     "theme_share",
     "themes",
+    "value_linkage",
+    "value_measures",
 ]

@@ -22,7 +22,7 @@ from cxkit.errors import NotAvailableError
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
 from cxkit.voc.advocacy import advocacy, promoters_not_referred
-from cxkit.voc.drivers import key_drivers
+from cxkit.voc.drivers import driver_claim, key_drivers
 from cxkit.voc.omnichannel import channel_consistency, channel_pain_points, channel_switching
 from cxkit.voc.scores import ces, csat, nps, nps_trend, score_summary
 from cxkit.voc.text import (
@@ -277,22 +277,23 @@ class VocResult(Result):
         if kd is None:
             return None
         r = kd.iloc[0]
+        claim = driver_claim(kd)  # worded by R² and the top driver's interval
         return finding_from_rate(
             {**r.to_dict(), "n": int(kd.attrs["n"])},
             domain=self.domain,
             metric="top_driver",
-            sentence=(
-                f"{r['driver']} is the strongest driver of NPS: "
-                f"{r['importance_pct']:.0f}% of the explained variance (95% CI "
-                f"{r['importance_low_pct']:.0f}-{r['importance_high_pct']:.0f}%, "
-                f"R² = {kd.attrs['r2']:.2f}, n={kd.attrs['n']:,} customers)."
-            ),
+            sentence=claim.sentence,
             unit="% of explained variance",
             importance=6.5,
             value="importance_pct",
             low="importance_low_pct",
             high="importance_high_pct",
-            extra={"driver": r["driver"]},
+            extra={
+                "driver": r["driver"],
+                "r2": float(kd.attrs["r2"]),
+                "explained": claim.explained,
+                "clear_lead": claim.clear_lead,
+            },
         )
 
     def _theme_finding(self) -> Finding | None:

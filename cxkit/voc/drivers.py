@@ -5,11 +5,14 @@ the customer's latest NPS answer, and the explained variance is split among the 
 by Johnson's relative weights (:func:`relative_weights`; a logistic version for promoter
 status, :func:`relative_weights_logistic`), with bootstrap intervals
 (:func:`driver_importance`). :func:`key_drivers` does both steps on the data.
+:func:`driver_claim` words what the result supports: how much of the outcome the drivers
+explain (R², thresholds in :data:`R2_WORDS`) and whether the top driver's lead is clear.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import ibis
 import numpy as np
@@ -24,6 +27,9 @@ from cxkit.result import AsOf
 from cxkit.voc.scores import PROMOTER_MIN, check_survey, scored_responses
 
 __all__ = [
+    "R2_WORDS",
+    "DriverClaim",
+    "driver_claim",
     "driver_importance",
     "driver_table",
     "key_drivers",
@@ -394,4 +400,124 @@ def key_drivers(
         level=level,
         random_state=random_state,
         min_n=min_n,
+    )
+
+
+#: How much of the outcome the drivers explain, in words, by R² (upper bounds, exclusive):
+#: Cohen's (1988) small, medium and large effects are R² = 0.02, 0.13 and 0.26.
+R2_WORDS: tuple[tuple[float, str], ...] = (
+    (0.02, "almost none"),
+    (0.13, "little"),
+    (0.26, "a fair part"),
+    (float("inf"), "much"),
+)
+
+#: From this R² on (Cohen's large effect) a clear lead may be called "matters most".
+R2_STRONG = 0.26
+#: Below this R² (a negligible effect) no driver is named as weighing most.
+R2_NEGLIGIBLE = 0.02
+
+
+@dataclass(frozen=True)
+class DriverClaim:
+    """A key-driver result in the words its evidence supports (:func:`driver_claim`).
+
+    Attributes
+    ----------
+    sentence
+        The finding, with R², n, the top driver's share and its interval.
+    title
+        A chart title (a takeaway) that claims no more than the sentence.
+    explained
+        How much of the outcome the drivers explain, in words (:data:`R2_WORDS`).
+    clear_lead
+        Whether the top driver's interval lies wholly above the runner-up's share.
+    """
+
+    sentence: str
+    title: str
+    explained: str
+    clear_lead: bool
+
+
+def driver_claim(kd: pd.DataFrame, *, outcome: str = "the NPS answer") -> DriverClaim:
+    """Word a key-driver result by its evidence: R², the top share and its interval.
+
+    The one wording rule for driver claims:
+
+    * the drivers together explain "almost none", "little", "a fair part" or "much" of
+      the outcome, by R² (:data:`R2_WORDS`, Cohen's effect sizes);
+    * below :data:`R2_NEGLIGIBLE` no driver is named as weighing most;
+    * otherwise the top driver "weighs most of what they explain" with its share of the
+      explained variance, its 95% interval and its share of the whole variation
+      (share × R²); its lead is "clear" when its interval's lower end is above the
+      runner-up's share, else the sentence says it is not clearly ahead;
+    * only with a clear lead and R² of at least :data:`R2_STRONG` does the title say the
+      driver "matters most".
+
+    Parameters
+    ----------
+    kd
+        From :func:`key_drivers` / :func:`driver_importance`: ``driver``,
+        ``importance_pct`` with ``importance_low_pct`` / ``importance_high_pct``, most
+        important first; ``attrs["r2"]`` and ``attrs["n"]``.
+    outcome
+        What the drivers explain, in words ("the NPS answer", "being a promoter").
+
+    Returns
+    -------
+    DriverClaim
+        The sentence, the title and the evidence words.
+
+    Examples
+    --------
+    >>> kd = pd.DataFrame({"driver": ["csat_delivery", "csat_product"],
+    ...                    "importance_pct": [60.0, 40.0], "importance_low_pct": [30.0, 10.0],
+    ...                    "importance_high_pct": [80.0, 70.0]})
+    >>> kd.attrs.update(r2=0.03, n=500)
+    >>> driver_claim(kd).title
+    'Touchpoint scores explain little of the NPS answer (R² 0.03); of that, csat_delivery weighs most'
+    """
+    r2, n = float(kd.attrs["r2"]), int(kd.attrs["n"])
+    explained = next(word for bound, word in R2_WORDS if r2 < bound)
+    scores = (
+        f"the touchpoint scores explain {explained} of {outcome} (R² {r2:.2f}, n={n:,} customers)"
+    )
+    top = kd.iloc[0]
+    share = float(top["importance_pct"])
+    low, high = float(top["importance_low_pct"]), float(top["importance_high_pct"])
+    second = kd.iloc[1] if len(kd) > 1 else None
+    clear = second is None or low > float(second["importance_pct"])
+    if r2 < R2_NEGLIGIBLE:
+        return DriverClaim(
+            sentence=f"{scores[0].upper()}{scores[1:]}: no touchpoint can be named as the one "
+            "that drives it.",
+            title=f"Touchpoint scores explain {explained} of {outcome} (R² {r2:.2f})",
+            explained=explained,
+            clear_lead=False,
+        )
+    lead = (
+        f"Of what they explain, {top['driver']} weighs most with {share:.0f}% (95% CI "
+        f"{low:.0f}-{high:.0f}%; {share * r2:.1f}% of the whole variation)"
+    )
+    if second is None:
+        ahead = ""
+    elif clear:
+        ahead = f", clearly ahead of {second['driver']} ({second['importance_pct']:.0f}%)"
+    else:
+        ahead = (
+            f", though not clearly ahead of {second['driver']} ({second['importance_pct']:.0f}%)"
+        )
+    if clear and r2 >= R2_STRONG:
+        title = f"{top['driver']} matters most for {outcome} (R² {r2:.2f})"
+    else:
+        title = (
+            f"Touchpoint scores explain {explained} of {outcome} (R² {r2:.2f}); of that, "
+            f"{top['driver']} weighs most"
+        )
+    return DriverClaim(
+        sentence=f"{scores[0].upper()}{scores[1:]}. {lead}{ahead}.",
+        title=title,
+        explained=explained,
+        clear_lead=clear,
     )

@@ -10,9 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from cxkit import plots, stats
+from cxkit.display import currency
 from cxkit.errors import UsageError
+from cxkit.voc.drivers import driver_claim
+from cxkit.voc.value import NPS_GROUPS, SurveyValueResult
 
 __all__ = [
     "plot_distinctive_terms",
@@ -20,6 +24,7 @@ __all__ = [
     "plot_nps_trend",
     "plot_scores",
     "plot_theme_share",
+    "plot_value_by_nps",
 ]
 
 
@@ -165,7 +170,9 @@ def plot_drivers_quadrant(kd: pd.DataFrame, *, title: str | None = None) -> go.F
     kd
         The frame from :func:`cxkit.voc.key_drivers`.
     title
-        The title (a takeaway); by default the top driver and the first to fix.
+        The title (a takeaway); by default :func:`cxkit.voc.driver_claim`'s, which
+        names a top driver only as far as R² and its interval support (a frame without
+        ``attrs["r2"]`` and ``attrs["n"]`` gets a title that claims nothing).
 
     Returns
     -------
@@ -175,57 +182,27 @@ def plot_drivers_quadrant(kd: pd.DataFrame, *, title: str | None = None) -> go.F
     imp = kd["importance_pct"].to_numpy(dtype=float)
     perf = kd["performance_0_100"].to_numpy(dtype=float)
     mi, mp = float(np.nanmean(imp)), float(np.nanmean(perf))
-    if title is None:
-        fix = kd[(imp >= mi) & (perf < mp)]
-        top = kd.iloc[0]["driver"]
-        title = f"{top} matters most for NPS" + (
-            f"; fix {fix.iloc[0]['driver']} first" if len(fix) else ""
-        )
-    fig = plots.figure(
-        plots.escape_label(title),
+    if title is None and {"r2", "n"} <= set(kd.attrs):
+        title = driver_claim(kd).title  # worded by R² and the top driver's interval
+    elif title is None:  # no R² to word a claim by: claim nothing
+        title = "Importance and performance of each touchpoint"
+    return plots.quadrant(
+        imp,
+        perf,
+        kd["driver"],
+        title=plots.escape_label(title),
         x_title="relative importance (% of explained variance)",
         y_title="performance (mean score, 0-100)",
-        height=480,
-    )
-    fig.add_scatter(
-        x=imp,
-        y=perf,
-        mode="markers+text",
-        text=plots.escape_label(kd["driver"]),
-        textposition="top center",
-        marker={"size": 12, "color": plots.PALETTE[0]},
-        error_x={
-            "type": "data",
-            "symmetric": False,
-            "array": kd["importance_high_pct"] - imp,
-            "arrayminus": imp - kd["importance_low_pct"],
-            "color": "#9aa5b1",
-        },
+        names=("possible overkill", "keep up", "lower priority", "fix first"),
+        x_split=mi,
+        y_split=mp,
+        x_low=kd["importance_low_pct"],
+        x_high=kd["importance_high_pct"],
         customdata=kd["n_observed"],
         hovertemplate="%{text}: importance %{x:.1f}%, performance %{y:.0f} "
         "(n=%{customdata:,})<extra></extra>",
-        showlegend=False,
+        height=480,
     )
-    fig.add_vline(x=mi, line_dash="dash", line_color="#9aa5b1")
-    fig.add_hline(y=mp, line_dash="dash", line_color="#9aa5b1")
-    for text, xa, ya, xan, yan in (
-        ("fix first", 1, 0, "right", "bottom"),
-        ("keep up", 1, 1, "right", "top"),
-        ("lower priority", 0, 0, "left", "bottom"),
-        ("possible overkill", 0, 1, "left", "top"),
-    ):
-        fig.add_annotation(
-            text=text,
-            xref="paper",
-            yref="paper",
-            x=xa,
-            y=ya,
-            xanchor=xan,
-            yanchor=yan,
-            showarrow=False,
-            font={"color": "#7b8794"},
-        )
-    return fig
 
 
 def plot_theme_share(share: pd.DataFrame, *, title: str) -> go.Figure:
@@ -310,4 +287,83 @@ def plot_distinctive_terms(terms: pd.DataFrame, *, title: str | None = None) -> 
         showlegend=False,
     )
     fig.update_yaxes(tickmode="linear", dtick=1)
+    return fig
+
+
+#: The NPS groups' colours: promoters good, passives neutral, detractors bad.
+_GROUP_COLOURS = {"promoter": plots.GOOD, "passive": plots.NEUTRAL, "detractor": plots.BAD}
+
+
+def plot_value_by_nps(result: SurveyValueResult, *, title: str | None = None) -> go.Figure:
+    """Draw what each NPS group is worth: one panel per measure, bars with 95% whiskers.
+
+    The panels are expected CLV, churn probability and spend in the window after the
+    answer (those the result has). Each group's n is under its bar, so no label meets
+    a whisker; groups with fewer than :data:`cxkit.stats.MIN_N` customers are hatched.
+
+    Parameters
+    ----------
+    result
+        The linkage (:func:`cxkit.voc.value_linkage`), with :attr:`~cxkit.voc.SurveyValueResult.by_nps`.
+    title
+        The title (a takeaway); by default :meth:`cxkit.voc.SurveyValueResult.title`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The figure.
+
+    Raises
+    ------
+    UsageError
+        When the result has no comparison to draw.
+    """
+    shown = [
+        m
+        for m in (result.measure("clv"), result.measure("churn"), result.measure("orders"))
+        if m is not None
+    ]
+    if result.by_nps is None or not shown:
+        raise UsageError("there is nothing to draw: the linkage has no measure by NPS group")
+    cur = currency()
+    fig = make_subplots(
+        rows=1,
+        cols=len(shown),
+        subplot_titles=[plots.escape_label(m.label) for m in shown],
+        horizontal_spacing=0.1,
+    )
+    for i, m in enumerate(shown, start=1):
+        t = result.by_nps[result.by_nps["measure"] == m.key].set_index("nps_group")
+        t = t.reindex(list(NPS_GROUPS))
+        scale = 1.0 if m.unit == "money" else 100.0
+        names = [f"{g}<br>n = {int(n):,}" for g, n in zip(t.index, t["n"], strict=True)]
+        small = t["small_n"].fillna(True).astype(bool).to_numpy()
+        fig.add_bar(
+            x=names,
+            y=scale * t["value"],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": scale * (t["ci_high"] - t["value"]),
+                "arrayminus": scale * (t["value"] - t["ci_low"]),
+                "color": "#52606d",
+            },
+            marker_color=[_GROUP_COLOURS[g] for g in t.index],
+            marker_pattern_shape=["/" if s else "" for s in small],
+            customdata=np.column_stack([scale * t["ci_low"], scale * t["ci_high"]]),
+            hovertemplate="%{x}: %{y:,.2f} (95% CI %{customdata[0]:,.2f} to "
+            "%{customdata[1]:,.2f})<extra></extra>",
+            showlegend=False,
+            row=1,
+            col=i,
+        )
+        unit = f" ({cur})" if m.unit == "money" and cur else ""
+        what = "per customer" + unit if m.unit == "money" else "%"
+        fig.update_yaxes(title_text=plots.escape_label(what), rangemode="tozero", row=1, col=i)
+    fig.update_layout(
+        template=plots.TEMPLATE_NAME,
+        title=plots.escape_label(title or result.title()),
+        height=440,
+    )
+    fig.update_annotations(font_size=13)
     return fig

@@ -135,10 +135,12 @@ def test_headline_and_takeaways(demo_result: churn.ChurnResult) -> None:
         "calibration",
         "lift",
         "drivers",
+        "scores",
         "bands",
         "risk_by",
         "at_risk",
     }
+    assert a.scores_label in t["scores"]  # whose scores are used, with the AUC difference
     assert t["definition"] == a.definition.describe()
     assert t["at_risk"].startswith(f"The top 15 of {a.high_risk_n:,} high-risk customers by spend")
     assert f"{len(a.scores):,} customers scored as of {a.as_of:%Y-%m-%d}" in t["bands"]

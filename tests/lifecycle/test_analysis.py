@@ -70,11 +70,12 @@ def test_analyze_tables_are_the_parts_functions(demo_data, demo_result):
     assert res.as_of == cxkit.resolve_as_of(demo_data, None)
     expected = {
         "stage_funnel", "stage_conversion", "funnel", "period_compare", "breakdown_tests",
-        "entry_channel_tests", "cohorts", "monthly_cohorts", "states", "journey_links",
-        "journey_paths", "stage_links", "stage_paths",
+        "entry_channel_tests", "cohorts", "cohort_cells", "monthly_cohorts", "states", "journey_links",
+        "journey_paths", "stage_links", "stage_paths", "stage_rule_counts",
     }  # fmt: skip
     assert set(res.tables()) == expected  # no personas in the 2k demo's customers
     pd.testing.assert_frame_equal(res.stage_funnel, lc.stage_funnel(demo_data))
+    pd.testing.assert_frame_equal(res.stage_rule_counts, lc.stage_counts(demo_data, monotone=False))
     pd.testing.assert_frame_equal(res.stage_conversion, lc.stage_conversion(demo_data))
     steps = list(lc.DEFAULT_STEPS)
     pd.testing.assert_frame_equal(res.funnel, lc.funnel(demo_data, steps, window=7))
@@ -85,6 +86,19 @@ def test_analyze_tables_are_the_parts_functions(demo_data, demo_result):
     assert res.by == "acquisition_channel" and res.target == "purchase"
     assert res.n_customers == int(res.stage_funnel.n_customers.iloc[0])
     assert list(res.missing_parts) == ["persona"]
+    # the ladder's steps are the stage funnel's rows: one source for every "A → B" figure
+    st = res.stage_steps
+    sf = res.stage_funnel
+    assert st.from_stage.tolist() == sf.step_name.iloc[:-1].tolist()
+    assert st.n_from.tolist() == sf.n_customers.iloc[:-1].tolist()
+    assert st.rate.tolist() == pytest.approx(
+        (sf.n_customers.iloc[1:].to_numpy() / sf.n_customers.iloc[:-1].to_numpy()).tolist()
+    )
+    rc = res.rule_conversion
+    assert rc.from_rule.tolist() == [
+        lc.describe_rule(res.stage_map[s]) for s in res.stage_conversion.from_stage
+    ]
+    assert rc.rate.tolist() == res.stage_conversion.rate.tolist()
     assert res.not_available == list(res.missing_parts.values())
 
 
@@ -144,8 +158,10 @@ def test_orders_only_result_says_what_is_missing():
     assert list(res.stage_map) == ["purchase", "retention"] and res.target == "purchase"
     assert res.funnel is None and res.breakdown_tests is None and res.stage_links is None
     assert set(res.missing_parts) == {
-        "stages", "breakdown", "funnel", "entry_channel", "journeys", "stage_journeys", "persona"
+        "stages", "breakdown", "funnel", "period_compare", "entry_channel", "journeys",
+        "stage_journeys", "persona",
     }  # fmt: skip
+    assert "funnel is not available" in res.missing_parts["period_compare"]
     assert "awareness needs table 'events'" in res.missing_parts["stages"]
     assert res.activity == "orders" and res.cohorts is not None
     repeat = next(f for f in res.findings() if f.metric == "repeat_rate")
@@ -162,14 +178,14 @@ def test_headline_and_takeaways(demo_result):
     head = demo_result.headline()
     assert head.startswith(next(f.sentence for f in demo_result.findings()
                                 if f.metric == "overall_conversion").rstrip("."))  # fmt: skip
-    assert "; the biggest drop-off is retention -> advocacy" in head
+    assert "; the biggest drop-off is retention → advocacy" in head
     tk = demo_result.takeaways()
     assert set(tk) == {
         "stages", "conversion", "funnel", "breakdown", "entry_channel", "period_compare",
         "cohorts", "states", "journeys", "stage_journeys",
     }  # fmt: skip
     assert tk["funnel"].endswith(" hours.") and " within 7 days" in tk["funnel"]
-    assert tk["stages"].startswith("The largest loss is between retention and advocacy")
+    assert tk["stages"].startswith("The largest loss is retention → advocacy")
 
 
 def test_analyze_is_computed_once_per_report_run(demo_dir, tmp_path, monkeypatch):

@@ -48,3 +48,51 @@ def test_stage_map_yaml_and_errors(tmp_path: Path):
         lc.load_stage_map({"x": {"event": ["a"]}})
     with pytest.raises(UsageError, match="orders must be"):
         lc.load_stage_map({"x": {"orders": "second"}})
+
+
+def test_describe_rule_says_what_each_rule_counts():
+    from cxkit.lifecycle import DEFAULT_STAGES, describe_rule
+
+    assert describe_rule(DEFAULT_STAGES["awareness"]) == "any event or an order"
+    assert describe_rule({"orders": "first"}) == "a first order"
+    assert describe_rule({"events": ["review"], "min_rating": 4}) == (
+        "a review event (rated 4 or more)"
+    )
+    assert describe_rule({"responses": {"survey": "csat", "min_score": 4}}) == (
+        "a CSAT answer of 4 or more"
+    )
+
+
+def test_stage_counts_ladder_and_own_rule():
+    import pandas as pd
+
+    import cxkit
+    from cxkit.lifecycle import stage_counts
+
+    ev = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "event": ["site_visit", "review", "site_visit"],
+            "ts": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-02"]),
+        }
+    )
+    od = pd.DataFrame(
+        {
+            "order_id": ["1"],
+            "customer_id": ["b"],
+            "ts": pd.to_datetime(["2024-01-03"]),
+            "amount": [5.0],
+        }
+    )
+    data = cxkit.load({"events": ev, "orders": od})
+    own = dict(zip(*stage_counts(data, monotone=False).to_dict("list").values(), strict=True))
+    ladder = dict(zip(*stage_counts(data).to_dict("list").values(), strict=True))
+    # a's review is advocacy: on the ladder a also reached consideration, purchase, retention
+    assert own == {"awareness": 2, "consideration": 0, "purchase": 1, "retention": 0, "advocacy": 1}
+    assert ladder == {
+        "awareness": 2,
+        "consideration": 2,
+        "purchase": 2,
+        "retention": 1,
+        "advocacy": 1,
+    }
