@@ -39,7 +39,7 @@ import pandas as pd
 from IPython.display import HTML, display
 from scipy import stats as sps
 
-from cxkit.stats import holm, two_proportion_test
+from cxkit.stats import holm, p_text, two_proportion_test
 
 __all__ = [
     "HISTORY_DIR",
@@ -365,14 +365,13 @@ def describe_change(row: Mapping[str, Any] | pd.Series) -> str:
         return f"{f * v:+.1f}" if share or abs(v) < 1000 else f"{v:+,.0f}"
 
     verb = "rose" if float(row["diff"]) > 0 else "fell"
-    p = float(row["p_holm"])
-    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    holm_p = p_text(float(row["p_holm"]), "Holm p")
     what = " points" if share or unit in PERCENT_UNITS or unit == "points" else ""
     return (
         f"{row.get('metric')} {verb} from {num(float(row['before']))} to "
         f"{num(float(row['after']))} ({signed(float(row['diff']))}{what}, 95% CI "
-        f"{signed(float(row['diff_low']))} to {signed(float(row['diff_high']))}; Holm "
-        f"{p_text}): {row.get('sentence')}"
+        f"{signed(float(row['diff_low']))} to {signed(float(row['diff_high']))}; "
+        f"{holm_p}): {row.get('sentence')}"
     )
 
 

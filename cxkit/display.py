@@ -40,7 +40,7 @@ import pandas as pd
 from IPython.display import HTML, display
 from pandas.io.formats.style import Styler
 
-from cxkit.stats import MIN_N
+from cxkit.stats import MIN_N, format_p_value
 
 __all__ = [
     "CURRENCY_ENV",
@@ -317,8 +317,7 @@ def format_p(p: object) -> str:
     """
     if _missing(p):
         return "–"
-    x = float(p)  # type: ignore[arg-type]
-    return "< 0.001" if x < 0.0005 else f"{x:.3f}"
+    return format_p_value(float(p))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from scipy import stats as _st
 __all__ = [
     "MIN_N",
     "bootstrap_ci",
+    "format_p_value",
     "holm",
     "is_small",
     "mean_ci",
     "nps_ci",
     "nps_compare",
+    "p_text",
     "two_proportion_test",
     "welch_test",
     "wilson_ci",
@@ -440,6 +442,29 @@ def holm(p_values: npt.ArrayLike) -> np.ndarray:
         adj[i] = min(1.0, running)
     out[ok] = adj
     return out
+
+
+def format_p_value(p: float) -> str:
+    """Show a p-value the one way every report does: three decimals, or ``< 0.001``.
+
+    Examples
+    --------
+    >>> format_p_value(0.0), format_p_value(0.02349), format_p_value(0.00385)
+    ('< 0.001', '0.023', '0.004')
+    """
+    return "< 0.001" if float(p) < 0.0005 else f"{float(p):.3f}"
+
+
+def p_text(p: float, name: str = "p") -> str:
+    """Say a p-value in a sentence: ``p = 0.023`` or ``p < 0.001`` (never ``p = 0``).
+
+    Examples
+    --------
+    >>> p_text(0.0004), p_text(0.2, name="Holm p")
+    ('p < 0.001', 'Holm p = 0.200')
+    """
+    text = format_p_value(p)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
 def is_small(n: npt.ArrayLike, *, min_n: int = MIN_N) -> np.bool_ | np.ndarray:

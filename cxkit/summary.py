@@ -1587,7 +1587,7 @@ def show_method_notes(es: ExecutiveSummary) -> None:
         ("Scorecard", scorecard_note(es)),
         (
             "Parts not available",
-            "for this data are named above, with the table or column they need.",
+            "for this data are named in their sections above, with the table or column they need.",
         ),
     ]
     items = "".join(

@@ -354,7 +354,9 @@ def test_summary_states_the_voc_reports_value_findings_word_for_word(
     kpi, metric = summary.VALUE_TILE
     gap = next(f for f in report.findings() if f.metric == metric)
     assert kpis.loc[kpi, "sentence"] == gap.sentence and kpis.loc[kpi, "available"]
-    assert kpis.loc[kpi, "value"] == pytest.approx(gap.value) and kpis.loc[kpi, "unit"] == "currency"
+    assert (
+        kpis.loc[kpi, "value"] == pytest.approx(gap.value) and kpis.loc[kpi, "unit"] == "currency"
+    )
     # the churn gap rests on the scorecard's own churn probabilities and groups
     card = es.scorecard
     mean = card.groupby("nps_group")["churn_probability"].mean()

@@ -60,7 +60,7 @@ from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding
 from cxkit.result import AsOf, Result
-from cxkit.stats import MIN_N, is_small
+from cxkit.stats import MIN_N, is_small, p_text
 
 __all__ = [
     "ALL_CUSTOMERS",
@@ -548,10 +548,6 @@ def _ci_days(low: float, high: float) -> str:
     return f"{low:,.0f}–{high:,.0f} days"
 
 
-def _p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def _read(curve: pd.DataFrame, times: npt.ArrayLike, until: float) -> pd.DataFrame:
     """Read a curve off at ``times``; NaN after the last follow-up time ``until``."""
     out = survival_at(curve, np.asarray(times, dtype=float))
@@ -691,7 +687,7 @@ class SurvivalResult(Result):
         verdict = "the curves differ" if lr.p_value < 0.05 else "no clear difference"
         return (
             f"By {self.by.replace('_', ' ')}: soonest {soon.group} ({median(soon)}), latest "
-            f"{late.group} ({median(late)}); log-rank {_p(lr.p_value)} across {lr.dof + 1} "
+            f"{late.group} ({median(late)}); log-rank {p_text(lr.p_value)} across {lr.dof + 1} "
             f"groups: {verdict}."
         )
 
@@ -716,7 +712,7 @@ class SurvivalResult(Result):
         if self.logrank is not None and self.by is not None:
             by = self.by.replace("_", " ")
             if self.logrank.p_value < 0.05:
-                return f"Time to churn differs by {by} (log-rank {_p(self.logrank.p_value)})"
+                return f"Time to churn differs by {by} (log-rank {p_text(self.logrank.p_value)})"
             return f"Time to churn does not clearly differ by {by}"
         m = self.overall.median_days
         if math.isnan(m):

@@ -16,7 +16,10 @@ The steps, each usable on its own:
    :class:`GammaGamma` (:mod:`~cxkit.clv.gamma_gamma`, Fader & Hardie 2013):
    scikit-learn estimators fitted by maximum likelihood with standard errors.
 3. :func:`customer_value` (:mod:`~cxkit.clv.value`): discounted CLV per customer, and
-   :func:`top_share`, :func:`clv_by`, :func:`lapsing_high_value` to describe it.
+   :func:`top_share`, :func:`clv_by`, :func:`lapsing_high_value` to describe it;
+   :func:`clv_intervals` (:mod:`~cxkit.clv.intervals`) gives its intervals per customer,
+   for the total and for the top share, by parametric bootstrap from the fits'
+   covariance (:func:`parameter_draws`), and predictive intervals.
 4. :func:`holdout_by_frequency`, :func:`holdout_totals`,
    :func:`cumulative_repeat_purchases`, :func:`p_alive_distribution`,
    :func:`compare_with_published` and :func:`describe_models` (:mod:`~cxkit.clv.checks`)
@@ -50,9 +53,11 @@ from cxkit.clv.checks import (
     p_alive_distribution,
 )
 from cxkit.clv.gamma_gamma import GammaGamma, simulate_spend
+from cxkit.clv.intervals import ClvIntervals, clv_intervals, parameter_draws, simulate_values
 from cxkit.clv.plots import (
     plot_clv_by,
     plot_clv_distribution,
+    plot_clv_intervals,
     plot_concentration,
     plot_cumulative_repeat_purchases,
     plot_holdout_by_frequency,
@@ -71,10 +76,12 @@ __all__ = [
     "PUBLISHED_CDNOW",
     "UNIT_DAYS",
     "BetaGeo",
+    "ClvIntervals",
     "ClvResult",
     "GammaGamma",
     "analyze",
     "clv_by",
+    "clv_intervals",
     "compare_with_published",
     "cumulative_repeat_purchases",
     "customer_value",
@@ -85,8 +92,10 @@ __all__ = [
     "lapsed_share",
     "lapsing_high_value",
     "p_alive_distribution",
+    "parameter_draws",
     "plot_clv_by",
     "plot_clv_distribution",
+    "plot_clv_intervals",
     "plot_concentration",
     "plot_cumulative_repeat_purchases",
     "plot_holdout_by_frequency",
@@ -95,6 +104,7 @@ __all__ = [
     "rfm_summary_expr",
     "simulate_bgnbd",
     "simulate_spend",
+    "simulate_values",
     "top_share",
     "valuable_repeat_customers",
 ]

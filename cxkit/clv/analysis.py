@@ -13,7 +13,9 @@ The steps, at ``as_of`` (:func:`cxkit.data.resolve_as_of`):
    value; otherwise each customer's own mean repeat value is their expected spend, and
    :attr:`ClvResult.notes` says so;
 4. discounted value over ``horizon_weeks`` at ``annual_discount_rate`` times ``margin``
-   (:func:`~cxkit.clv.customer_value`);
+   (:func:`~cxkit.clv.customer_value`), with its intervals per customer, for the total
+   and for the top share, by parametric bootstrap from the fits' covariance
+   (:func:`~cxkit.clv.clv_intervals`, ``n_draws`` draws);
 5. the holdout check: the same BG/NBD refitted on the data up to ``calibration_end``
    (default ``holdout_weeks`` before ``as_of``) and compared with what happened;
 6. P(alive), value by acquisition channel, and the valuable customers who have probably
@@ -301,8 +303,14 @@ class ClvResult(Result):
         ``"by_channel"``); the same sentences are in ``not_available``.
     model_warnings
         The models' warnings (e.g. frequency and spend correlated), in words.
+    intervals
+        :func:`~cxkit.clv.clv_intervals`: per-customer, total and top-share intervals
+        by parametric bootstrap from the fits' covariance (and predictive intervals),
+        or ``None`` (see ``notes["intervals"]``).
     horizon_weeks, annual_discount_rate, margin, top, min_repeat_customers
         The settings used.
+    n_draws, random_state
+        The parameter draws of the intervals and their seed.
     """
 
     domain: ClassVar[str] = "clv"
@@ -321,11 +329,14 @@ class ClvResult(Result):
     cumulative: pd.DataFrame | None = None
     notes: dict[str, str] = field(default_factory=dict)
     model_warnings: list[str] = field(default_factory=list)
+    intervals: ClvIntervals | None = None
     horizon_weeks: float
     annual_discount_rate: float
     margin: float
     top: float
     min_repeat_customers: int
+    n_draws: int = 200
+    random_state: int | None = 0
 
     @property
     def scored(self) -> pd.DataFrame:
@@ -334,10 +345,67 @@ class ClvResult(Result):
         Returns
         -------
         pandas.DataFrame
-            The summary columns, then ``p_alive``, the expected purchases and spend, and
-            the CLV column.
+            The summary columns, then ``p_alive``, the expected purchases and spend, the
+            CLV column and, beside it, its intervals (``<clv>_low``, ``<clv>_high``:
+            parameter uncertainty; ``<clv>_pred_low``, ``<clv>_pred_high``: predictive,
+            for the most valuable customers) when :attr:`intervals` exists.
         """
-        return _scored(self.summary, self.values)
+        return _scored(self.summary, self.values, self.intervals)
+
+    def most_valuable(self, n: int = 20) -> pd.DataFrame:
+        """Return the ``n`` most valuable customers with their CLV intervals.
+
+        The one source of the CLV report's table and chart of customers with intervals.
+
+        Parameters
+        ----------
+        n
+            How many, most valuable first (ties by customer ID).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``customer_id, frequency, recency, T, p_alive`` and the CLV column with its
+            interval columns.
+        """
+        col = self.clv_column
+        scored = self.scored
+        keep = ["customer_id", "frequency", "recency", "T", "p_alive", col]
+        keep += [] if self.intervals is None else self.intervals.columns
+        order = scored.sort_values([col, "customer_id"], ascending=[False, True])
+        return order.head(n)[keep].reset_index(drop=True)
+
+    def intervals_sentence(self) -> str | None:
+        """Return the takeaway on how wide the per-customer intervals are.
+
+        Returns
+        -------
+        str or None
+            The median relative half-width of the parameter intervals over the customers,
+            and the most valuable customer's two intervals; None without intervals.
+        """
+        if self.intervals is None:
+            return None
+        col = self.clv_column
+        width = self.intervals.relative_width(self.values[col])
+        best = self.most_valuable(1).iloc[0]
+        text = (
+            f"The fitted parameters' uncertainty moves a customer's expected value by about "
+            f"±{width['parameter_half_width']:.1%} (median over the {width['n']:,} customers "
+            f"with a positive value). The most valuable customer is expected to bring "
+            f"{best[col]:,.0f} (95% interval {best[f'{col}_low']:,.0f}–"
+            f"{best[f'{col}_high']:,.0f})"
+        )
+        if np.isfinite(best[f"{col}_pred_low"]):
+            text += (
+                f", but what they actually bring could be anywhere from "
+                f"{best[f'{col}_pred_low']:,.0f} to {best[f'{col}_pred_high']:,.0f} (95% "
+                "predictive interval): one customer's purchases are far less certain than the "
+                "model's expectation."
+            )
+        else:
+            text += "."
+        return text
 
     @property
     def clv_column(self) -> str:
@@ -406,7 +474,12 @@ class ClvResult(Result):
             lapsed share of repeat customers and (with the check) the holdout error.
         """
         found = findings(
-            self.summary, self.bg, clv_frame=self.values, holdout=self.holdout, top=self.top
+            self.summary,
+            self.bg,
+            clv_frame=self.values,
+            holdout=self.holdout,
+            top=self.top,
+            intervals=self.intervals,
         )
         return sorted(found, key=lambda f: -f.importance)
 
@@ -460,8 +533,13 @@ class ClvResult(Result):
         return clv_by(merged, by, column=self.clv_column)
 
 
-def _scored(summary: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
-    return summary.join(values.drop(columns="customer_id"))
+def _scored(
+    summary: pd.DataFrame, values: pd.DataFrame, intervals: ClvIntervals | None = None
+) -> pd.DataFrame:
+    out = summary.join(values.drop(columns="customer_id"))
+    if intervals is not None:
+        out = out.join(intervals.per_customer[intervals.columns])
+    return out
 
 
 @contextmanager
@@ -531,6 +609,8 @@ def analyze(
     holdout_weeks: float | None = 26,
     calibration_end: AsOf = None,
     top: float = 0.2,
+    n_draws: int = 200,
+    random_state: int | None = 0,
 ) -> ClvResult:
     """Run the CLV analysis: RFM, BG/NBD, Gamma-Gamma, discounted value and the holdout check.
 
@@ -561,6 +641,11 @@ def analyze(
         ``holdout_weeks``; for CDNOW ``"1997-09-30"``.
     top
         The "top customers" share for the concentration and lapsing findings.
+    n_draws
+        Parameter draws of the CLV intervals (:func:`~cxkit.clv.clv_intervals`); 0 skips
+        them.
+    random_state
+        The seed of the intervals' draws.
 
     Returns
     -------
@@ -622,7 +707,25 @@ def analyze(
         margin=margin,
     )
     col = clv_column(values)
-    scored = _scored(summary, values)
+    intervals = None
+    if n_draws:
+        try:
+            intervals = clv_intervals(
+                summary,
+                bg,
+                gg,
+                horizon=horizon_weeks,
+                unit="W",
+                annual_discount_rate=annual_discount_rate,
+                margin=margin,
+                top=top,
+                n_draws=n_draws,
+                random_state=random_state,
+                values=values,
+            )
+        except DataError as err:
+            notes["intervals"] = f"The CLV intervals are not available: {err}"
+    scored = _scored(summary, values, intervals)
 
     by_channel = None
     try:
@@ -651,9 +754,12 @@ def analyze(
         cumulative=cumulative,
         notes=notes,
         model_warnings=said,
+        intervals=intervals,
         horizon_weeks=horizon_weeks,
         annual_discount_rate=annual_discount_rate,
         margin=margin,
         top=top,
         min_repeat_customers=min_repeat_customers,
+        n_draws=n_draws,
+        random_state=random_state,
     )

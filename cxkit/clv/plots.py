@@ -228,3 +228,99 @@ def plot_clv_by(table: pd.DataFrame, by: str) -> go.Figure:
         y_title=f"{column_label(mean_col)} per customer ({currency() or 'currency'})",
     )
     return fig
+
+
+def plot_clv_intervals(table: pd.DataFrame, *, column: str | None = None) -> go.Figure:
+    """Draw customers' expected CLV with its two 95% intervals, one row per customer.
+
+    The thick bar is the parameter interval (how far the expected value could move
+    because the model was fitted on finite data); the thin one, when there is one, the
+    predictive interval (what the customer could actually bring, purchase randomness
+    included).
+
+    Parameters
+    ----------
+    table
+        From :meth:`~cxkit.clv.ClvResult.most_valuable` (customer IDs as they may be
+        published): ``customer_id``, the CLV column and its interval columns.
+    column
+        The CLV column (default: the first ``clv_*`` column).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Titled with how much wider the predictive intervals are than the parameter ones
+        (the median ratio over the customers shown), or with the parameter intervals'
+        median half-width without predictive intervals.
+    """
+    col = column or next(
+        c for c in table.columns if c.startswith("clv_") and not c.endswith(("_low", "_high"))
+    )
+    v = table[col].to_numpy(dtype=float)
+    lo, hi = table[f"{col}_low"].to_numpy(dtype=float), table[f"{col}_high"].to_numpy(dtype=float)
+    p_lo = table[f"{col}_pred_low"].to_numpy(dtype=float)
+    p_hi = table[f"{col}_pred_high"].to_numpy(dtype=float)
+    n = len(table)
+    has_pred = bool(np.isfinite(p_lo).all() and n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if has_pred:
+            ratio = float(np.median((p_hi - p_lo) / (hi - lo)))
+            title = (
+                f"For the {n} most valuable customers, what each will actually bring is about "
+                f"{ratio:.0f}× less certain than their expected value"
+            )
+        else:
+            half = float(np.median((hi - lo) / 2 / v)) if n else float("nan")
+            title = (
+                f"The {n} most valuable customers' expected value is known to about "
+                f"±{half:.0%} (95% intervals)"
+            )
+    labels = plots.escape_label(table["customer_id"].astype(str))
+    fig = plots.figure(
+        title,
+        x_title=f"{column_label(col)} ({currency() or 'currency'})",
+        y_title="customer",
+        height=max(360, 28 * n + 160),
+    )
+    if has_pred:
+        fig.add_scatter(
+            x=v,
+            y=labels,
+            mode="markers",
+            name="95% predictive interval (purchase randomness included)",
+            # a short line as the marker, so the legend shows a line like the whiskers
+            marker={
+                "symbol": "line-ew-open",
+                "size": 12,
+                "color": plots.NEUTRAL,
+                "line": {"width": 1.5, "color": plots.NEUTRAL},
+            },
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": p_hi - v,
+                "arrayminus": v - p_lo,
+                "color": plots.NEUTRAL,
+                "thickness": 1.5,
+                "width": 4,
+            },
+        )
+    fig.add_scatter(
+        x=v,
+        y=labels,
+        mode="markers",
+        name="expected value, 95% interval from the model's parameters",
+        marker={"size": 8, "color": plots.PALETTE[0]},
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": hi - v,
+            "arrayminus": v - lo,
+            "color": plots.PALETTE[0],
+            "thickness": 4,
+            "width": 0,
+        },
+    )
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_xaxes(rangemode="tozero")
+    return fig

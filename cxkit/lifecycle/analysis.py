@@ -374,7 +374,7 @@ class LifecycleResult(Result):
             sentence = (
                 f"Customers from {by.replace('_', ' ')} '{g[by]}' reach {self.target} "
                 f"{word} than the rest: {_pct(g.rate)} vs {_pct(g.rate_rest)} "
-                f"(difference {100 * g['diff']:+.1f} points, Holm p = {g.p_holm:.3g}, "
+                f"(difference {100 * g['diff']:+.1f} points, {stats.p_text(g.p_holm, 'Holm p')}, "
                 f"n = {int(g.n_start):,})."
             )
             out.append(
@@ -486,7 +486,7 @@ class LifecycleResult(Result):
             verdict = "a significant change" if cur.p_value < 0.05 else "not a significant change"
             out["period_compare"] = (
                 f"Completion moved from {pc.rate.iloc[0]:.1%} to {cur.rate:.1%} "
-                f"({cur['diff'] * 100:+.1f} points, p = {cur.p_value:.2g}): {verdict}."
+                f"({cur['diff'] * 100:+.1f} points, {stats.p_text(cur.p_value)}): {verdict}."
             )
         if self.cohorts is not None and len(self.cohorts) > 1:
             avg = self.cohorts.loc[_AVERAGE]

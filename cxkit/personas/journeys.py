@@ -453,13 +453,8 @@ def _pain_sentence(r: Mapping[str, Any]) -> str:
         f"(n = {int(r['rest_n']):,})"
     )
     if r.get("significant"):
-        return base + f"; the gap is significant ({_fmt_p(r['p_adj'])}, Holm-adjusted)."
+        return base + f"; the gap is significant ({stats.p_text(r['p_adj'])}, Holm-adjusted)."
     return base + "; no channel differs significantly."
-
-
-def _fmt_p(p: float) -> str:
-    """Return ``p < 0.001`` or ``p = 0.012``."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def comment_themes(
@@ -620,7 +615,7 @@ def pain_table(pains: pd.DataFrame) -> pd.DataFrame:
                 "rest of the persona": f"{_pct(r.rest_top2)}, n = {r.rest_n:,}",
                 "gap, points": f"{100 * r.diff:+.0f} ({100 * r.diff_ci_low:+.0f} to "
                 f"{100 * r.diff_ci_high:+.0f})",
-                "test (Holm)": _fmt_p(r.p_adj),
+                "test (Holm)": stats.p_text(r.p_adj),
                 "pain point": "yes" if r.significant else "no",
             }
         )

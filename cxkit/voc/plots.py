@@ -358,7 +358,7 @@ def plot_value_by_nps(result: SurveyValueResult, *, title: str | None = None) ->
             col=i,
         )
         unit = f" ({cur})" if m.unit == "money" and cur else ""
-        what = "per customer" + unit if m.unit == "money" else "%"
+        what = "per customer" + unit if m.unit == "money" else "mean per customer (%)"
         fig.update_yaxes(title_text=plots.escape_label(what), rangemode="tozero", row=1, col=i)
     fig.update_layout(
         template=plots.TEMPLATE_NAME,

@@ -478,11 +478,6 @@ def _signed_money(v: float) -> str:
     return text if text.startswith("-") or text == "–" else f"+{text}"
 
 
-def _n_words(nd: int, npro: int) -> str:
-    det = f"{nd:,} detractor{'s' if nd != 1 else ''}"
-    return f"n = {det}, {npro:,} promoter{'s' if npro != 1 else ''}"
-
-
 def _gap_words(
     diff: float,
     low: float,
@@ -571,8 +566,18 @@ class SurveyValueResult(Result):
     def measure(self, source: str, *, unit: str | None = None) -> ValueMeasure | None:
         """Return the first measure from ``source`` (and of ``unit``), or None.
 
-        ``measure("clv")`` is expected CLV, ``measure("churn")`` the churn probability,
-        ``measure("orders")`` spend in the window after the answer.
+        Parameters
+        ----------
+        source
+            ``"clv"`` (expected CLV), ``"churn"`` (the churn probability) or
+            ``"orders"`` (first: spend in the window after the answer).
+        unit
+            Only a measure of this unit (``"money"``, ``"probability"``, ``"share"``).
+
+        Returns
+        -------
+        ValueMeasure or None
+            The measure, or None when the data did not support it.
         """
         for m in self.measures:
             if m.source == source and (unit is None or m.unit == unit):
@@ -580,12 +585,27 @@ class SurveyValueResult(Result):
         return None
 
     def gap(self, m: ValueMeasure | None, group: str = "detractor") -> pd.Series | None:
-        """Return the :attr:`by_nps` row of ``group`` for a measure, or None without a gap."""
+        """Return the :attr:`by_nps` row of ``group`` for a measure: its gap to promoters.
+
+        Parameters
+        ----------
+        m
+            The measure (:meth:`measure`).
+        group
+            The NPS group compared with promoters.
+
+        Returns
+        -------
+        pandas.Series or None
+            The row (``value``, ``diff``, ``diff_low``, ``diff_high``, ``n``, ...); None
+            without a measure or without a gap with an interval (a group of fewer than
+            two customers).
+        """
         if m is None or self.by_nps is None:
             return None
         t = self.by_nps
         rows = t[(t["measure"] == m.key) & (t["nps_group"] == group)]
-        if not len(rows) or pd.isna(rows["diff"].iloc[0]):
+        if not len(rows) or rows[["diff", "diff_low", "diff_high"]].iloc[0].isna().any():
             return None
         return rows.iloc[0]
 
@@ -644,7 +664,19 @@ class SurveyValueResult(Result):
         return out
 
     def within_personas(self, m: ValueMeasure | None) -> pd.Series | None:
-        """Return the :attr:`adjusted` row of a measure (its gap within personas), or None."""
+        """Return the :attr:`adjusted` row of a measure: its gap within personas.
+
+        Parameters
+        ----------
+        m
+            The measure (:meth:`measure`).
+
+        Returns
+        -------
+        pandas.Series or None
+            ``diff, ci_low, ci_high, n, reference_n, groups, ...``; None without persona
+            labels or without a persona that has both groups.
+        """
         if m is None or self.adjusted is None:
             return None
         rows = self.adjusted[self.adjusted["measure"] == m.key]
@@ -733,7 +765,10 @@ class SurveyValueResult(Result):
         return None
 
     def title(self) -> str:
-        """Return the chart's takeaway: the CLV gap (else the realised revenue gap)."""
+        """Return the chart's takeaway: the CLV gap (else the realised revenue gap).
+
+        When the gap is clear over everyone but not within personas, the title says so.
+        """
         for m, when in (
             (self.measure("clv"), f"over the next {self.horizon_weeks:g} weeks"),
             (
@@ -748,7 +783,11 @@ class SurveyValueResult(Result):
                 return f"No clear gap between detractors and promoters in {m.label}"
             verb = "are worth" if m.source == "clv" else "spend"
             more = "less" if r["diff"] < 0 else "more"
-            return f"Detractors {verb} {format_money(abs(r['diff']))} {more} than promoters {when}"
+            title = f"Detractors {verb} {format_money(abs(r['diff']))} {more} than promoters {when}"
+            a = self.within_personas(m)
+            if a is not None and a["ci_low"] <= 0 <= a["ci_high"]:
+                title += ", but not clearly within personas"
+            return title
         return "Value by latest NPS answer"
 
 
@@ -1019,6 +1058,14 @@ def show_value_tables(result: SurveyValueResult) -> None:
     )
 
 
+#: The persona table's gap columns, by the measure's source.
+_GAP_LABELS = {
+    "clv": "CLV gap, next {h} weeks",
+    "churn": "churn probability gap (pts)",
+    "orders": "spend gap, {w} days after the answer",
+}
+
+
 def _persona_table(result: SurveyValueResult) -> tuple[pd.DataFrame, dict[str, str]]:
     """Return one row per persona, and one within personas: the detractor − promoter gaps."""
     p, adj = result.by_persona, result.adjusted
@@ -1052,6 +1099,8 @@ def _persona_table(result: SurveyValueResult) -> tuple[pd.DataFrame, dict[str, s
         ):
             values = [*rows[src].to_numpy(dtype=float), float(adj.loc[m.key, total])]
             table[col + suffix] = scale * np.asarray(values)
-        labels[col] = f"gap in {m.label}" + (" (pts)" if m.unit != "money" else "")
+        labels[col] = _GAP_LABELS[m.source].format(
+            h=f"{result.horizon_weeks:g}", w=result.window_days
+        )
     table["small_n"] = (table["n"] < MIN_N) | (table["reference_n"] < MIN_N)
     return table, labels

@@ -39,6 +39,7 @@ ALL_REPORTS = (
     "clv",
     "personas",
     "voice_of_customer",
+    "experiments",
     "executive_summary",
 )
 
@@ -130,9 +131,10 @@ VARIANTS: dict[str, tuple[Callable[[Path, Path], Path], tuple[str, ...] | None, 
                 "too few customers to cluster (n=1, need ≥ 20)",
             ],
             "executive_summary": [
-                "personas: The persona model is not available",
-                "clv: the data cannot support it",
-                "churn: the data cannot support it",
+                # each domain's note, once, under its own heading
+                "Personas detailed report → The persona model is not available",
+                "Customer lifetime value detailed report → the data cannot support it",
+                "Churn detailed report → the data cannot support it",
             ],
         },
     ),

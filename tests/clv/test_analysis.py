@@ -136,6 +136,11 @@ def test_heavy_tailed_spend_falls_back_to_observed_means() -> None:
     assert res.gg is None
     assert "fitted q = 0.6" in res.notes["gamma_gamma"]
     pd.testing.assert_frame_equal(res.values, clv.customer_value(res.summary, res.bg, None))
+    # these 600 customers hardly drop out: BG/NBD's a and b are not pinned down (only
+    # their ratio), so no intervals are drawn from the fit, and the report says why
+    assert res.intervals is None
+    assert "does not pin down a, b" in res.notes["intervals"]
+    assert res.notes["intervals"] in res.not_available
 
 
 def test_parts_the_data_cannot_support() -> None:

@@ -239,7 +239,7 @@ def check_value(page: Page, res: voc.SurveyValueResult) -> None:
     ]
     t = page.table_with("persona", "detractors", "promoters")
     last = t.row("all: within personas")
-    within.append(Stated(*money(last[f"gap in {m.label}"]), "persona table"))
+    within.append(Stated(*money(last[f"CLV gap, next {res.horizon_weeks:g} weeks"]), "persona"))
     check_agree(within, a["diff"], what="CLV gap within personas")
 
 

@@ -144,7 +144,10 @@ def test_the_findings_state_the_planted_gaps_with_their_intervals(
     r = by["detractor_revenue_gap_90d"]
     assert r.ci_low <= (RATE["detractor"] - RATE["promoter"]) * AMOUNT <= r.ci_high
     assert f"whose 90 days had passed by {AS_OF:%Y-%m-%d}" in r.sentence
-    assert linked.title().startswith(f"Detractors are worth {gap:,.2f} less than promoters")
+    assert (
+        linked.title()
+        == f"Detractors are worth {gap:,.2f} less than promoters over the next 52 weeks"
+    )
 
 
 def test_the_window_counts_only_orders_strictly_after_the_answer_and_finished_windows() -> None:
@@ -360,3 +363,35 @@ def test_without_orders_clv_and_churn_are_named_not_available() -> None:
     assert res.unavailable["orders"] == (
         "Realised revenue by NPS group is not available: this needs the table 'orders'"
     )
+
+
+def test_a_persona_mix_gap_is_worded_as_such_in_the_findings_and_the_title() -> None:
+    rng = np.random.default_rng(11)
+    n = 900
+    ids = [f"K{i:04d}" for i in range(n)]
+    high = rng.random(n) < 0.5
+    detractor = rng.random(n) < np.where(high, 0.1, 0.7)  # low-value customers detract
+    score = np.where(detractor, rng.integers(0, 7, n), rng.integers(9, 11, n))
+    responses = pd.DataFrame(
+        {"response_id": ids, "customer_id": ids, "ts": T0, "survey": "nps", "score": score}
+    )
+    value = rng.gamma(2.0, np.where(high, 200.0, 40.0))  # the same within each persona
+    clv_result = SimpleNamespace(
+        values=pd.DataFrame({"customer_id": ids, "clv_52w": value}),
+        horizon_weeks=52,
+        clv_column="clv_52w",
+    )
+    personas = pd.Series(np.where(high, "High", "Low"), index=pd.Index(ids, name="customer_id"))
+    res = voc.survey_value(
+        cxkit.load({"responses": responses}),
+        as_of=AS_OF,
+        clv=clv_result,
+        personas=personas,  # type: ignore[arg-type]
+    )
+    r = res.gap(res.measure("clv"))
+    assert r["diff_high"] < 0  # clear over everyone
+    f = next(f for f in res.findings() if f.metric == "detractor_clv_gap_52w")
+    assert "no clear gap" not in f.sentence.split(";")[0]
+    assert f.sentence.endswith("more, so no clear gap).")  # within personas
+    assert res.title().endswith("over the next 52 weeks, but not clearly within personas")
+    assert "Churn risk by NPS group is not available" in res.unavailable["churn"]
