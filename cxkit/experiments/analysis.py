@@ -24,7 +24,7 @@ from cxkit.experiments.estimate import SRM_ALPHA, compare_arms, srm_test
 from cxkit.experiments.outcomes import customer_outcomes
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
-from cxkit.stats import MIN_N, holm
+from cxkit.stats import MIN_N, holm, p_text
 
 __all__ = ["METRICS", "ExperimentResult", "analyze"]
 
@@ -59,10 +59,6 @@ METRICS: dict[str, _Metric] = {
 }  # fmt: skip
 _UNITS = {"proportion": "percentage points", "mean": "currency", "nps": "points"}
 _PEEK_FREQ = {"week": "W", "month": "M"}
-
-
-def _fmt_p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _fmt_level(kind: str, v: float, *, money: bool = False) -> str:
@@ -241,7 +237,7 @@ class ExperimentResult(Result):
         how = " with CUPED" if use else ""
         ci = (
             f"{pct}% CI {_fmt_diff(kind, low)} to {_fmt_diff(kind, high)}, "
-            f"n={int(r['n_control'] + r['n_treatment']):,}; Holm-adjusted {_fmt_p(r['p_holm'])}"
+            f"n={int(r['n_control'] + r['n_treatment']):,}; Holm-adjusted {p_text(r['p_holm'])}"
         )
         arms = f"{_fmt_level(kind, r['treatment'])} vs {_fmt_level(kind, r['control'])}"
         if use:
@@ -315,7 +311,7 @@ def _srm_row(
     if r["mismatch"]:
         sentence = (
             f"Sample ratio mismatch in {experiment}: {seen} where a {split} split was "
-            f"planned (chi-square {_fmt_p(r['p_value'])}). The assignment or its logging is "
+            f"planned (chi-square {p_text(r['p_value'])}). The assignment or its logging is "
             "broken, so the effects below cannot be trusted until it is found and fixed."
         )
     else:

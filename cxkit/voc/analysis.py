@@ -21,6 +21,7 @@ from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
+from cxkit.stats import p_text
 from cxkit.voc.advocacy import advocacy, promoters_not_referred
 from cxkit.voc.drivers import driver_claim, key_drivers
 from cxkit.voc.omnichannel import channel_consistency, channel_pain_points, channel_switching
@@ -44,10 +45,6 @@ _UNITS = {"NPS": "points", "CSAT": "%", "CES": "scale points"}
 _FORMATS = {"NPS": "{:+.0f}", "CSAT": "{:.0f}%", "CES": "{:.2f}"}
 _CHANGE_UNITS = {"NPS": "points", "CSAT": "percentage points", "CES": "points"}
 _IMPORTANCE = {"NPS": 10.0, "CSAT": 8.0, "CES": 6.0}
-
-
-def _fmt_p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 @dataclass(kw_only=True)
@@ -174,7 +171,7 @@ class VocResult(Result):
                 sig = "significant" if p < 0.05 else "not significant"
                 s += (
                     f", {word} {abs(r['change']):.1f} {_CHANGE_UNITS[metric]} on the previous "
-                    f"{days} days ({sig}, {_fmt_p(p)})"
+                    f"{days} days ({sig}, {p_text(p)})"
                 )
             out.append(
                 finding_from_rate(
@@ -236,7 +233,7 @@ class VocResult(Result):
                 f"between {r['best_channel']} ({100 * r['best_csat']:.0f}%, "
                 f"n={int(r['best_n']):,}) and {r['worst_channel']} "
                 f"({100 * r['worst_csat']:.0f}%, n={int(r['worst_n']):,}; "
-                f"{_fmt_p(r['p_holm'])}, Holm-adjusted)."
+                f"{p_text(r['p_holm'])}, Holm-adjusted)."
             ),
             unit="percentage points",
             importance=7.0,

@@ -128,7 +128,7 @@ def _funnel_title(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
 
 @rule(
     rf"Customers from (?P<by>.+?) '(?P<g>.+?)' reach {STAGE} (?:higher|lower) than the rest: "
-    rf"(?P<a>{PCT}) vs (?P<b>{PCT}) \(difference (?P<d>[+-][\d.]+) points, Holm p = [^,]+, "
+    rf"(?P<a>{PCT}) vs (?P<b>{PCT}) \(difference (?P<d>[+-][\d.]+) points, Holm p [=<] [^,]+, "
     rf"n = (?P<n>{NUM})\)"
 )
 def _group(m: re.Match[str], ctx: Mapping[str, Any]) -> list[tuple]:
