@@ -351,7 +351,7 @@ class FocusThresholds:
 
     def words(self) -> dict[str, str]:
         """Return the thresholds as the rules' texts show them."""
-        median = f"{self.clv_median:,.2f}" if np.isfinite(self.clv_median) else "none: no CLV"
+        median = format_money(self.clv_median) if np.isfinite(self.clv_median) else "none: no CLV"
         return {
             "churn_min": f"{self.churn_min:.0%}",
             "clv_median": median,

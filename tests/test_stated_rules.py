@@ -97,7 +97,7 @@ def test_summary_states_every_rule_with_the_thresholds_used(published: dict[str,
         assert cells[2] == f"{int(counts.get(focus, 0)):,}", (focus, cells)
     assert "0–6" in rows["service recovery"][1]
     win_back = rows["win back"][1]
-    assert "50%" in win_back and f"({median:,.2f})" in win_back and "52-week CLV" in win_back
+    assert "50%" in win_back and f"{median:,.2f}" in win_back and "52-week CLV" in win_back
     advocacy = rows["ask for advocacy"][1]
     assert "9–10" in advocacy and "below 50%" in advocacy and "no referral" in advocacy
     assert rows["nurture"][1] == "everyone else"

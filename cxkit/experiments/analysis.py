@@ -61,7 +61,7 @@ _UNITS = {"proportion": "percentage points", "mean": "currency", "nps": "points"
 _PEEK_FREQ = {"week": "W", "month": "M"}
 
 
-def _fmt_level(kind: str, v: float, *, money: bool = False) -> str:
+def _fmt_level(kind: str, v: float, *, money: bool = True) -> str:
     if kind == "proportion":
         return f"{100 * v:.1f}%"
     if kind == "nps":
@@ -69,13 +69,13 @@ def _fmt_level(kind: str, v: float, *, money: bool = False) -> str:
     return format_money(v) if money else f"{v:,.2f}"
 
 
-def _fmt_diff(kind: str, v: float, *, signed: bool = True, money: bool = False) -> str:
+def _fmt_diff(kind: str, v: float, *, signed: bool = True, money: bool = True) -> str:
     sign = "+" if signed else ""
     if kind == "proportion":
         return f"{100 * v:{sign}.1f} pp"
     if kind == "nps":
         return f"{v:{sign}.1f} points"
-    if money:  # tables show money with the report's currency
+    if money:  # spend, in the report's currency (display.currency)
         return ("+" if signed and v > 0 else "") + format_money(v)
     return f"{v:{sign},.2f}"
 
