@@ -53,6 +53,7 @@ from cxkit.clv.value import (
     valuable_repeat_customers,
 )
 from cxkit.data import CXData, end_of_day, parse_as_of, resolve_as_of
+from cxkit.display import format_money
 from cxkit.errors import ConvergenceError, DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
@@ -101,20 +102,25 @@ def lapsed_share(summary: pd.DataFrame, bg: BetaGeo) -> dict[str, float]:
     }
 
 
+def _money0(v: float) -> str:
+    """Money in a sentence, whole units, in the report's currency (:func:`~cxkit.display.format_money`)."""
+    return format_money(v, decimals=0)
+
+
 def _total_interval_words(intervals: ClvIntervals | None) -> tuple[str, dict[str, object]]:
     """Return what the total-value finding adds about its intervals, and its extra fields."""
     if intervals is None:
         return "", {}
     t = intervals.total
     words = (
-        f" Model uncertainty: the expected total lies between {t['ci_low']:,.0f} and "
-        f"{t['ci_high']:,.0f} (95% interval from the fitted parameters' uncertainty)"
+        f" Model uncertainty: the expected total lies between {_money0(t['ci_low'])} and "
+        f"{_money0(t['ci_high'])} (95% interval from the fitted parameters' uncertainty)"
     )
     extra: dict[str, object] = {"model_ci_low": t["ci_low"], "model_ci_high": t["ci_high"]}
     if np.isfinite(t["pred_low"]):
         words += (
             f"; what the customers actually bring, purchase randomness included, between "
-            f"{t['pred_low']:,.0f} and {t['pred_high']:,.0f} (95% predictive interval)"
+            f"{_money0(t['pred_low'])} and {_money0(t['pred_high'])} (95% predictive interval)"
         )
         extra.update(predictive_low=t["pred_low"], predictive_high=t["pred_high"])
     return words + ".", extra
@@ -223,9 +229,10 @@ def findings(
                 metric=f"total_clv_{label}",
                 unit="currency",
                 importance=10,
-                sentence=f"The {n:,} customers are expected to bring {total:,.0f} over the next "
-                f"{_label_words(label)} (discounted at {rate:.0%} a year): {mean:,.2f} per "
-                f"customer (95% CI {low:,.2f}–{high:,.2f}).{total_words}",
+                sentence=f"The {n:,} customers are expected to bring {_money0(total)} over the "
+                f"next {_label_words(label)} (discounted at {rate:.0%} a year): "
+                f"{format_money(mean)} per customer (95% CI {format_money(low)}–"
+                f"{format_money(high)}).{total_words}",
                 extra=total_extra,
             )
         )
@@ -393,13 +400,13 @@ class ClvResult(Result):
             f"The fitted parameters' uncertainty moves a customer's expected value by about "
             f"±{width['parameter_half_width']:.1%} (median over the {width['n']:,} customers "
             f"with a positive value). The most valuable customer is expected to bring "
-            f"{best[col]:,.0f} (95% interval {best[f'{col}_low']:,.0f}–"
-            f"{best[f'{col}_high']:,.0f})"
+            f"{_money0(best[col])} (95% interval {_money0(best[f'{col}_low'])}–"
+            f"{_money0(best[f'{col}_high'])})"
         )
         if np.isfinite(best[f"{col}_pred_low"]):
             text += (
                 f", but what they actually bring could be anywhere from "
-                f"{best[f'{col}_pred_low']:,.0f} to {best[f'{col}_pred_high']:,.0f} (95% "
+                f"{_money0(best[f'{col}_pred_low'])} to {_money0(best[f'{col}_pred_high'])} (95% "
                 "predictive interval): one customer's purchases are far less certain than the "
                 "model's expectation."
             )

@@ -19,6 +19,7 @@ from cxkit.clv.bgnbd import BetaGeo
 from cxkit.clv.gamma_gamma import GammaGamma
 from cxkit.clv.rfm import SECONDS_PER_DAY, UNIT_DAYS, daily_purchases, day_number, orders_table
 from cxkit.data import CXData, resolve_as_of
+from cxkit.display import format_money
 from cxkit.errors import DataError
 from cxkit.result import AsOf
 from cxkit.stats import MIN_N, mean_ci
@@ -353,7 +354,7 @@ def describe_models(bg: BetaGeo, gg: GammaGamma | None = None) -> list[str]:
         p, q, g = (float(v) for v in gg.params_.to_numpy())
         if q > 1:
             out.append(
-                f"A purchase is worth {gg.mean_spend():,.2f} on average across customers; "
+                f"A purchase is worth {format_money(gg.mean_spend())} on average across customers; "
                 f"a customer's own history pulls their expected spend away from that mean "
                 f"(Gamma-Gamma p = {p:.2f}, q = {q:.2f}, γ = {g:.2f})."
             )

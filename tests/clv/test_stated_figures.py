@@ -31,18 +31,24 @@ TOP_SHARE = re.compile(r"top (\d+)% (?:of customers )?hold (\d+)%")
 # the total's intervals: "worth 2,466,561 (95% interval 2,416,081–2,518,177)" (headline),
 # "the expected total lies between 2,416,081 and 2,518,177", "... between 2,366,303 and
 # 2,592,083 (95% predictive interval)" (the finding)
-TOTAL_AND_INTERVAL = re.compile(rf"worth ({NUMBER}) \(95% interval ({NUMBER})–({NUMBER})\)")
-MODEL_INTERVAL = re.compile(rf"expected total lies between ({NUMBER}) and ({NUMBER})")
-PREDICTIVE_INTERVAL = re.compile(rf"between ({NUMBER}) and ({NUMBER}) \(95% predictive interval\)")
+# money may carry the report's currency ("$2,416,081"): M is that optional symbol
+M = r"[$€£]?"
+TOTAL_AND_INTERVAL = re.compile(
+    rf"worth {M}({NUMBER}) \(95% interval {M}({NUMBER})–{M}({NUMBER})\)"
+)
+MODEL_INTERVAL = re.compile(rf"expected total lies between {M}({NUMBER}) and {M}({NUMBER})")
+PREDICTIVE_INTERVAL = re.compile(
+    rf"between {M}({NUMBER}) and {M}({NUMBER}) \(95% predictive interval\)"
+)
 SHARE_INTERVAL = re.compile(r"hold (\d+)%[^.]*?95% interval (\d+)%–(\d+)% from the fitted")
 MOST_VALUABLE = re.compile(
-    rf"most valuable customer is expected to bring ({NUMBER}) \(95% interval ({NUMBER})–"
-    rf"({NUMBER})\), but what they actually bring could be anywhere from ({NUMBER}) to "
-    rf"({NUMBER})"
+    rf"most valuable customer is expected to bring {M}({NUMBER}) \(95% interval {M}({NUMBER})–"
+    rf"{M}({NUMBER})\), but what they actually bring could be anywhere from {M}({NUMBER}) to "
+    rf"{M}({NUMBER})"
 )
 HALF_WIDTH = re.compile(rf"by about ±({NUMBER})% \(median over the ({NUMBER}) customers")
 LESS_CERTAIN = re.compile(r"about (\d+)× less certain")
-RANGE_CELL = re.compile(rf"^({NUMBER})–({NUMBER})$")
+RANGE_CELL = re.compile(rf"^{M}({NUMBER})–{M}({NUMBER})$")
 
 
 @pytest.fixture(scope="module")
