@@ -330,7 +330,9 @@ def main() -> int:
         "",
     ]
     if not args.skip_e2e:
-        lines += e2e(args.customers, args.jobs, args.baseline)
+        part = e2e(args.customers, args.jobs, args.baseline)
+        print("\n".join(part), flush=True)  # the targets and run tables, with load averages
+        lines += part
     if not args.skip_domains:
         lines += domain_benches(args.only, extra)
     history = HERE / "history.md"

@@ -8,6 +8,7 @@ Each command gathers options and calls the library by keyword. Exit codes: 0 all
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +16,7 @@ from cxkit import synth
 from cxkit.data import load
 from cxkit.errors import CxkitError, DataError, UsageError
 from cxkit.report import run_from_cli
+from cxkit.scale import SCALE_ENV, ScaleSettings
 from cxkit.validate import format_problems, validate
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -41,6 +43,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if getattr(args, "scale", False) and not os.environ.get(SCALE_ENV):
+        # the kernels inherit it; a 'scale:' key in the reports file overrides the limits
+        os.environ[SCALE_ENV] = ScaleSettings(mode="scale").to_json()
     return run_from_cli(args)
 
 
@@ -98,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="inline plotly.js in every page: one self-contained HTML file per report "
         "(default: one shared _assets/plotly-<version>.min.js per output folder; "
         "same as 'publish: {plotly: inline}' in the reports file)",
+    )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="scale mode with the default limits (per-customer work stays in the engine; "
+        "same as 'scale: {}' in the reports file, whose limits win when it has them)",
     )
     p.set_defaults(func=_cmd_report)
     return parser

@@ -100,6 +100,35 @@ class NotAvailableError(CxkitError):
         super().__init__(f"{what}: this needs {needs}")
 
 
+class ScaleLimitError(CxkitError):
+    """Scale mode refused to collect more per-customer rows than its limit.
+
+    Parameters
+    ----------
+    what
+        What the rows are.
+    rows
+        How many rows the collect would have brought.
+    limit
+        The limit (``max_collect_rows`` of :class:`cxkit.scale.ScaleSettings`).
+
+    Examples
+    --------
+    >>> str(ScaleLimitError(what="churn features", rows=300_000, limit=250_000))[:60]
+    'churn features: 300,000 rows is more than the scale-mode lim'
+    """
+
+    def __init__(self, *, what: str, rows: int, limit: int) -> None:
+        self.what = what
+        self.rows = rows
+        self.limit = limit
+        super().__init__(
+            f"{what}: {rows:,} rows is more than the scale-mode limit of {limit:,} rows "
+            "collected at once. Fix: raise max_collect_rows under scale: in reports.yml "
+            "(or CXKIT_SCALE), or lower sample_rows / batch_rows"
+        )
+
+
 class ConvergenceError(CxkitError):
     """A model fit did not converge; the message says what was tried and what to do."""
 

@@ -89,6 +89,7 @@ from cxkit.churn.plots import (
     roc_chart,
     trend_chart,
 )
+from cxkit.churn.scale import ScaleChurnResult, analyze_scale, score_histogram
 from cxkit.churn.survival import SurvivalResult, survival_chart, time_to_churn
 
 __all__ = [
@@ -102,8 +103,10 @@ __all__ = [
     "ChurnModel",
     "ChurnResult",
     "ModelChoice",
+    "ScaleChurnResult",
     "SurvivalResult",
     "analyze",
+    "analyze_scale",
     "auc_ci",
     "auc_difference",
     "calibration_chart",
@@ -132,6 +135,7 @@ __all__ = [
     "roc_chart",
     "run_backtest",
     "score",
+    "score_histogram",
     "survival_chart",
     "time_to_churn",
     "trend_chart",

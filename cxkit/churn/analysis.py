@@ -39,6 +39,7 @@ from cxkit.data import CXData, end_of_day, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
+from cxkit.scale import dispatch
 from cxkit.stats import is_small, wilson_ci
 
 __all__ = [
@@ -759,6 +760,7 @@ def analyze(
     random_state: int = 0,
     by: str | None = "acquisition_channel",
     top_n: int = 15,
+    mode: str | None = None,
 ) -> ChurnResult:
     """Run the churn analysis: rate, backtest and scores at ``as_of``, sharing features.
 
@@ -782,6 +784,9 @@ def analyze(
         The customers column for the risk breakdown (None: no breakdown).
     top_n
         How many of the riskiest customers :attr:`ChurnResult.at_risk` lists.
+    mode
+        ``"memory"`` or ``"scale"`` (:func:`cxkit.churn.scale.analyze_scale`); None: from
+        :func:`cxkit.scale.current_settings` (the ``CXKIT_SCALE`` environment variable).
 
     Returns
     -------
@@ -807,6 +812,8 @@ def analyze(
     >>> result.findings()[0].metric  # doctest: +SKIP
     'churn_rate'
     """
+    if (scaled := dispatch("churn", mode, locals())) is not None:  # cxkit.churn.scale
+        return scaled  # type: ignore[return-value]
     end = resolve_as_of(data, as_of)
     d = data.upto(end)
     definition = define(d, horizon_days=horizon_days, basis=basis, kind=kind)
@@ -815,6 +822,8 @@ def analyze(
     missing: dict[str, str] = {}
     last = _day_before(end, h)
     t0 = _day_before(end, 2 * h)
+    # the four cutoffs below: their channel and event-type levels found in one scan
+    cache.expect(t0 - pd.Timedelta(days=h), t0, last, end)
     lab = cache.labels(last, definition)
     n, k = len(lab), int(lab["churned"].sum())
     lo, hi = wilson_ci(k, n) if n else (np.nan, np.nan)

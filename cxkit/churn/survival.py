@@ -272,14 +272,37 @@ def churn_durations(
     return _durations(data, resolve_as_of(data, as_of), definition, groups)
 
 
-def _durations(
-    data: CXData, end: pd.Timestamp, definition: ChurnDefinition, groups: pd.DataFrame | None
-) -> pd.DataFrame:
-    """Return the frame of :func:`churn_durations` (``groups``: ``customer_id, group``)."""
+#: The attribute of a :class:`~cxkit.data.CXData` holding its last duration frame.
+_MEMO = "_cxkit_churn_durations"
+
+
+def _duration_frame(data: CXData, end: pd.Timestamp, definition: ChurnDefinition) -> pd.DataFrame:
+    """Run :func:`duration_table` once per data, ``as_of`` and definition (the last kept).
+
+    The churn report asks for the same durations twice (by its breakdown, then by
+    persona); the data object is immutable, so the frame is kept on it. Callers copy
+    before changing it.
+    """
+    key = (end, definition)
+    memo = getattr(data, _MEMO, None)
+    if memo is not None and memo[0] == key:
+        return memo[1]
     out = duration_table(data, definition=definition, as_of=end).to_pandas()
     out["customer_id"] = out["customer_id"].astype(pd.StringDtype())
     out["duration_days"] = out["duration_days"].astype("float64")
     out["churned"] = out["churned"].astype("int64")
+    try:
+        setattr(data, _MEMO, (key, out))
+    except AttributeError:  # a data object that takes no attributes: no memo
+        pass
+    return out
+
+
+def _durations(
+    data: CXData, end: pd.Timestamp, definition: ChurnDefinition, groups: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Return the frame of :func:`churn_durations` (``groups``: ``customer_id, group``)."""
+    out = _duration_frame(data, end, definition).copy()
     if groups is None:
         out["group"] = ALL_CUSTOMERS
     else:

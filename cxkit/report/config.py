@@ -9,6 +9,8 @@ A reports file looks like::
     cell_timeout: 300        # seconds per cell
     timeout: 1200            # seconds per notebook (kernel start included)
     currency: "$"            # money in tables: a symbol or an ISO code (EUR); null = none
+    scale: null              # or {sample_rows: 200000, max_collect_rows: 250000, batch_rows:
+                             # 100000}: scale mode (cxkit.scale); null = memory mode
     publish:
       customer_ids: pseudonymous   # or clear: show the real customer IDs (cxkit.privacy)
       id_key: null                 # the pseudonyms' secret (better: env CXKIT_ID_KEY)
@@ -49,6 +51,7 @@ from cxkit.display import check_currency
 from cxkit.errors import UsageError
 from cxkit.privacy import MODES as ID_MODES
 from cxkit.report.export import PLOTLY_MODES
+from cxkit.scale import ScaleSettings
 
 __all__ = [
     "GLOBAL_PARAMETERS",
@@ -71,6 +74,7 @@ TOP_KEYS = (
     "cell_timeout",
     "timeout",
     "currency",
+    "scale",
     "publish",
     "reports",
 )
@@ -156,6 +160,9 @@ class ReportConfig:
         ``currency:``, how money is shown in tables (a symbol such as ``"$"`` or an ISO
         code such as ``"EUR"``), or ``None``; the kernels get it in
         :data:`cxkit.display.CURRENCY_ENV`.
+    scale
+        ``scale:``, the scale-mode settings (:class:`cxkit.scale.ScaleSettings`), or
+        ``None`` for memory mode; the kernels get them in :data:`cxkit.scale.SCALE_ENV`.
     """
 
     data: str | dict[str, Any]
@@ -179,6 +186,8 @@ class ReportConfig:
     plotly: str = PLOTLY_MODES[0]
     #: money in tables: a currency symbol or ISO code, or None
     currency: str | None = None
+    #: scale-mode settings (cxkit.scale), or None: memory mode
+    scale: ScaleSettings | None = None
 
     @property
     def data_label(self) -> str:
@@ -248,6 +257,17 @@ def _publish(
         )
     ids = "clear" if clear_ids else str(mode)
     return ids, key, ("inline" if self_contained else str(plotly_mode))
+
+
+def _scale(value: object) -> ScaleSettings | None:
+    """Check ``scale:`` (null, a mode name or a mapping of settings) and return it."""
+    if value is None:
+        return None
+    try:
+        settings = ScaleSettings.from_value(value)
+    except UsageError as err:
+        raise UsageError(f"scale: {err}") from None
+    return settings if settings.scale else None
 
 
 def _currency(value: object) -> str | None:
@@ -449,7 +469,7 @@ def parse_config(
     >>> parse_config({"data": "/d", "colour": "red"}, base=Path("/w"))
     Traceback (most recent call last):
     ...
-    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, memory_limit_gb, tables, cell_timeout, timeout, currency, publish, reports
+    cxkit.errors.UsageError: reports file: unknown key(s) 'colour'; valid keys: data, as_of, mapping, out, jobs, memory_limit_gb, tables, cell_timeout, timeout, currency, scale, publish, reports
     """
     if not isinstance(raw, Mapping):
         raise UsageError(f"the reports file must be a mapping with keys {', '.join(TOP_KEYS)}")
@@ -469,6 +489,7 @@ def parse_config(
     mapping_value = _mapping(raw.get("mapping"))
     customer_ids, id_key, plotly_mode = _publish(raw.get("publish"), clear_ids, self_contained)
     currency = _currency(raw.get("currency"))
+    scale_value = _scale(raw.get("scale"))
 
     if out is not None:
         out_path = Path(out).expanduser()
@@ -562,6 +583,7 @@ def parse_config(
         id_key=id_key,
         plotly=plotly_mode,
         currency=currency,
+        scale=scale_value,
     )
 
 

@@ -53,6 +53,7 @@ from cxkit.report.publish import (
     write_manifest,
 )
 from cxkit.report.runner import Job, JobResult, kill_tree, leftover_processes, run_jobs
+from cxkit.scale import SCALE_ENV
 from cxkit.validate import format_problems, validate
 
 __all__ = [
@@ -827,6 +828,7 @@ def _execute(
             env={
                 CACHE_ENV: str(cache),
                 **({CURRENCY_ENV: cfg.currency} if cfg.currency else {}),
+                **({SCALE_ENV: cfg.scale.to_json()} if cfg.scale else {}),
                 **id_env,
                 **duckdb_memory_env(cfg.memory_limit_gb, cfg.jobs, run_dir / "duckdb_tmp"),
             },

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import cxkit
 from cxkit import churn
-from cxkit.churn.features import FeatureCache
+from cxkit.churn.features import FeatureCache, level_sets
 from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 from tests.churn.helpers import feature_frames, mutate_after, ts
 
@@ -248,3 +248,70 @@ def test_feature_cache_builds_only_the_population_with_the_public_features(
     pd.testing.assert_frame_equal(frame.X, expected, check_dtype=False)
     np.testing.assert_array_equal(frame.y, lab["churned"].to_numpy())
     assert cache.features(end) is frame.X  # the same rows in the same order: no copy
+
+
+def _level_frames() -> dict[str, pd.DataFrame]:
+    """Orders and events whose most frequent levels change between two cutoffs, with ties."""
+    when = ["2024-01-05", "2024-01-06", "2024-01-07", "2024-01-08", "2024-02-10", "2024-02-11"]
+    return {
+        "orders": pd.DataFrame(
+            {
+                "order_id": [str(i) for i in range(6)],
+                "customer_id": ["a", "b", "a", "c", "b", "c"],
+                "ts": ts(when),
+                "amount": [1.0] * 6,
+                # at 2024-01-31: web 2, app 2 (a tie: by value), None left out; later web 3
+                "channel": ["web", "app", "web", "app", "web", None],
+            }
+        ),
+        "events": pd.DataFrame(
+            {
+                "customer_id": ["a", "b", "c", "a", "b", "c"],
+                "ts": ts(when),
+                "event": ["site_visit", "review", "review", "site_visit", "app_open", "app_open"],
+                "channel": ["web", "web", "app", None, "store", "store"],
+            }
+        ),
+    }
+
+
+@pytest.mark.parametrize("source", ["hand", "demo"])
+def test_level_sets_equal_the_levels_each_cutoff_finds(
+    source: str, demo_data: cxkit.CXData
+) -> None:
+    """One grouped scan gives every cutoff the levels feature_table finds with its own queries."""
+    if source == "hand":
+        data = cxkit.load(_level_frames())
+        ends = [
+            pd.Timestamp(f"2024-{m}-{d} 23:59:59.999999")
+            for m, d in (("01", 4), ("01", 31), ("02", 29))
+        ]
+    else:
+        data = demo_data
+        ends = [pd.Timestamp(f"2024-{m}-30 23:59:59.999999") for m in ("04", "06", "09")]
+    sets = level_sets(data, ends, max_levels=2)
+    for end in ends:
+        _, info = churn.feature_table(data, end, max_levels=2)
+        own = {k: v for k, v in info["levels"].items() if k != "themes"}
+        assert sets[end] == own, end
+    if source == "hand":  # the cases that matter: nothing yet, a tie by value, a change
+        assert sets[ends[0]] == {"order_channel": [], "event": [], "event_channel": []}
+        assert sets[ends[1]]["order_channel"] == ["app", "web"]
+        assert sets[ends[2]]["order_channel"] == ["web", "app"]
+        assert sets[ends[2]]["event"] == ["app_open", "review"]
+        assert sets[ends[2]]["event_channel"] == ["store", "web"]
+
+
+def test_feature_cache_with_expected_cutoffs_builds_the_same_features(
+    demo_data: cxkit.CXData,
+) -> None:
+    d = churn.define(demo_data)
+    a = pd.Timestamp("2024-06-30 23:59:59.999999")
+    b = a + pd.Timedelta(days=90)
+    planned = FeatureCache(demo_data, 90, 12, None, 90)
+    planned.expect(a, b)
+    plain = FeatureCache(demo_data, 90, 12, None, 90)
+    for end in (b, a):
+        pd.testing.assert_frame_equal(planned.features(end, d), plain.features(end, d))
+    assert set(planned._levels) == {a, b}  # both found by the first build
+    assert plain._levels == {}

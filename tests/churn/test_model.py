@@ -84,3 +84,17 @@ def test_predict_rows_keeps_row_order() -> None:
     M = np.arange(3 * MIN_ROWS_PER_JOB, dtype=float).reshape(-1, 1)
     np.testing.assert_array_equal(predict_rows(lambda m: m[:, 0] * 2, M, n_jobs=3), M[:, 0] * 2)
     assert predict_rows(lambda m: m[:, 0], M[:10], n_jobs=2).shape == (10,)
+
+
+def test_signed_log1p_is_bit_for_bit_the_plain_formula() -> None:
+    from cxkit.churn.model import _signed_log1p
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 7)) * 100
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[rng.random(x.shape) < 0.1] = 0.0
+    x[:3, 0] = -0.0
+    expected = np.sign(x) * np.log1p(np.abs(x))
+    got = _signed_log1p(x)
+    assert got is not x and got.view(np.int64).tolist() == expected.view(np.int64).tolist()
+    assert np.isnan(x).sum() > 0 and not np.shares_memory(got, x)

@@ -435,3 +435,29 @@ def test_small_groups_stay_out_of_the_test_and_the_chart():
     only_one = sv.time_to_churn(no_big2, by=groups, horizon_days=30, as_of="2024-06-30")
     assert only_one.logrank is None
     assert "at least two groups of 30 or more customers" in only_one.not_available[-1]
+
+
+def test_durations_are_queried_once_per_data_and_definition(demo_data, monkeypatch):
+    """The report's two time_to_churn calls (breakdown, then persona) share one query."""
+    data = demo_data.upto(None)  # a data object of its own: no memo from other tests
+    calls = []
+    real = sv.duration_table
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["definition"].horizon_days)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sv, "duration_table", counting)
+    plain = churn.time_to_churn(data)
+    by = churn.time_to_churn(data, by="acquisition_channel", definition=plain.definition)
+    again = churn.time_to_churn(data, definition=plain.definition)
+    assert calls == [90]
+    pd.testing.assert_frame_equal(again.durations, plain.durations)
+    pd.testing.assert_frame_equal(
+        by.durations.drop(columns="group"), plain.durations.drop(columns="group")
+    )
+    assert (plain.durations.group == sv.ALL_CUSTOMERS).all()  # the breakdown did not leak in
+    fresh = churn.time_to_churn(demo_data.upto(None), definition=plain.definition)
+    pd.testing.assert_frame_equal(fresh.summary, plain.summary)
+    churn.time_to_churn(data, horizon_days=60)  # another definition: queried again
+    assert calls == [90, 90, 60]

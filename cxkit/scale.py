@@ -1,0 +1,500 @@
+"""Scale mode: keep per-customer work in the engine, collect only bounded frames.
+
+In the default ``"memory"`` mode the analyses collect per-customer frames (features,
+scores) to pandas. In ``"scale"`` mode an analysis that supports it (so far the churn
+analysis, :func:`cxkit.churn.analyze`) fits its models on a deterministic, stratified
+sample of bounded size drawn in the engine (:func:`stratified_sample`), scores every
+customer in bounded batches written back into the engine as a table
+(:func:`score_in_batches`), and computes what the report shows from that table in the
+engine. Every collect goes through :func:`bounded_to_pandas`, which counts first and
+raises :class:`~cxkit.errors.ScaleLimitError` instead of collecting more than
+``max_collect_rows`` rows.
+
+The settings come from the environment variable ``CXKIT_SCALE`` (JSON, written by the
+report run from the ``scale:`` key of ``reports.yml``): :func:`current_settings`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+from ibis.backends import BaseBackend
+
+from cxkit.errors import ScaleLimitError, UsageError
+
+__all__ = [
+    "MODES",
+    "SCALE_ENV",
+    "ScaleSettings",
+    "StratifiedSample",
+    "bounded_to_pandas",
+    "current_settings",
+    "describe_settings",
+    "dispatch",
+    "register",
+    "score_in_batches",
+    "stratified_sample",
+]
+
+#: The environment variable holding the settings as JSON (see :func:`current_settings`).
+SCALE_ENV = "CXKIT_SCALE"
+
+#: The valid modes.
+MODES = ("memory", "scale")
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """How much per-customer data an analysis may hold in memory.
+
+    Parameters
+    ----------
+    mode
+        ``"memory"`` (collect per-customer frames, the default) or ``"scale"`` (keep
+        them in the engine; see the module docstring).
+    sample_rows
+        Scale mode: models are fitted, calibrated and validated on stratified samples of
+        at most this many customers per cutoff.
+    max_collect_rows
+        Scale mode: no per-customer frame of more rows than this is collected
+        (:func:`bounded_to_pandas`); must be at least ``sample_rows`` and ``batch_rows``.
+    batch_rows
+        Scale mode: customers are scored in batches of this many rows.
+
+    Raises
+    ------
+    UsageError
+        For an unknown mode, a size below 1, or limits that contradict each other.
+
+    Examples
+    --------
+    >>> ScaleSettings(mode="scale", sample_rows=4000, max_collect_rows=5000).batch_rows
+    100000
+    """
+
+    mode: str = "memory"
+    sample_rows: int = 200_000
+    max_collect_rows: int = 250_000
+    batch_rows: int = 100_000
+
+    def __post_init__(self) -> None:
+        """Check the mode and sizes."""
+        if self.mode not in MODES:
+            raise UsageError(f"scale mode must be one of {list(MODES)}, got {self.mode!r}")
+        for f in ("sample_rows", "max_collect_rows", "batch_rows"):
+            value = getattr(self, f)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"scale {f} must be a whole number >= 1, got {value!r}")
+        if self.sample_rows > self.max_collect_rows:
+            raise UsageError(
+                f"scale sample_rows ({self.sample_rows:,}) must not exceed max_collect_rows "
+                f"({self.max_collect_rows:,}): the sample is collected"
+            )
+
+    @property
+    def scale(self) -> bool:
+        """Whether scale mode is on."""
+        return self.mode == "scale"
+
+    def to_json(self) -> str:
+        """Return the settings as the JSON :func:`current_settings` reads."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_value(cls, value: object) -> ScaleSettings:
+        """Build settings from a mode name, a mapping of settings, or None.
+
+        A mapping without ``mode`` means scale mode (asking for limits asks for it).
+
+        Parameters
+        ----------
+        value
+            None (memory mode), ``"memory"`` / ``"scale"``, ``True`` (scale mode) or a
+            mapping with some of ``mode, sample_rows, max_collect_rows, batch_rows``.
+
+        Returns
+        -------
+        ScaleSettings
+            The settings.
+
+        Raises
+        ------
+        UsageError
+            For an unknown key (the message lists the valid ones) or a bad value.
+
+        Examples
+        --------
+        >>> ScaleSettings.from_value({"sample_rows": 1000}).mode
+        'scale'
+        """
+        if value is None or value is False:
+            return cls()
+        if value is True:
+            return cls(mode="scale")
+        if isinstance(value, str):
+            return cls(mode=value.strip().lower())
+        if not isinstance(value, Mapping):
+            raise UsageError(
+                "scale settings must be a mode name ('memory' or 'scale') or a mapping of "
+                f"{[f.name for f in fields(cls)]}, got {value!r}"
+            )
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in value if k not in valid)
+        if unknown:
+            raise UsageError(f"unknown scale setting(s) {unknown}; valid settings: {valid}")
+        kwargs = dict(value)
+        kwargs.setdefault("mode", "scale")
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def current_settings() -> ScaleSettings:
+    """Return the settings from the ``CXKIT_SCALE`` environment variable.
+
+    Unset or empty: memory mode. Else JSON (a mode name or an object, as
+    :meth:`ScaleSettings.from_value` takes); a bare ``scale`` or ``memory`` also works.
+
+    Returns
+    -------
+    ScaleSettings
+        The settings.
+
+    Raises
+    ------
+    UsageError
+        When the variable holds neither JSON nor a mode name, or bad settings.
+    """
+    raw = os.environ.get(SCALE_ENV, "").strip()
+    if not raw:
+        return ScaleSettings()
+    if raw.lower() in MODES:
+        return ScaleSettings(mode=raw.lower())
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f'{SCALE_ENV} must be JSON such as \'{{"mode": "scale"}}\' or a mode name '
+            f"{list(MODES)}, got {raw!r} ({err.msg})"
+        ) from None
+    return ScaleSettings.from_value(value)
+
+
+def bounded_to_pandas(
+    expr: ir.Table, *, what: str, settings: ScaleSettings | None = None
+) -> pd.DataFrame:
+    """Collect ``expr`` to pandas after checking it has at most ``max_collect_rows`` rows.
+
+    Parameters
+    ----------
+    expr
+        The table expression.
+    what
+        What the rows are, for the message (e.g. ``"churn features sample"``).
+    settings
+        The limits (default :func:`current_settings`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows.
+
+    Raises
+    ------
+    ScaleLimitError
+        When the expression has more rows than ``settings.max_collect_rows``.
+
+    Examples
+    --------
+    >>> import ibis
+    >>> t = ibis.memtable({"x": [1, 2, 3]})
+    >>> len(bounded_to_pandas(t, what="x", settings=ScaleSettings(max_collect_rows=3,
+    ...     sample_rows=3)))
+    3
+    """
+    settings = settings or current_settings()
+    n = int(expr.count().to_pandas())
+    limit = settings.max_collect_rows
+    if n > limit:
+        raise ScaleLimitError(what=what, rows=n, limit=limit)
+    return expr.to_pyarrow().to_pandas()
+
+
+class StratifiedSample(NamedTuple):
+    """A deterministic stratified sample drawn in the engine (:func:`stratified_sample`).
+
+    Attributes
+    ----------
+    expr
+        The sampled rows (the input's columns), an ibis expression.
+    fractions
+        Stratum value -> the share of its rows in the sample (1.0: all of them); divide
+        a stratum's sampled counts by it to re-weight to the population.
+    population
+        Stratum value -> its rows in the input.
+    sizes
+        Stratum value -> its rows in the sample.
+    """
+
+    expr: ir.Table
+    fractions: dict[object, float]
+    population: dict[object, int]
+    sizes: dict[object, int]
+
+    @property
+    def n(self) -> int:
+        """Rows in the sample."""
+        return sum(self.sizes.values())
+
+    @property
+    def total(self) -> int:
+        """Rows in the input."""
+        return sum(self.population.values())
+
+
+def stratified_sample(
+    expr: ir.Table, *, by: str | None, n: int, key: str = "customer_id"
+) -> StratifiedSample:
+    """Draw about ``n`` rows of ``expr``, the same share of every stratum of ``by``.
+
+    Rows are ranked within each stratum by a hash of ``key`` (ties by ``key``) and the
+    first ``round(share × stratum rows)`` kept, with ``share = n / rows``: the same data
+    gives the same sample on the same engine, and strata keep their proportions (up to
+    rounding), so rates computed on the sample estimate the population's. Runs on
+    DuckDB, PostgreSQL and Spark (ibis ``hash`` and ``row_number``).
+
+    Parameters
+    ----------
+    expr
+        The rows, one per ``key`` value.
+    by
+        The stratum column, or None for one stratum.
+    n
+        The sample size to aim at (at least 1).
+    key
+        The column whose hash orders the rows.
+
+    Returns
+    -------
+    StratifiedSample
+        The sampled expression and the per-stratum fractions, populations and sizes.
+
+    Raises
+    ------
+    UsageError
+        When ``n`` is below 1 or a column is missing.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError(f"n must be a whole number >= 1, got {n!r}")
+    missing = [c for c in (key, by) if c is not None and c not in expr.columns]
+    if missing:
+        raise UsageError(f"column(s) {missing} not in the table; columns: {list(expr.columns)}")
+    if by is None:
+        counts = {None: int(expr.count().to_pandas())}
+    else:
+        got = expr.group_by(by).aggregate(_cx_n=expr.count()).to_pandas()
+        counts = {_plain(v): int(c) for v, c in zip(got[by], got["_cx_n"], strict=True)}
+    total = sum(counts.values())
+    share = min(1.0, n / total) if total else 1.0
+    sizes = {v: min(c, round(share * c)) for v, c in counts.items()}
+    fractions = {v: (sizes[v] / c if c else 1.0) for v, c in counts.items()}
+    if share >= 1.0:
+        return StratifiedSample(expr, fractions, counts, sizes)
+    cols = list(expr.columns)
+    h = expr.mutate(_cx_h=expr[key].hash())
+    w = ibis.window(group_by=[] if by is None else [h[by]], order_by=[h._cx_h, h[key]])
+    ranked = h.mutate(_cx_rank=ibis.row_number().over(w))
+    if by is None:
+        keep = ranked._cx_rank < sizes[None]
+    else:
+        cases = [
+            ((ranked[by].isnull() if v is None else ranked[by] == v), k) for v, k in sizes.items()
+        ]
+        keep = ranked._cx_rank < ibis.cases(*cases, else_=0)
+    return StratifiedSample(ranked.filter(keep).select(cols), fractions, counts, sizes)
+
+
+def _plain(v: object) -> object:
+    """Return a stratum value as a plain Python value (numpy scalars, missing -> None)."""
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def score_in_batches(
+    expr: ir.Table,
+    predict: Callable[[pd.DataFrame], pd.DataFrame],
+    *,
+    con: BaseBackend,
+    name: str,
+    batch_rows: int | None = None,
+) -> ir.Table:
+    """Stream ``expr`` in batches, apply ``predict`` and write the results as table ``name``.
+
+    At most one batch (``batch_rows`` input rows and its predictions) is in memory at a
+    time. The table is replaced if it exists.
+
+    Parameters
+    ----------
+    expr
+        The rows to score (e.g. per-customer features), on ``con``.
+    predict
+        Batch frame -> result frame (the same columns and types for every batch).
+    con
+        The backend to write the table into (the one ``expr`` runs on).
+    name
+        The table name (letters, digits and ``_``).
+    batch_rows
+        Rows per batch (default :func:`current_settings`'s ``batch_rows``).
+
+    Returns
+    -------
+    ibis.expr.types.Table
+        The written table.
+
+    Raises
+    ------
+    UsageError
+        For a bad table name or batch size.
+    """
+    if not _NAME.match(name):
+        raise UsageError(f"table name must be letters, digits and '_', got {name!r}")
+    batch_rows = batch_rows or current_settings().batch_rows
+    if batch_rows < 1:
+        raise UsageError(f"batch_rows must be >= 1, got {batch_rows!r}")
+    write = _writer(con, name)
+    created = False
+    for batch in expr.to_pyarrow_batches(chunk_size=batch_rows):
+        if batch.num_rows == 0:
+            continue
+        out = predict(batch.to_pandas())
+        write(pa.Table.from_pandas(out, preserve_index=False), create=not created)
+        created = True
+    if not created:  # no rows: an empty table with the result's columns
+        empty = expr.schema().to_pyarrow().empty_table().to_pandas()
+        out = predict(empty)
+        write(pa.Table.from_pandas(out, preserve_index=False), create=True)
+    return con.table(name)
+
+
+def _writer(con: BaseBackend, name: str) -> Callable[..., None]:
+    """Return ``write(arrow_table, create=...)`` creating or appending to table ``name``.
+
+    DuckDB closes a connection's open result stream when the same connection runs
+    another statement, so there the batches are written through a second cursor of the
+    same database; other engines write through ibis.
+    """
+    if con.name == "duckdb":
+        cur = con.con.cursor()
+
+        def write_duckdb(table: pa.Table, *, create: bool) -> None:
+            cur.register("_cx_batch", table)
+            try:
+                verb = f"CREATE OR REPLACE TABLE {name} AS" if create else f"INSERT INTO {name}"
+                cur.execute(f"{verb} SELECT * FROM _cx_batch")
+            finally:
+                cur.unregister("_cx_batch")
+
+        return write_duckdb
+
+    def write_ibis(table: pa.Table, *, create: bool) -> None:
+        if create:
+            con.create_table(name, obj=table, overwrite=True)
+        else:
+            con.insert(name, table)
+
+    return write_ibis
+
+
+def describe_settings(settings: ScaleSettings) -> str:
+    """Return the settings in words (for a report's method notes).
+
+    Parameters
+    ----------
+    settings
+        The settings.
+
+    Returns
+    -------
+    str
+        One sentence.
+
+    Examples
+    --------
+    >>> describe_settings(ScaleSettings())
+    'Memory mode: per-customer frames are computed in memory.'
+    """
+    if not settings.scale:
+        return "Memory mode: per-customer frames are computed in memory."
+    return (
+        f"Scale mode: samples of at most {settings.sample_rows:,} customers, batches of "
+        f"{settings.batch_rows:,}, no per-customer frame over "
+        f"{settings.max_collect_rows:,} rows collected."
+    )
+
+
+#: Analysis name -> its scale-mode function (registered by the module that defines it).
+_SCALE_RUNNERS: dict[str, Callable[..., object]] = {}
+
+
+def register(kind: str, fn: Callable[..., object]) -> None:
+    """Register ``fn(data, *, settings, **options)`` as the scale mode of analysis ``kind``.
+
+    Parameters
+    ----------
+    kind
+        The analysis (e.g. ``"churn"``).
+    fn
+        Its scale-mode function; options it does not take are not passed.
+    """
+    _SCALE_RUNNERS[kind] = fn
+
+
+def dispatch(kind: str, mode: str | None, options: Mapping[str, object]) -> object | None:
+    """Run analysis ``kind`` in scale mode when the mode says so, else return None.
+
+    Called first thing by an analysis that has a scale mode (``churn.analyze``): a None
+    means "go on in memory".
+
+    Parameters
+    ----------
+    kind
+        The analysis (registered with :func:`register`).
+    mode
+        ``"memory"``, ``"scale"`` or None (:func:`current_settings`).
+    options
+        The analysis's arguments: ``data`` and its options.
+
+    Returns
+    -------
+    object or None
+        The scale-mode result; None in memory mode.
+
+    Raises
+    ------
+    UsageError
+        For an unknown mode, or an analysis without a scale mode asked to run in it.
+    """
+    if mode is not None and mode not in MODES:
+        raise UsageError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    settings = current_settings()
+    if (mode or settings.mode) != "scale":
+        return None
+    fn = _SCALE_RUNNERS.get(kind)
+    if fn is None:
+        raise UsageError(
+            f"{kind} has no scale mode yet; scale mode covers: {sorted(_SCALE_RUNNERS)}"
+        )
+    names = set(inspect.signature(fn).parameters) - {"data", "settings"}
+    kwargs = {k: v for k, v in options.items() if k in names}
+    return fn(options["data"], settings=settings, **kwargs)
