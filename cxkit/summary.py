@@ -701,6 +701,7 @@ def scorecard(
     churn_scores: pd.DataFrame | None = None,
     clv_frame: pd.DataFrame | None = None,
     personas: pd.DataFrame | None = None,
+    churn_result: churn.ChurnResult | None = None,
 ) -> pd.DataFrame:
     """One row per customer with every score and a recommended focus.
 
@@ -715,6 +716,10 @@ def scorecard(
     churn_scores, clv_frame, personas
         Precomputed domain results (from :func:`executive_summary`); computed here when
         absent and the data supports them.
+    churn_result
+        The churn result to take ``churn_scores`` from when they are not given; a
+        scale-mode result leaves churn out with a note (its scores stay in the engine,
+        :func:`cxkit.churn.held_scores`).
 
     Returns
     -------
@@ -764,7 +769,9 @@ def scorecard(
             card[c] = np.nan
 
     if churn_scores is None:
-        churn_scores = _try(notes, lambda: _churn(data, end, random_state).scores)
+        churn_scores = _try(
+            notes, lambda: churn.held_scores(churn_result or _churn(data, end, random_state))
+        )
     if churn_scores is not None:
         card = card.merge(
             churn_scores[["customer_id", "churn_probability", "risk_band"]],
@@ -1130,9 +1137,9 @@ def executive_summary(
         as_of=end,
         horizon_weeks=horizon_weeks,
         random_state=random_state,
-        churn_scores=churn_result.scores if isinstance(churn_result, churn.ChurnResult) else None,
         clv_frame=clv_result.values if isinstance(clv_result, clv.ClvResult) else None,
         personas=persona_frame,
+        churn_result=churn_result if isinstance(churn_result, churn.ChurnResult) else None,
     )
     funnel, stages_missing = _stage_ladder(cut, end, domains["lifecycle"].result)
     value = None

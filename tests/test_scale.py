@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 import cxkit
-from cxkit import churn, scale, synth
+from cxkit import churn, scale, summary, synth, voc
 from cxkit.churn.scale import ScaleChurnResult
-from cxkit.errors import ScaleLimitError, UsageError
+from cxkit.errors import NotAvailableError, ScaleLimitError, UsageError
 from cxkit.scale import ScaleSettings, bounded_to_pandas, score_in_batches, stratified_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,6 +219,20 @@ def test_churn_scale_mode_matches_memory_mode_within_tolerances(
     assert "no per-customer frame over 5,000 rows collected" in s
     assert s in res.notes
     assert res.takeaways()["bands"].endswith(f"{res.scores_n:,} customers scored as of 2024-12-31.")
+    # the scorecard and the survey-to-value linkage leave churn out and say why, instead of
+    # joining the (empty) in-memory scores into missing values
+    assert churn.held_scores(mem) is mem.scores
+    with pytest.raises(
+        NotAvailableError, match="in scale mode the churn scores stay in the engine"
+    ):
+        churn.held_scores(res)
+    no_personas = pd.DataFrame({"customer_id": pd.Series(dtype="string"), "persona": []})
+    card = summary.scorecard(cx, churn_result=res, personas=no_personas)
+    assert card["churn_probability"].isna().all()
+    assert any("cxkit_churn_scores" in n for n in card.attrs["notes"])
+    linked = voc.survey_value(cx, churn=res)
+    assert "in scale mode the churn scores stay in the engine" in linked.unavailable["churn"]
+    assert linked.unavailable["churn"].startswith("Churn risk by NPS group is not available: this")
 
 
 def test_churn_analyze_checks_the_mode(demo_data: cxkit.CXData) -> None:

@@ -89,7 +89,7 @@ from cxkit.churn.plots import (
     roc_chart,
     trend_chart,
 )
-from cxkit.churn.scale import ScaleChurnResult, analyze_scale, score_histogram
+from cxkit.churn.scale import ScaleChurnResult, analyze_scale, held_scores, score_histogram
 from cxkit.churn.survival import SurvivalResult, survival_chart, time_to_churn
 
 __all__ = [
@@ -120,6 +120,7 @@ __all__ = [
     "features",
     "findings",
     "gains_chart",
+    "held_scores",
     "importance_chart",
     "label_table",
     "labels",

@@ -56,7 +56,7 @@ from cxkit.result import AsOf
 from cxkit.scale import ScaleSettings
 from cxkit.stats import is_small, wilson_ci
 
-__all__ = ["SCORES_TABLE", "ScaleChurnResult", "analyze_scale", "score_histogram"]
+__all__ = ["SCORES_TABLE", "ScaleChurnResult", "analyze_scale", "held_scores", "score_histogram"]
 
 #: The engine table the scale-mode scores are written to.
 SCORES_TABLE = "cxkit_churn_scores"
@@ -557,6 +557,38 @@ def analyze_scale(
 
 
 _scale.register("churn", analyze_scale)
+
+
+def held_scores(result: ChurnResult) -> pd.DataFrame:
+    """Return a churn result's per-customer scores, held in memory.
+
+    What the scorecard and the survey-to-value linkage join on ``customer_id``. In scale
+    mode the scores stay in the engine (:attr:`ScaleChurnResult.scores_table`), so they
+    are not available here: the caller leaves churn out and says why, instead of joining
+    an empty frame into missing values.
+
+    Parameters
+    ----------
+    result
+        A churn result (:func:`~cxkit.churn.analyze`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :attr:`~cxkit.churn.ChurnResult.scores`.
+
+    Raises
+    ------
+    NotAvailableError
+        For a scale-mode result.
+    """
+    if isinstance(result, ScaleChurnResult):
+        raise NotAvailableError(
+            f"memory mode (no 'scale:' in reports.yml): in scale mode the churn scores stay "
+            f"in the engine (table {result.scores_table}, {result.scores_n:,} customers)",
+            analysis="Churn risk per customer",
+        )
+    return result.scores
 
 
 def _day_before(end: pd.Timestamp, days: int) -> pd.Timestamp:

@@ -832,6 +832,11 @@ def survey_value(
         only the note (``not_available``).
     """
     end = resolve_as_of(data, as_of)
+    if churn is not None:
+        try:
+            churn_domain.held_scores(churn)  # scale mode: the scores stay in the engine
+        except NotAvailableError as err:
+            notes, churn = {**(notes or {}), "churn": f"this needs {err.needs}"}, None
     unavailable: dict[str, str] = {}
     base: dict[str, object] = {"as_of": end, "window_days": int(window_days)}
     if clv is not None:
