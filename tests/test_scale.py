@@ -25,6 +25,7 @@ from cxkit import churn, scale, summary, synth, voc
 from cxkit.churn.scale import ScaleChurnResult
 from cxkit.errors import NotAvailableError, ScaleLimitError, UsageError
 from cxkit.scale import ScaleSettings, bounded_to_pandas, score_in_batches, stratified_sample
+from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ScaleSettings(mode="scale", sample_rows=4000, max_collect_rows=5000, batch_rows=3000)
@@ -275,3 +276,51 @@ def test_cli_scale_flag_turns_scale_mode_on(monkeypatch: pytest.MonkeyPatch) -> 
     assert cli.main(["report", "--scale", "--only", "churn"]) == 0
     assert seen[0] is None
     assert ScaleSettings.from_value(json.loads(seen[1])) == ScaleSettings(mode="scale")
+
+
+def _engine_parity(other: cxkit.CXData, tables: dict[str, pd.DataFrame]) -> None:
+    """Scale mode on another engine: the same counts as DuckDB's scale mode, scores in its
+    engine table, and a model of the same quality (the hash sample differs by engine)."""
+    limits = ScaleSettings(mode="scale", sample_rows=800, max_collect_rows=1000, batch_rows=500)
+    os.environ[scale.SCALE_ENV] = limits.to_json()
+    try:
+        ref = churn.analyze(cxkit.load(tables))
+        got = churn.analyze(other)
+    finally:
+        del os.environ[scale.SCALE_ENV]
+    assert isinstance(got, ScaleChurnResult)
+    for key in ("customers", "churners", "cutoff"):
+        assert got.churn_rate[key] == ref.churn_rate[key], key
+    assert got.findings()[0].sentence == ref.findings()[0].sentence
+    assert got.scores_n == ref.scores_n
+    assert got.band_summary.customers.sum() == got.scores_n
+    assert other.con.table(got.scores_table).count().to_pandas() == got.scores_n
+    assert abs(got.backtest.auc() - ref.backtest.auc()) < 0.05
+
+
+@pytest.fixture(scope="module")
+def small_tables() -> dict[str, pd.DataFrame]:
+    d = synth.generate(2_500, seed=7)
+    return {k: v for k, v in d.tables.items() if k in ("customers", "orders", "events")}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_churn_scale_mode_on_postgres_matches_duckdb(
+    postgres_server: str,  # noqa: F811
+    small_tables: dict[str, pd.DataFrame],
+) -> None:
+    from tests.test_backends import into_postgres
+
+    _engine_parity(into_postgres(postgres_server, small_tables), small_tables)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_churn_scale_mode_on_spark_matches_duckdb(
+    spark_session: object,  # noqa: F811
+    small_tables: dict[str, pd.DataFrame],
+) -> None:
+    from tests.test_backends import into_spark
+
+    _engine_parity(into_spark(spark_session, small_tables), small_tables)

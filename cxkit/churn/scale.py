@@ -512,7 +512,7 @@ def analyze_scale(
     )
     lo, hi = float(thresholds[0]), float(thresholds[1])
     counts = scored.aggregate(
-        n=scored.count(), high=(scored.risk_band == BAND_LABELS[2]).cast("int64").sum()
+        n=scored.count(), high=(scored.risk_band == BAND_LABELS[2]).ifelse(1, 0).sum()
     ).to_pandas()
     scores_n = int(counts["n"].iloc[0])
     high_n = int(counts["high"].fillna(0).iloc[0])
@@ -700,7 +700,7 @@ def _risk_by(d: CXData, scored: ir.Table, by: str, settings: ScaleSettings) -> p
     groups = cust.select(_cx_id=cust.customer_id.cast("string"), _cx_by=cust[by].cast("string"))
     j = scored.left_join(groups, scored.customer_id.cast("string") == groups._cx_id)
     grp = j._cx_by.fill_null("(missing)")
-    high = (j.risk_band == BAND_LABELS[2]).cast("int64")
+    high = (j.risk_band == BAND_LABELS[2]).ifelse(1, 0)
     agg = (
         j.mutate(_g=grp, _hi=high)
         .group_by("_g")
