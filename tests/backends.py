@@ -158,6 +158,8 @@ def spark_cluster() -> Iterator[object]:
         .config("spark.sql.adaptive.enabled", "false")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.ansi.enabled", "false")
+        # tables a test writes (e.g. scale mode's scores) stay out of the checkout
+        .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="cxkit-spark-warehouse-"))
         .getOrCreate()
     )
     try:
