@@ -7,6 +7,7 @@ breakdown).
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from cxkit import plots
@@ -268,13 +269,16 @@ def importance_chart(result: ChurnResult) -> go.Figure | None:
     return fig
 
 
-def risk_histogram(result: ChurnResult) -> go.Figure:
+def risk_histogram(result: ChurnResult, *, counts: pd.DataFrame | None = None) -> go.Figure:
     """Draw the distribution of today's churn probabilities with the band thresholds.
 
     Parameters
     ----------
     result
         A churn result.
+    counts
+        Scores already counted in bins (``bin_low, bin_high, customers``, probabilities),
+        e.g. by the engine in scale mode; by default the histogram of ``result.scores``.
 
     Returns
     -------
@@ -288,10 +292,17 @@ def risk_histogram(result: ChurnResult) -> go.Figure:
         x_title="churn probability in the next horizon (%)",
         y_title="customers",
     )
-    fig.add_histogram(
-        x=result.scores.churn_probability * 100, nbinsx=20, marker_color=plots.PALETTE[0],
-        name="customers",
-    )  # fmt: skip
+    if counts is None:
+        fig.add_histogram(
+            x=result.scores.churn_probability * 100, nbinsx=20, marker_color=plots.PALETTE[0],
+            name="customers",
+        )  # fmt: skip
+    else:
+        fig.add_bar(
+            x=(counts.bin_low + counts.bin_high) * 50, y=counts.customers,
+            width=100 * (counts.bin_high - counts.bin_low), marker_color=plots.PALETTE[0],
+            name="customers",
+        )  # fmt: skip
     for t in result.thresholds:
         fig.add_vline(x=t * 100, line_dash="dot", line_color=plots.BAD)
     return fig

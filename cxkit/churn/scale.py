@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from cxkit import plots
 from cxkit import scale as _scale
 from cxkit.churn.analysis import AT_RISK_COLUMNS, ChurnResult, churn_rate_over_time
 from cxkit.churn.backtest import MODEL_LABELS, baseline_scores, run_backtest
@@ -754,21 +753,4 @@ def score_histogram(result: ChurnResult) -> go.Figure:
     """
     if not isinstance(result, ScaleChurnResult) or result.histogram is None:
         return risk_histogram(result)
-    bands = result.band_summary
-    high = bands.set_index("risk_band").loc["high", "share"]
-    fig = plots.figure(
-        f"{high:.0%} of customers are at high risk of churning",
-        x_title="churn probability in the next horizon (%)",
-        y_title="customers",
-    )
-    hist = result.histogram
-    fig.add_bar(
-        x=(hist.bin_low + hist.bin_high) * 50,
-        y=hist.customers,
-        width=100 / HIST_BINS,
-        marker_color=plots.PALETTE[0],
-        name="customers",
-    )
-    for t in result.thresholds:
-        fig.add_vline(x=t * 100, line_dash="dot", line_color=plots.BAD)
-    return fig
+    return risk_histogram(result, counts=result.histogram)
