@@ -17,6 +17,7 @@ after its worker is gone, leaving what the kernel started running.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -97,17 +98,24 @@ def _set_parent_death_signal(signum: int) -> bool:
 
 def _stop(reason: str) -> NoReturn:
     """Kill this worker's kernels (and what they started), then exit at once."""
-    os.write(2, f"cxkit report worker {os.getpid()}: {reason}; stopping its kernels\n".encode())
-    for child in psutil.Process().children():
-        kill_tree(child.pid)
-    os._exit(1)
+    try:
+        os.write(2, f"cxkit report worker {os.getpid()}: {reason}; stopping its kernels\n".encode())
+        for child in psutil.Process().children():
+            kill_tree(child.pid)
+    except BaseException as err:  # the exit below must happen whatever went wrong
+        with contextlib.suppress(OSError):
+            os.write(2, f"cxkit report worker: stopping its kernels failed: {err!r}\n".encode())
+    finally:
+        os._exit(1)
 
 
-def _watch(parent: int) -> None:
-    """Stop the worker when the parent changes or SIGTERM came (runs in a thread)."""
+def _watch(parent: int, runner: int | None = None) -> None:
+    """Stop the worker when the parent changes, the runner ends or SIGTERM came (a thread)."""
     while not _parent_gone.wait(WATCH_INTERVAL):
         if os.getppid() != parent:
             _stop(f"its runner (pid {parent}) is gone")
+        if runner is not None and not _alive(runner):
+            _stop(f"its runner (pid {runner}) has ended")
     _stop("asked to stop (SIGTERM, or its runner died)")
 
 
@@ -147,7 +155,9 @@ def die_with_parent(runner: int | None = None) -> bool:
     signal.signal(signal.SIGTERM, _on_sigterm)
     armed = _set_parent_death_signal(signal.SIGTERM)
     parent = os.getppid()  # after arming: a parent that dies from now on is seen
-    threading.Thread(target=_watch, args=(parent,), name="cxkit-watch-runner", daemon=True).start()
+    threading.Thread(
+        target=_watch, args=(parent, runner), name="cxkit-watch-runner", daemon=True
+    ).start()
     if runner is not None and runner != parent and not _alive(runner):
         _parent_gone.set()  # the runner died before the signal was set
     return armed
