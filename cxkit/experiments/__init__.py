@@ -16,37 +16,47 @@ Public names
 Analysis
     :func:`analyze`, :class:`ExperimentResult`, :data:`METRICS`.
 Outcomes
-    :func:`customer_outcomes`, :func:`nps_points`.
+    :func:`customer_outcomes`, :func:`outcomes_table` (the same in the engine),
+    :func:`nps_points`.
 Statistics
-    :func:`compare_arms`, :func:`cuped`, :func:`confidence_sequence`, :func:`srm_test`,
-    :data:`SRM_ALPHA`.
+    :func:`compare_arms`, :func:`compare_stats` and :class:`ArmStats` (from sums),
+    :func:`cuped`, :func:`confidence_sequence`, :func:`srm_test`, :data:`SRM_ALPHA`.
+Scale mode
+    ``analyze(..., mode="scale")`` (:mod:`cxkit.experiments.scale`) sums every arm in
+    the engine: the same readout without collecting any customer's outcomes.
 Plots
     :func:`plot_effects`, :func:`plot_sequential`.
 """
 
 from __future__ import annotations
 
+from cxkit.experiments import scale as _scale_mode  # noqa: F401  (registers the scale mode)
 from cxkit.experiments.analysis import METRICS, ExperimentResult, analyze
 from cxkit.experiments.estimate import (
     SRM_ALPHA,
+    ArmStats,
     compare_arms,
+    compare_stats,
     confidence_sequence,
     cuped,
     srm_test,
 )
-from cxkit.experiments.outcomes import customer_outcomes, nps_points
+from cxkit.experiments.outcomes import customer_outcomes, nps_points, outcomes_table
 from cxkit.experiments.plots import plot_effects, plot_sequential
 
 __all__ = [
     "METRICS",
     "SRM_ALPHA",
+    "ArmStats",
     "ExperimentResult",
     "analyze",
     "compare_arms",
+    "compare_stats",
     "confidence_sequence",
     "cuped",
     "customer_outcomes",
     "nps_points",
+    "outcomes_table",
     "plot_effects",
     "plot_sequential",
     "srm_test",

@@ -20,10 +20,11 @@ import pandas as pd
 from cxkit.data import CXData, resolve_as_of
 from cxkit.display import format_money, format_p
 from cxkit.errors import NotAvailableError, UsageError
-from cxkit.experiments.estimate import SRM_ALPHA, compare_arms, srm_test
+from cxkit.experiments.estimate import SRM_ALPHA, ArmStats, compare_stats, srm_test
 from cxkit.experiments.outcomes import customer_outcomes
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
+from cxkit.scale import dispatch
 from cxkit.stats import MIN_N, holm, p_text
 
 __all__ = ["METRICS", "ExperimentResult", "analyze"]
@@ -332,15 +333,91 @@ def _srm_row(
 
 
 def _covariates(frame: pd.DataFrame, spec: _Metric) -> np.ndarray:
+    """Return the metric's CUPED covariates, one row per customer.
+
+    Each pre-assignment column, 0 where missing, and beside it an indicator of the
+    missing ones (all 0, so without weight, when none is missing).
+    """
     cols = []
     for c in spec.covariates:
         v = frame[c].to_numpy(dtype=float)
-        if np.isnan(v).any():  # e.g. no earlier NPS answer: 0 plus an indicator
-            cols.append(np.nan_to_num(v))
-            cols.append(np.isnan(v).astype(float))
-        else:
-            cols.append(v)
+        cols.append(np.nan_to_num(v))
+        cols.append(np.isnan(v).astype(float))
     return np.column_stack(cols)
+
+
+class _FrameArms:
+    """The arms of a readout from the per-customer outcomes (memory mode)."""
+
+    def tol(self, metric: str) -> float:
+        """CUPED drops covariates whose centred sum of squares is at most this (exact: 0)."""
+        return 0.0
+
+    def __init__(self, outcomes: pd.DataFrame, windows: Mapping[str, int]) -> None:
+        self.outcomes = outcomes
+        self.windows = windows
+        self._by = {k: g for k, g in outcomes.groupby(["experiment", "variant"], sort=True)}
+
+    def experiments(self) -> list[str]:
+        return sorted(self.outcomes["experiment"].unique())
+
+    def assignment(self, name: str) -> pd.DataFrame:
+        f = self.outcomes[self.outcomes["experiment"] == name]
+        g = f.groupby("variant", sort=True)
+        return pd.DataFrame(
+            {
+                "customers": g.size(),
+                "first_assigned": g["assigned_at"].min(),
+                "last_assigned": g["assigned_at"].max(),
+                "repeated": g["n_assignments"].apply(lambda s: int((s > 1).sum())),
+            }
+        ).reset_index()
+
+    def _arm(self, name: str, variant: str, metric: str) -> pd.DataFrame:
+        arm = self._by[(name, variant)]
+        return arm[arm[METRICS[metric].column].notna()]
+
+    def stats(self, name: str, variant: str, metric: str, *, cuped: bool) -> ArmStats:
+        spec = METRICS[metric]
+        arm = self._arm(name, variant, metric)
+        y = arm[spec.column].to_numpy(dtype=float)
+        x = _covariates(arm, spec) if cuped and spec.covariates else None
+        return ArmStats.from_arrays(y, x)
+
+    def left_out(self, name: str, variant: str, metric: str, end: pd.Timestamp) -> int:
+        spec = METRICS[metric]
+        arm = self._by[(name, variant)]
+        open_ = arm["assigned_at"] + pd.Timedelta(days=self.windows[spec.window]) > end
+        return int((arm[spec.column].isna() & open_).sum())
+
+    def looks(
+        self, name: str, base: str, variant: str, metric: str, *, end: pd.Timestamp, freq: str
+    ) -> list[tuple[pd.Timestamp, ArmStats, ArmStats]]:
+        days = pd.Timedelta(days=self.windows[METRICS[metric].window])
+        arms = [self._arm(name, v, metric) for v in (base, variant)]
+        done = [a["assigned_at"] + days for a in arms]
+        out = []
+        for look in _look_dates(pd.concat(done), end=end, freq=freq):
+            seen = [d <= look for d in done]
+            ys = [
+                a.loc[m, METRICS[metric].column].to_numpy(dtype=float)
+                for a, m in zip(arms, seen, strict=True)
+            ]
+            out.append((look, ArmStats.from_arrays(ys[0]), ArmStats.from_arrays(ys[1])))
+        return out
+
+
+def _look_dates(done_at: pd.Series, *, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
+    """Return the looks of the sequential table.
+
+    Every ``freq`` from the first window's end to the last (or ``end``, if earlier),
+    which is the last look.
+    """
+    first, last = done_at.min(), min(done_at.max(), end)
+    if pd.isna(first) or first > last:
+        return pd.DatetimeIndex([])
+    looks = pd.date_range(first.normalize(), last, freq=_PEEK_FREQ[freq])
+    return looks[looks < last].append(pd.DatetimeIndex([last]))
 
 
 def _verdict(row: dict, spec: _Metric, mismatch: bool) -> str:
@@ -372,6 +449,7 @@ def analyze(
     peeks: str = "week",
     level: float = 0.95,
     srm_alpha: float = SRM_ALPHA,
+    mode: str | None = None,
 ) -> ExperimentResult:
     """Read out every experiment: split check, effects with intervals, CUPED, sequential.
 
@@ -411,6 +489,11 @@ def analyze(
         Confidence level of every interval.
     srm_alpha
         A split whose chi-square p-value is below this is a sample ratio mismatch.
+    mode
+        ``"memory"`` (collect each assigned customer's outcomes), ``"scale"`` (sum them
+        in the engine: :mod:`cxkit.experiments.scale`, the same readout to rounding,
+        without :attr:`~ExperimentResult.outcomes`) or None (:mod:`cxkit.scale`'s
+        settings).
 
     Returns
     -------
@@ -432,19 +515,15 @@ def analyze(
     >>> res.readout is None, res.not_available
     (True, ["The experiment readout is not available: this needs the table 'assignments'"])
     """
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise UsageError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
-    if peeks not in _PEEK_FREQ:
-        raise UsageError(f"peeks must be 'week' or 'month', got {peeks!r}")
-    if not 0 < level < 1:
-        raise UsageError(f"level must be between 0 and 1, got {level!r}")
+    _check_options(metrics, peeks, level)
     end = resolve_as_of(data, as_of)
     windows = {
         "conversion_days": conversion_days,
         "horizon_days": horizon_days,
         "nps_days": nps_days,
     }
+    if (scaled := dispatch("experiments", mode, locals())) is not None:  # experiments.scale
+        return scaled  # type: ignore[return-value]
     try:
         outcomes = customer_outcomes(data, as_of=end, pre_days=pre_days, **windows)
     except NotAvailableError as err:
@@ -452,50 +531,103 @@ def analyze(
     wanted = [experiment] if isinstance(experiment, str) else experiment
     if wanted is not None:
         outcomes = outcomes[outcomes["experiment"].isin(list(wanted))].reset_index(drop=True)
-    not_available: list[str] = []
-    notes: list[str] = []
     if outcomes.empty:
         what = f" for {', '.join(wanted)}" if wanted else ""
-        not_available.append(f"The assignments table has no usable assignments{what}.")
-        return ExperimentResult(as_of=end, level=level, not_available=not_available)
-    if not outcomes.attrs["has_orders"]:
+        return ExperimentResult(
+            as_of=end,
+            level=level,
+            not_available=[f"The assignments table has no usable assignments{what}."],
+        )
+    result = read_out(
+        _FrameArms(outcomes, windows),
+        dict(outcomes.attrs),
+        end=end,
+        control=control,
+        planned=planned,
+        metrics=metrics,
+        cuped=cuped,
+        sequential=sequential,
+        peeks=peeks,
+        level=level,
+        srm_alpha=srm_alpha,
+    )
+    result.outcomes = outcomes
+    return result
+
+
+def _check_options(metrics: Sequence[str], peeks: str, level: float) -> None:
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise UsageError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
+    if peeks not in _PEEK_FREQ:
+        raise UsageError(f"peeks must be 'week' or 'month', got {peeks!r}")
+    if not 0 < level < 1:
+        raise UsageError(f"level must be between 0 and 1, got {level!r}")
+
+
+def read_out(
+    arms: _FrameArms,
+    info: Mapping[str, object],
+    *,
+    end: pd.Timestamp,
+    control: str,
+    planned: Mapping[str, float] | None,
+    metrics: Sequence[str],
+    cuped: bool,
+    sequential: bool,
+    peeks: str,
+    level: float,
+    srm_alpha: float,
+) -> ExperimentResult:
+    """Read out every experiment from its arms (the one readout of both modes).
+
+    ``arms`` gives each arm's statistics: from the per-customer outcomes in memory mode,
+    from sums in the engine in scale mode (:mod:`cxkit.experiments.scale`); ``info`` is
+    what the outcomes could use (:func:`~cxkit.experiments.outcomes.outcomes_table`).
+    The options are :func:`analyze`'s.
+    """
+    not_available: list[str] = []
+    notes: list[str] = []
+    if not info["has_orders"]:
         not_available.append(
             "Conversion and spend are not available: they need the table 'orders'"
-            + ("." if outcomes.attrs["churn_basis"] else "; churn needs it too (or churned_at).")
+            + ("." if info["churn_basis"] else "; churn needs it too (or churned_at).")
         )
-    if not outcomes.attrs["has_nps"]:
+    if not info["has_nps"]:
         not_available.append(
             "NPS effects are not available: they need NPS answers in the table 'responses'."
         )
-    if outcomes.attrs["churn_basis"] == "contract":
+    if info["churn_basis"] == "contract":
         notes.append(
             "Churn is contractual here: a churned_at within the window, among customers "
             "not churned before their assignment."
         )
+    windows = {k: int(info[k]) for k in ("conversion_days", "horizon_days", "nps_days")}
 
     assign_rows, srm_rows, rows, looks = [], [], [], []
-    for name, frame in outcomes.groupby("experiment", sort=True):
-        variants = sorted(frame["variant"].unique())
-        counts = {v: int((frame["variant"] == v).sum()) for v in variants}
+    for name in arms.experiments():
+        table = arms.assignment(name)
+        variants = [str(v) for v in table["variant"]]
+        counts = {str(r.variant): int(r.customers) for r in table.itertuples()}
+        total = sum(counts.values())
         shares = _planned_for(variants, planned)
         srm = _srm_row(str(name), counts, shares, srm_alpha)
         srm_rows.append(srm)
         planned_share = srm_test(counts, shares)["planned"]
-        for v in variants:
-            arm = frame[frame["variant"] == v]
+        for r in table.itertuples():
             assign_rows.append(
                 {
                     "experiment": name,
-                    "variant": v,
-                    "customers": counts[v],
-                    "share": counts[v] / len(frame),
-                    "planned_share": planned_share[v],  # type: ignore[index]
-                    "first_assigned": arm["assigned_at"].min(),
-                    "last_assigned": arm["assigned_at"].max(),
-                    "repeated": int((arm["n_assignments"] > 1).sum()),
+                    "variant": str(r.variant),
+                    "customers": int(r.customers),
+                    "share": int(r.customers) / total,
+                    "planned_share": planned_share[str(r.variant)],  # type: ignore[index]
+                    "first_assigned": r.first_assigned,
+                    "last_assigned": r.last_assigned,
+                    "repeated": int(r.repeated),
                 }
             )
-        repeated = int((frame["n_assignments"] > 1).sum())
+        repeated = int(table["repeated"].sum())
         if repeated:
             notes.append(
                 f"{repeated:,} customers were assigned more than once in {name}; only their "
@@ -513,25 +645,23 @@ def analyze(
             continue
         first_row = len(rows)
         for v in (v for v in variants if v != base):
-            pair = frame[frame["variant"].isin([base, v])]
             for metric in metrics:
                 spec = METRICS[metric]
-                y = pair[spec.column].to_numpy(dtype=float)
-                keep = ~np.isnan(y)
                 days = windows[spec.window]
-                open_ = pair["assigned_at"] + pd.Timedelta(days=days) > end
-                left_out = int((pair[spec.column].isna() & open_).sum())
+                left_out = arms.left_out(name, base, metric, end) + arms.left_out(
+                    name, v, metric, end
+                )
                 if left_out:
                     notes.append(
                         f"{left_out:,} customers of {name} ({base} and {v}) are left out of "
                         f"{metric}: their {days}-day window had not ended by {end:%Y-%m-%d}."
                     )
-                if not keep.any():
+                use_x = bool(cuped and spec.covariates)
+                c_arm = arms.stats(name, base, metric, cuped=use_x)
+                t_arm = arms.stats(name, v, metric, cuped=use_x)
+                if c_arm.n + t_arm.n == 0:
                     continue
-                sub = pair[keep]
-                treated = (sub["variant"] == v).to_numpy()
-                x = _covariates(sub, spec) if cuped and spec.covariates else None
-                r = compare_arms(y[keep], treated, kind=spec.kind, x=x, level=level)
+                r = compare_stats(c_arm, t_arm, kind=spec.kind, level=level, tol=arms.tol(metric))
                 rows.append(
                     {
                         "experiment": name,
@@ -541,25 +671,31 @@ def analyze(
                         "label": spec.label.format(days=days),
                         "unit": _UNITS[spec.kind],
                         **r,
-                        "estimate": "cuped"
-                        if x is not None and np.isfinite(r["cuped_p"])
-                        else "raw",
+                        "estimate": "cuped" if use_x and np.isfinite(r["cuped_p"]) else "raw",
                         "small_n": bool(min(r["n_control"], r["n_treatment"]) < MIN_N),
                     }
                 )
                 if sequential:
-                    path = _sequential_looks(
-                        sub["assigned_at"] + pd.Timedelta(days=days),
-                        y[keep],
-                        treated,
-                        kind=spec.kind,
-                        end=end,
-                        freq=peeks,
-                        level=level,
-                    )
-                    looks.extend(
-                        {"experiment": name, "variant": v, "metric": metric, **r} for r in path
-                    )
+                    n_opt = c_arm.n + t_arm.n
+                    for look, c_seen, t_seen in arms.looks(
+                        name, base, v, metric, end=end, freq=peeks
+                    ):
+                        if min(c_seen.n, t_seen.n) < MIN_N:
+                            continue
+                        q = compare_stats(c_seen, t_seen, kind=spec.kind, level=level, n_opt=n_opt)
+                        looks.append(
+                            {
+                                "experiment": name,
+                                "variant": v,
+                                "metric": metric,
+                                "look": look,
+                                "n": c_seen.n + t_seen.n,
+                                **{
+                                    k: q[k]
+                                    for k in ("diff", "ci_low", "ci_high", "seq_low", "seq_high")
+                                },
+                            }
+                        )
         block = rows[first_row:]
         p = np.array(
             [row["cuped_p"] if row["estimate"] == "cuped" else row["p_value"] for row in block]
@@ -570,54 +706,13 @@ def analyze(
             row["significant"] = bool(np.isfinite(ph) and ph < 1 - level)
             row["verdict"] = _verdict(row, METRICS[row["metric"]], bool(srm["mismatch"]))
 
-    readout = pd.DataFrame(rows) if rows else None
     return ExperimentResult(
         as_of=end,
         level=level,
         assignments=pd.DataFrame(assign_rows),
         srm=pd.DataFrame(srm_rows),
-        readout=readout,
+        readout=pd.DataFrame(rows) if rows else None,
         sequential=pd.DataFrame(looks) if sequential and looks else None,
-        outcomes=outcomes,
         notes=list(dict.fromkeys(notes)),
         not_available=not_available,
     )
-
-
-def _sequential_looks(
-    done_at: pd.Series,
-    y: np.ndarray,
-    treated: np.ndarray,
-    *,
-    kind: str,
-    end: pd.Timestamp,
-    freq: str,
-    level: float,
-) -> list[dict[str, object]]:
-    """Read one metric out at each look, on the customers whose window had ended by then.
-
-    ``done_at`` is when each customer's window ends. The sequential interval is tuned
-    for the readout's size (``len(y)``), fixed before any look is taken.
-    """
-    n_opt = len(y)
-    ends = done_at.to_numpy()
-    first, last = done_at.min(), min(done_at.max(), end)
-    if pd.isna(first) or first > last:
-        return []
-    looks = pd.date_range(first.normalize(), last, freq=_PEEK_FREQ[freq])
-    # the last look: when the last window ended (or as_of, if earlier)
-    looks = looks[looks < last].append(pd.DatetimeIndex([last]))
-    out: list[dict[str, object]] = []
-    for look in looks:
-        seen = ends <= np.datetime64(look)
-        if min((treated & seen).sum(), (~treated & seen).sum()) < MIN_N:
-            continue
-        r = compare_arms(y[seen], treated[seen], kind=kind, level=level, n_opt=n_opt)
-        out.append(
-            {
-                "look": look,
-                "n": int(seen.sum()),
-                **{k: r[k] for k in ("diff", "ci_low", "ci_high", "seq_low", "seq_high")},
-            }
-        )
-    return out

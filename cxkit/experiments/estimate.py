@@ -11,13 +11,16 @@
 * :func:`srm_test` — the sample-ratio-mismatch check (chi-square against the planned
   split).
 
-Everything works on numpy arrays of per-customer values; :func:`confidence_sequence`
-is vectorised, so simulations can check it at many looks at once.
+Everything works on numpy arrays of per-customer values, or (:func:`compare_stats`) on
+each arm's sufficient statistics (:class:`ArmStats`), which scale mode sums in the
+engine; :func:`confidence_sequence` is vectorised, so simulations can check it at many
+looks at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +31,9 @@ from cxkit.stats import two_proportion_test, welch_test
 __all__ = [
     "KINDS",
     "SRM_ALPHA",
+    "ArmStats",
     "compare_arms",
+    "compare_stats",
     "confidence_sequence",
     "cuped",
     "srm_test",
@@ -111,6 +116,105 @@ def srm_test(
     }
 
 
+@dataclass(frozen=True)
+class ArmStats:
+    """One arm's sufficient statistics for :func:`compare_stats`.
+
+    Everything a readout needs about an arm: its size, the mean of the outcome ``y``,
+    the means of the covariates ``x`` and the within-arm centred sums of squares and
+    cross-products. They come from the per-customer arrays (:meth:`from_arrays`, memory
+    mode) or from sums an engine computes (:meth:`from_sums`, scale mode), so both
+    modes share one set of formulas.
+
+    Parameters
+    ----------
+    n
+        Customers in the arm.
+    mean
+        Mean of ``y``.
+    syy
+        ``Σ (y − ȳ)²``.
+    x_mean
+        Means of the covariates (length p; p = 0 without covariates).
+    sxx
+        ``Σ (x − x̄)(x − x̄)ᵀ`` (p × p).
+    sxy
+        ``Σ (x − x̄)(y − ȳ)`` (length p).
+    """
+
+    n: int
+    mean: float
+    syy: float
+    x_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sxx: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    sxy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def var(self) -> float:
+        """The sample variance of ``y`` (``ddof=1``); NaN below 2 customers."""
+        return self.syy / (self.n - 1) if self.n > 1 else float("nan")
+
+    @classmethod
+    def from_arrays(cls, y: npt.ArrayLike, x: npt.ArrayLike | None = None) -> ArmStats:
+        """Compute the statistics of per-customer ``y`` (and covariate rows ``x``)."""
+        yv = np.asarray(y, dtype=float)
+        n = len(yv)
+        mean = float(yv.mean()) if n else float("nan")
+        yc = yv - mean if n else yv
+        if x is None:
+            return cls(n, mean, float((yc**2).sum()))
+        xv = _rows(x, n)
+        x_mean = xv.mean(axis=0) if n else np.full(xv.shape[1], np.nan)
+        xc = xv - x_mean if n else xv
+        return cls(n, mean, float((yc**2).sum()), x_mean, xc.T @ xc, xc.T @ yc)
+
+    @classmethod
+    def from_sums(
+        cls,
+        n: float,
+        sy: float,
+        syy: float,
+        sx: npt.ArrayLike | None = None,
+        sxx: npt.ArrayLike | None = None,
+        sxy: npt.ArrayLike | None = None,
+    ) -> ArmStats:
+        """Build the statistics from raw sums: ``n, Σy, Σy², Σx, Σxxᵀ, Σxy``."""
+        n = int(n)
+        if n == 0:
+            p = 0 if sx is None else len(np.atleast_1d(sx))
+            return cls(0, float("nan"), 0.0, np.full(p, np.nan), np.zeros((p, p)), np.zeros(p))
+        mean = float(sy) / n
+        centred_yy = max(float(syy) - n * mean**2, 0.0)
+        if sx is None:
+            return cls(n, mean, centred_yy)
+        sxv = np.asarray(sx, dtype=float)
+        x_mean = sxv / n
+        cxx = np.asarray(sxx, dtype=float) - n * np.outer(x_mean, x_mean)
+        cxy = np.asarray(sxy, dtype=float) - n * x_mean * mean
+        return cls(n, mean, centred_yy, x_mean, cxx, cxy)
+
+
+def _rows(x: npt.ArrayLike, n: int) -> np.ndarray:
+    """Covariates as an ``n`` × p array (one column when ``x`` is 1-D, also when empty)."""
+    xv = np.asarray(x, dtype=float)
+    return xv if xv.ndim == 2 else xv.reshape(n, -1) if n else xv.reshape(0, 1)
+
+
+def _cuped_theta(sxx: np.ndarray, sxy: np.ndarray, n: int, *, tol: float = 0.0) -> np.ndarray:
+    """Regression coefficients of ``y`` on ``x`` from pooled within-arm sums (CUPED's θ).
+
+    Covariates without variation within the arms (centred sum of squares at most
+    ``tol``) get θ = 0; with too few customers for the covariates, every θ is 0.
+    """
+    p = sxx.shape[0]
+    theta = np.zeros(p)
+    keep = np.diag(sxx) > tol
+    if keep.any() and n > keep.sum() + 2:
+        a, b = sxx[np.ix_(keep, keep)], sxy[keep]
+        theta[keep] = np.linalg.lstsq(a, b, rcond=None)[0]
+    return theta
+
+
 def cuped(
     y: npt.ArrayLike, x: npt.ArrayLike, treated: npt.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -150,22 +254,24 @@ def cuped(
     (1.1, 0.5)
     """
     yv = np.asarray(y, dtype=float)
-    xv = np.asarray(x, dtype=float).reshape(len(yv), -1)
+    xv = _rows(x, len(yv))
     t = np.asarray(treated, dtype=bool)
-    yc, xc = yv.copy(), xv.copy()
-    for arm in (t, ~t):
-        if arm.any():
-            yc[arm] -= yc[arm].mean()
-            xc[arm] -= xc[arm].mean(axis=0)
-    keep = xc.std(axis=0) > 0
-    theta = np.zeros(xv.shape[1])
-    if keep.any() and len(yv) > keep.sum() + 2:
-        theta[keep] = np.linalg.lstsq(xc[:, keep], yc, rcond=None)[0]
+    arms = [ArmStats.from_arrays(yv[a], xv[a]) for a in (t, ~t) if a.any()]
+    theta, reduction = _pooled_cuped(arms)
     adjusted = yv - (xv - xv.mean(axis=0)) @ theta
-    before = float((yc**2).sum())
-    after = float(((yc - xc @ theta) ** 2).sum())
-    reduction = 1.0 - after / before if before > 0 else 0.0
     return adjusted, theta, reduction
+
+
+def _pooled_cuped(arms: list[ArmStats], *, tol: float = 0.0) -> tuple[np.ndarray, float]:
+    """θ and the variance reduction ``1 − var(y_adj) / var(y)`` pooled within ``arms``."""
+    sxx = sum(a.sxx for a in arms)
+    sxy = sum(a.sxy for a in arms)
+    n = sum(a.n for a in arms)
+    theta = _cuped_theta(sxx, sxy, n, tol=tol)
+    before = float(sum(a.syy for a in arms))
+    after = before - 2 * float(theta @ sxy) + float(theta @ sxx @ theta)
+    reduction = 1.0 - after / before if before > 0 else 0.0
+    return theta, reduction
 
 
 def confidence_sequence(
@@ -236,19 +342,6 @@ def confidence_sequence(
     return low, high
 
 
-def _welch(y: np.ndarray, t: np.ndarray, level: float) -> dict[str, float]:
-    a, b = y[t], y[~t]
-    return welch_test(
-        a.mean() if len(a) else np.nan,
-        a.var(ddof=1) if len(a) > 1 else np.nan,
-        len(a),
-        b.mean() if len(b) else np.nan,
-        b.var(ddof=1) if len(b) > 1 else np.nan,
-        len(b),
-        level=level,
-    )  # type: ignore[return-value]
-
-
 def compare_arms(
     y: npt.ArrayLike,
     treated: npt.ArrayLike,
@@ -303,22 +396,82 @@ def compare_arms(
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
     yv = np.asarray(y, dtype=float)
     t = np.asarray(treated, dtype=bool)
+    xv = None if x is None else _rows(x, len(yv))
+    control = ArmStats.from_arrays(yv[~t], None if xv is None else xv[~t])
+    treatment = ArmStats.from_arrays(yv[t], None if xv is None else xv[t])
+    return compare_stats(control, treatment, kind=kind, level=level, n_opt=n_opt)
+
+
+def _welch_stats(
+    a: ArmStats, b: ArmStats, level: float, shift: tuple[float, float] = (0.0, 0.0)
+) -> dict[str, float]:
+    """Welch's test of ``a`` − ``b`` (``shift`` is subtracted from each arm's mean)."""
+    return welch_test(
+        a.mean - shift[0] if a.n else np.nan,
+        a.var,
+        a.n,
+        b.mean - shift[1] if b.n else np.nan,
+        b.var,
+        b.n,
+        level=level,
+    )
+
+
+def compare_stats(
+    control: ArmStats,
+    treatment: ArmStats,
+    *,
+    kind: str,
+    level: float = 0.95,
+    n_opt: float | None = None,
+    tol: float = 0.0,
+) -> dict[str, float]:
+    """Estimate the effect of treatment against control from the arms' statistics.
+
+    The formulas of :func:`compare_arms` (which calls this), for arms summarised by
+    :class:`ArmStats`: the scale mode of the readout computes the sums in the engine.
+
+    Parameters
+    ----------
+    control, treatment
+        The arms; CUPED runs when both carry covariates and have at least 2 customers.
+    kind, level, n_opt
+        As for :func:`compare_arms`.
+    tol
+        Covariates whose pooled within-arm centred sum of squares is at most this get no
+        weight in CUPED (0 for exact arrays; a small positive value for sums, whose
+        cancellation leaves rounding noise on a constant covariate).
+
+    Returns
+    -------
+    dict of str to float
+        As :func:`compare_arms`.
+
+    Raises
+    ------
+    ValueError
+        When ``kind`` is not one of :data:`KINDS`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
     scale = 100.0 if kind == "nps" else 1.0
-    n_t, n_c = int(t.sum()), int((~t).sum())
+    n_t, n_c = treatment.n, control.n
     out: dict[str, float] = {
         "n_control": n_c,
         "n_treatment": n_t,
-        "control": scale * float(yv[~t].mean()) if n_c else np.nan,
-        "treatment": scale * float(yv[t].mean()) if n_t else np.nan,
+        "control": scale * control.mean if n_c else np.nan,
+        "treatment": scale * treatment.mean if n_t else np.nan,
     }
     if kind == "proportion":
-        r = two_proportion_test(yv[t].sum(), n_t, yv[~t].sum(), n_c, level=level)
+        k_t = treatment.mean * n_t if n_t else 0.0
+        k_c = control.mean * n_c if n_c else 0.0
+        r = two_proportion_test(k_t, n_t, k_c, n_c, level=level)
         p1, p2 = out["treatment"], out["control"]
         with np.errstate(divide="ignore", invalid="ignore"):
             se = float(np.sqrt(p1 * (1 - p1) / n_t + p2 * (1 - p2) / n_c))
         raw = {k: r[k] for k in ("diff", "ci_low", "ci_high", "p_value")} | {"se": se}
     else:
-        r = _welch(yv, t, level)
+        r = _welch_stats(treatment, control, level)
         raw = {k: r[k] for k in ("diff", "ci_low", "ci_high", "se", "p_value")}
     for k in ("diff", "ci_low", "ci_high", "se"):
         out[k] = scale * float(raw[k])
@@ -326,9 +479,19 @@ def compare_arms(
     nan = float("nan")
     out.update({k: nan for k in ("cuped_diff", "cuped_low", "cuped_high", "cuped_se", "cuped_p")})
     out["variance_reduction"] = nan
-    if x is not None and n_t >= 2 and n_c >= 2:
-        adjusted, _theta, reduction = cuped(yv, x, t)
-        r = _welch(adjusted, t, level)
+    has_x = treatment.x_mean.size > 0 and control.x_mean.size > 0
+    if has_x and n_t >= 2 and n_c >= 2:
+        theta, reduction = _pooled_cuped([treatment, control], tol=tol)
+        x_all = (n_t * treatment.x_mean + n_c * control.x_mean) / (n_t + n_c)
+        shift = (
+            float((treatment.x_mean - x_all) @ theta),
+            float((control.x_mean - x_all) @ theta),
+        )
+        adj = [
+            ArmStats(a.n, a.mean, a.syy - 2 * float(theta @ a.sxy) + float(theta @ a.sxx @ theta))
+            for a in (treatment, control)
+        ]
+        r = _welch_stats(adj[0], adj[1], level, shift)
         for k in ("diff", "low", "high", "se"):
             src = {"low": "ci_low", "high": "ci_high"}.get(k, k)
             out[f"cuped_{k}"] = scale * float(r[src])

@@ -19,7 +19,7 @@ from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import UsageError
 from cxkit.result import AsOf
 
-__all__ = ["DETRACTOR_MAX", "PROMOTER_MIN", "customer_outcomes", "nps_points"]
+__all__ = ["DETRACTOR_MAX", "PROMOTER_MIN", "customer_outcomes", "nps_points", "outcomes_table"]
 
 #: NPS answers of at least this are promoters (+1), at most :data:`DETRACTOR_MAX`
 #: detractors (-1), in between passives (0) (DESIGN §7).
@@ -179,6 +179,77 @@ def customer_outcomes(
     >>> out[["customer_id", "converted", "spend", "pre_orders"]].to_dict("list")
     {'customer_id': ['a', 'b'], 'converted': [0.0, 1.0], 'spend': [0.0, 7.0], 'pre_orders': [1, 0]}
     """
+    expr, info = outcomes_table(
+        data,
+        as_of=as_of,
+        conversion_days=conversion_days,
+        horizon_days=horizon_days,
+        nps_days=nps_days,
+        pre_days=pre_days,
+    )
+    keys = ["experiment", "customer_id"]
+    out = expr.to_pandas()
+    result = pd.DataFrame(
+        {
+            "experiment": out["experiment"].astype(str),
+            "customer_id": out["customer_id"].astype(str),
+            "variant": out["variant"].astype(str),
+            "assigned_at": pd.to_datetime(out["assigned_at"]),
+            "n_assignments": out["n_assignments"].astype("int64"),
+        }
+    )
+    for c in ("converted", "churned", "spend", "nps", "pre_nps"):
+        result[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    if info["has_orders"]:
+        result["pre_orders"] = out["pre_orders"].astype("int64")
+        result["pre_spend"] = out["pre_spend"].astype(float)
+    else:
+        result["pre_orders"] = result["pre_spend"] = np.nan
+    result["prior"] = out["prior"].astype(bool)
+    order = [
+        "experiment", "customer_id", "variant", "assigned_at", "n_assignments", "converted",
+        "spend", "pre_orders", "pre_spend", "prior", "churned", "nps", "pre_nps",
+    ]  # fmt: skip
+    result = result[order].sort_values(keys, kind="stable").reset_index(drop=True)
+    result.attrs.update(info)
+    return result
+
+
+def outcomes_table(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    conversion_days: int = 30,
+    horizon_days: int = 90,
+    nps_days: int = 120,
+    pre_days: int = 180,
+) -> tuple[ir.Table, dict[str, object]]:
+    """Return :func:`customer_outcomes` as an engine expression, with what it could use.
+
+    The one definition of the outcomes: :func:`customer_outcomes` collects it, the scale
+    mode of the readout sums it in the engine. The expression has the columns of
+    :func:`customer_outcomes` (outcomes the data cannot give are NULL) plus ``done_at_<m>``,
+    when each customer's window of metric ``m`` (``converted``, ``churned``, ``spend``,
+    ``nps``) ends.
+
+    Parameters
+    ----------
+    data, as_of, conversion_days, horizon_days, nps_days, pre_days
+        As for :func:`customer_outcomes`.
+
+    Returns
+    -------
+    (ibis.expr.types.Table, dict)
+        The expression, and ``attrs``: ``as_of``, the windows, ``has_orders``,
+        ``has_nps`` and ``churn_basis``.
+
+    Raises
+    ------
+    NotAvailableError
+        When the data has no ``assignments`` table with the four columns.
+    UsageError
+        When a window is not a positive number of days.
+    """
     for name, days in (
         ("conversion_days", conversion_days),
         ("horizon_days", horizon_days),
@@ -193,11 +264,11 @@ def customer_outcomes(
         "assignments", "customer_id", "experiment", "variant", "assigned_at", analysis=_ANALYSIS
     )
     first = _first_assignments(a)
-    out = first.to_pandas()
     keys = ["experiment", "customer_id"]
     has_orders = d.has("orders", "customer_id", "ts", "amount")
     has_nps = d.has("responses", "customer_id", "ts", "survey", "score")
     contractual = d.has("customers", "customer_id", "churned_at")
+    j = first
     if has_orders:
         agg = _order_outcomes(
             first,
@@ -205,71 +276,85 @@ def customer_outcomes(
             conversion_days=conversion_days,
             horizon_days=horizon_days,
             pre_days=pre_days,
-        ).to_pandas()
-        out = out.merge(agg, on=keys, how="left")
+        )
+        j = j.left_join(agg, keys).drop(*(f"{k}_right" for k in keys))
     if has_nps:
         post, pre = _nps_answers(first, d.table("responses"), nps_days=nps_days)
-        out = out.merge(post.to_pandas(), on=keys, how="left")
-        out = out.merge(pre.to_pandas(), on=keys, how="left")
+        j = j.left_join(post, keys).drop(*(f"{k}_right" for k in keys))
+        j = j.left_join(pre, keys).drop(*(f"{k}_right" for k in keys))
     if contractual:
-        churned_at = d.table("customers").select("customer_id", "churned_at").to_pandas()
-        churned_at = churned_at.drop_duplicates("customer_id")
-        out = out.merge(churned_at, on="customer_id", how="left")
+        c = d.table("customers")
+        # one churned_at per customer (the contract has one; duplicates keep the earliest)
+        gone_at = c.group_by("customer_id").aggregate(churned_at=c.churned_at.min())
+        j = j.left_join(gone_at, "customer_id").drop("customer_id_right")
 
-    at = pd.to_datetime(out["assigned_at"])
-    done = {
-        days: (at + pd.Timedelta(days=days) <= end).to_numpy()
-        for days in (conversion_days, horizon_days, nps_days)
+    at = j.assigned_at
+    done_at = {
+        days: at + ibis.interval(days=days) for days in (conversion_days, horizon_days, nps_days)
     }
-    nan = np.full(len(out), np.nan)
-    result = pd.DataFrame(
-        {
-            "experiment": out["experiment"].astype(str),
-            "customer_id": out["customer_id"].astype(str),
-            "variant": out["variant"].astype(str),
-            "assigned_at": at,
-            "n_assignments": out["n_assignments"].astype("int64"),
-        }
-    )
+    end_lit = ibis.literal(end.to_pydatetime())
+    done = {days: ts <= end_lit for days, ts in done_at.items()}
+    null = ibis.null("float64")
+    zero, one = ibis.literal(0.0), ibis.literal(1.0)
+    cols: dict[str, ir.Value] = {}
     if has_orders:
-        conv = out["conversion_orders"].fillna(0).to_numpy() > 0
-        result["converted"] = np.where(done[conversion_days], conv.astype(float), np.nan)
-        result["spend"] = np.where(done[horizon_days], out["spend"].fillna(0.0), np.nan)
-        result["pre_orders"] = out["pre_orders"].fillna(0).astype("int64")
-        result["pre_spend"] = out["pre_spend"].fillna(0.0).astype(float)
+        conv = j.conversion_orders.fill_null(0) > 0
+        cols["converted"] = ibis.cases((done[conversion_days], conv.ifelse(one, zero)), else_=null)
+        cols["spend"] = ibis.cases(
+            (done[horizon_days], j.spend.fill_null(0.0).cast("float64")), else_=null
+        )
+        cols["pre_orders"] = j.pre_orders.fill_null(0).cast("int64")
+        cols["pre_spend"] = j.pre_spend.fill_null(0.0).cast("float64")
     else:
-        result["converted"] = result["spend"] = nan
-        result["pre_orders"] = result["pre_spend"] = nan
+        cols["converted"] = cols["spend"] = cols["pre_orders"] = cols["pre_spend"] = null
     if contractual:
-        gone = pd.to_datetime(out["churned_at"])
-        prior = (gone.isna() | (gone > at)).to_numpy()
-        lost = (gone <= at + pd.Timedelta(days=horizon_days)).to_numpy()
-        result["prior"] = prior
-        result["churned"] = np.where(prior & done[horizon_days], lost.astype(float), np.nan)
+        gone = j.churned_at
+        prior = gone.isnull() | (gone > at)
+        lost = (gone.notnull() & (gone <= done_at[horizon_days])).ifelse(one, zero)
+        cols["prior"] = prior
+        cols["churned"] = ibis.cases((prior & done[horizon_days], lost), else_=null)
     elif has_orders:
-        prior = out["prior_orders"].fillna(0).to_numpy() > 0
-        stayed = out["horizon_orders"].fillna(0).to_numpy() > 0
-        result["prior"] = prior
-        result["churned"] = np.where(prior & done[horizon_days], (~stayed).astype(float), np.nan)
+        prior = j.prior_orders.fill_null(0) > 0
+        stayed = j.horizon_orders.fill_null(0) > 0
+        cols["prior"] = prior
+        cols["churned"] = ibis.cases(
+            (prior & done[horizon_days], stayed.ifelse(zero, one)), else_=null
+        )
     else:
-        result["prior"] = False
-        result["churned"] = nan
+        cols["prior"] = ibis.literal(False)
+        cols["churned"] = null
     if has_nps:
-        result["nps"] = np.where(done[nps_days], nps_points(out["nps_score"]), np.nan)
-        result["pre_nps"] = nps_points(out["pre_nps_score"])
+        cols["nps"] = ibis.cases((done[nps_days], _points(j.nps_score)), else_=null)
+        cols["pre_nps"] = _points(j.pre_nps_score)
     else:
-        result["nps"] = result["pre_nps"] = nan
-    result = result.sort_values(keys, kind="stable").reset_index(drop=True)
-    result.attrs.update(
-        {
-            "as_of": end,
-            "conversion_days": conversion_days,
-            "horizon_days": horizon_days,
-            "nps_days": nps_days,
-            "pre_days": pre_days,
-            "has_orders": has_orders,
-            "has_nps": has_nps,
-            "churn_basis": "contract" if contractual else ("orders" if has_orders else None),
-        }
+        cols["nps"] = cols["pre_nps"] = null
+    windows = {
+        "converted": conversion_days,
+        "churned": horizon_days,
+        "spend": horizon_days,
+        "nps": nps_days,
+    }
+    for metric, days in windows.items():
+        cols[f"done_at_{metric}"] = done_at[days]
+    expr = j.select("experiment", "customer_id", "variant", "assigned_at", "n_assignments", **cols)
+    info: dict[str, object] = {
+        "as_of": end,
+        "conversion_days": conversion_days,
+        "horizon_days": horizon_days,
+        "nps_days": nps_days,
+        "pre_days": pre_days,
+        "has_orders": has_orders,
+        "has_nps": has_nps,
+        "churn_basis": "contract" if contractual else ("orders" if has_orders else None),
+    }
+    return expr, info
+
+
+def _points(score: ir.NumericValue) -> ir.FloatingValue:
+    """:func:`nps_points` in the engine: +1 promoter, 0 passive, −1 detractor, NULL."""
+    return ibis.cases(
+        (score.isnull(), ibis.null("float64")),
+        (score >= PROMOTER_MIN, ibis.literal(1.0)),
+        (score <= DETRACTOR_MAX, ibis.literal(-1.0)),
+        else_=ibis.literal(0.0),
     )
-    return result

@@ -1,0 +1,106 @@
+"""The experiment readout in scale mode: the memory readout from sums, nothing per customer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from ibis.backends.duckdb import Backend
+
+import cxkit
+from cxkit import experiments
+from cxkit.scale import SCALE_ENV, ScaleSettings
+from tests.experiments.test_outcomes import AT, _tiny
+
+#: Far below the demo's assigned customers: a per-customer collect could not pass unseen.
+LIMIT = 200
+SETTINGS = ScaleSettings(mode="scale", sample_rows=100, max_collect_rows=LIMIT, batch_rows=100)
+TABLES = ("readout", "sequential", "assignments", "srm")
+
+
+@pytest.fixture
+def collected(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Record the row count of every result DuckDB hands to Python."""
+    sizes: list[int] = []
+    for name in ("execute", "to_pyarrow"):
+        original = getattr(Backend, name)
+
+        def recording(self: Backend, *a: Any, _original: Any = original, **k: Any) -> Any:
+            out = _original(self, *a, **k)
+            rows = getattr(out, "num_rows", None)
+            sizes.append(
+                int(rows if rows is not None else len(out) if hasattr(out, "__len__") else 1)
+            )
+            return out
+
+        monkeypatch.setattr(Backend, name, recording)
+    yield sizes
+
+
+def _same(memory: experiments.ExperimentResult, scaled: experiments.ExperimentResult) -> None:
+    for name in TABLES:
+        a, b = getattr(memory, name), getattr(scaled, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            pd.testing.assert_frame_equal(
+                a.reset_index(drop=True),
+                b.reset_index(drop=True),
+                check_exact=False,
+                rtol=1e-7,
+                atol=1e-9,
+                check_dtype=False,
+                obj=name,
+            )
+    assert [f.sentence for f in memory.findings()] == [f.sentence for f in scaled.findings()]
+    assert memory.headline() == scaled.headline()
+    assert memory.not_available == scaled.not_available
+
+
+@pytest.mark.slow
+def test_scale_readout_is_the_memory_readout_without_per_customer_collects(
+    demo_data: cxkit.CXData, collected: list[int]
+) -> None:
+    memory = experiments.analyze(demo_data, mode="memory")
+    assigned = len(memory.outcomes)
+    assert assigned > 2 * LIMIT  # the memory mode collects every assigned customer
+    assert max(collected) >= assigned
+    collected.clear()
+    scaled = experiments.analyze(demo_data, mode="scale")
+    assert collected and max(collected) <= 40  # arms and looks, not customers
+    _same(memory, scaled)
+    assert scaled.outcomes is None
+    assert f"readout of {assigned:,} assigned customers was summed in the engine" in " ".join(
+        scaled.notes
+    )
+    # CUPED ran on sums exactly as on the customers: the same variance reduction
+    assert scaled.readout["variance_reduction"].notna().all()
+
+
+def test_scale_mode_on_contractual_churn_and_missing_tables() -> None:
+    tables = _tiny()
+    tables["customers"] = pd.DataFrame(
+        {
+            "customer_id": list("abcde"),
+            "churned_at": [AT + pd.Timedelta(days=10), None, AT - pd.Timedelta(days=1), None, None],
+        }
+    )
+    for data in (tables, {k: v for k, v in tables.items() if k != "responses"}):
+        d = cxkit.load(data)
+        memory = experiments.analyze(d, as_of="2024-07-31", mode="memory")
+        scaled = experiments.analyze(d, as_of="2024-07-31", mode="scale")
+        _same(memory, scaled)
+    none = cxkit.load({"orders": tables["orders"]})
+    assert experiments.analyze(none, mode="scale").not_available == (
+        experiments.analyze(none, mode="memory").not_available
+    )
+
+
+def test_scale_mode_comes_from_the_settings(
+    demo_data: cxkit.CXData, monkeypatch: pytest.MonkeyPatch, collected: list[int]
+) -> None:
+    monkeypatch.setenv(SCALE_ENV, SETTINGS.to_json())
+    res = experiments.analyze(demo_data, metrics=("conversion",), sequential=False)
+    assert res.outcomes is None and "Scale mode" in res.notes[-1]
+    assert max(collected) <= 10
