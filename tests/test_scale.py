@@ -324,3 +324,23 @@ def test_churn_scale_mode_on_spark_matches_duckdb(
     from tests.test_backends import into_spark
 
     _engine_parity(into_spark(spark_session, small_tables), small_tables)
+
+
+def test_persona_labels_kept_in_the_engine_give_the_same_breakdowns(
+    demo_data: cxkit.CXData,
+) -> None:
+    from cxkit import lifecycle
+    from cxkit.personas import persona_labels
+
+    labels = persona_labels(demo_data)
+    frame = labels.rename("persona").rename_axis("customer_id").reset_index()
+    table = demo_data.con.create_table("cxkit_test_persona_labels", frame, overwrite=True)
+    try:
+        mem, eng = (lifecycle.analyze(demo_data, personas=p) for p in (frame, table))
+        pd.testing.assert_frame_equal(mem.persona_tests, eng.persona_tests)
+        vm, ve = (voc.analyze(demo_data, personas=p) for p in (labels, table))
+        assert vm.pain_points is not None
+        pd.testing.assert_frame_equal(vm.pain_points, ve.pain_points)
+        assert [f.sentence for f in vm.findings()] == [f.sentence for f in ve.findings()]
+    finally:
+        demo_data.con.drop_table("cxkit_test_persona_labels", force=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import ibis.expr.types as ir
 import pandas as pd
 
 from cxkit import stats
@@ -775,14 +776,16 @@ def _analyze(
 
 
 def _persona_groups(
-    data: CXData, personas: pd.DataFrame | pd.Series | None
-) -> pd.DataFrame | pd.Series | str | None:
+    data: CXData, personas: pd.DataFrame | pd.Series | ir.Table | None
+) -> pd.DataFrame | pd.Series | ir.Table | str | None:
     """Return the persona breakdown: the given labels, else a ``persona`` customers column."""
     if personas is None:
         return "persona" if data.has("customers", "persona") else None
     if isinstance(personas, pd.Series):
         return personas.rename("persona")
     col = next(c for c in personas.columns if c != "customer_id")
+    if isinstance(personas, ir.Table):  # labels kept in the engine (scale mode)
+        return personas.select("customer_id", persona=personas[col])
     return personas.rename(columns={col: "persona"})
 
 

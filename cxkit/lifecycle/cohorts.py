@@ -102,6 +102,16 @@ def group_table(data: CXData, by: GroupBy, entry_tbl: ir.Table) -> tuple[ir.Tabl
         return entry_tbl.select("customer_id", grp=entry_tbl.entry_channel), "entry_channel"
     if isinstance(by, pd.Series):
         by = by.rename(by.name or "group").rename_axis("customer_id").reset_index()
+    if isinstance(by, ir.Table):  # labels kept in the engine (scale mode)
+        if "customer_id" not in by.columns or len(by.columns) != 2:
+            raise UsageError(
+                "a group table must have exactly two columns: customer_id and the group, "
+                f"got {list(by.columns)}"
+            )
+        col = next(c for c in by.columns if c != "customer_id")
+        gt = by.select(customer_id=by.customer_id.cast("string"), grp=by[col].cast("string"))
+        j = entry_tbl.left_join(gt, entry_tbl.customer_id == gt.customer_id)
+        return j.select(customer_id=entry_tbl.customer_id, grp=j.grp), str(col)
     if isinstance(by, pd.DataFrame):
         if "customer_id" not in by.columns or len(by.columns) != 2:
             raise UsageError(

@@ -214,7 +214,11 @@ def attach_groups(
         elif key in t.columns:
             t = t.mutate(**{key: t[key].cast("string").fill_null("(unknown)")})
         elif key == "persona" and personas is not None:
-            lab = ibis.memtable(persona_frame(personas))
+            lab = (
+                _label_table(personas)
+                if isinstance(personas, ir.Table)  # labels kept in the engine (scale mode)
+                else ibis.memtable(persona_frame(personas))
+            )
             t = t.left_join(lab, "customer_id").select(*t.columns, "persona")
             t = t.mutate(persona=t.persona.fill_null("(unknown)"))
         elif data.has("customers", key):
@@ -785,3 +789,16 @@ def nps_trend(
     big = ~df["small_n"] & ~df["small_n"].shift(1, fill_value=True)
     df["significant"] = (df["p_holm"] < 0.05) & big
     return df
+
+
+def _label_table(labels: ir.Table) -> ir.Table:
+    """Engine labels (``customer_id`` and one label column) as ``customer_id, persona``."""
+    others = [c for c in labels.columns if c != "customer_id"]
+    if "customer_id" not in labels.columns or len(others) != 1:
+        raise UsageError(
+            "personas must have columns 'customer_id' and 'persona'; got columns "
+            f"{list(labels.columns)}"
+        )
+    return labels.select(
+        customer_id=labels.customer_id.cast("string"), persona=labels[others[0]].cast("string")
+    )
