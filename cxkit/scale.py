@@ -16,21 +16,26 @@ report run from the ``scale:`` key of ``reports.yml``): :func:`current_settings`
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import NamedTuple
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from ibis.backends import BaseBackend
 
-from cxkit.errors import ScaleLimitError, UsageError
+from cxkit.errors import NotAvailableError, ScaleLimitError, UsageError
 
 __all__ = [
     "MODES",
@@ -41,8 +46,10 @@ __all__ = [
     "current_settings",
     "describe_settings",
     "dispatch",
+    "open_table",
     "register",
     "score_in_batches",
+    "scratch_dir",
     "stratified_sample",
 ]
 
@@ -342,7 +349,11 @@ def score_in_batches(
     """Stream ``expr`` in batches, apply ``predict`` and write the results as table ``name``.
 
     At most one batch (``batch_rows`` input rows and its predictions) is in memory at a
-    time. The table is replaced if it exists.
+    time. The table is replaced if it exists. On an in-memory DuckDB database, which
+    only this process sees, the batches are written as Parquet parts to
+    :func:`scratch_dir` and the table is a view of them, which other kernels of the same
+    report run open with :func:`open_table`; elsewhere the table is written into the
+    database.
 
     Parameters
     ----------
@@ -372,7 +383,8 @@ def score_in_batches(
     batch_rows = batch_rows or current_settings().batch_rows
     if batch_rows < 1:
         raise UsageError(f"batch_rows must be >= 1, got {batch_rows!r}")
-    write = _writer(con, name)
+    files = _in_memory_duckdb(con)
+    write = _file_writer(con, name) if files else _writer(con, name)
     created = False
     for batch in expr.to_pyarrow_batches(chunk_size=batch_rows):
         if batch.num_rows == 0:
@@ -384,7 +396,112 @@ def score_in_batches(
         empty = expr.schema().to_pyarrow().empty_table().to_pandas()
         out = predict(empty)
         write(pa.Table.from_pandas(out, preserve_index=False), create=True)
+    if files:
+        _attach_files(con, name, scratch_dir() / name)
     return con.table(name)
+
+
+def scratch_dir() -> Path:
+    """Return the folder where scale mode writes its tables as Parquet (created if needed).
+
+    In a ``cxkit report`` run it is inside the run's cache folder
+    (:func:`cxkit.cache.cache_dir`), so that every kernel of the run reads what another
+    wrote (:func:`open_table`), and it goes when the run ends; elsewhere it is a folder of
+    this process's own under the system's temporary folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    from cxkit.cache import cache_dir  # here: cxkit.cache imports much of cxkit
+
+    base = cache_dir()
+    if base is not None:
+        folder = base / "scale-tables"
+    else:
+        folder = Path(tempfile.gettempdir()) / f"cxkit-scale-{os.getpid()}"
+        if folder not in _OWN_SCRATCH:  # this process's own: removed when it exits
+            _OWN_SCRATCH.add(folder)
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+_OWN_SCRATCH: set[Path] = set()
+
+
+def open_table(con: BaseBackend, name: str) -> ir.Table:
+    """Return the table ``name`` that scale mode wrote (:func:`score_in_batches`).
+
+    A table written into a database is read from it. On an in-memory DuckDB database,
+    which no other process can see, scale mode writes Parquet files to
+    :func:`scratch_dir` instead, and here they are opened as a view: so the reports of
+    one run share what one of them wrote, each in its own kernel.
+
+    Parameters
+    ----------
+    con
+        The backend.
+    name
+        The table's name (e.g. a result's ``scores_table``).
+
+    Returns
+    -------
+    ibis.expr.types.Table
+        The table.
+
+    Raises
+    ------
+    NotAvailableError
+        When no such table was written in this process or this report run.
+    """
+    if name in con.list_tables():
+        return con.table(name)
+    folder = scratch_dir() / name
+    if _in_memory_duckdb(con) and any(folder.glob("*.parquet")):
+        _attach_files(con, name, folder)
+        return con.table(name)
+    raise NotAvailableError(
+        f"the table {name!r} written by scale mode (it is written by the analysis that "
+        "makes it, in this session or in the same cxkit report run)",
+        analysis=f"Reading {name}",
+    )
+
+
+def _in_memory_duckdb(con: BaseBackend) -> bool:
+    """Tell whether ``con`` is a DuckDB connection to an in-memory database."""
+    if con.name != "duckdb":
+        return False
+    rows = con.con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    return not rows or rows[0][0] in (None, "", ":memory:")
+
+
+def _file_writer(con: BaseBackend, name: str) -> Callable[..., None]:
+    """Return ``write(arrow_table, create=...)`` writing Parquet parts of table ``name``."""
+    folder = scratch_dir() / name
+    state: dict[str, object] = {"part": 0, "schema": None}
+
+    def write_files(table: pa.Table, *, create: bool) -> None:
+        if create:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            state["schema"] = table.schema
+        else:  # every part has the first part's columns and types
+            table = table.cast(state["schema"])  # type: ignore[arg-type]
+        part = int(state["part"])  # type: ignore[call-overload]
+        pq.write_table(table, folder / f"part-{part:05d}.parquet")
+        state["part"] = part + 1
+
+    return write_files
+
+
+def _attach_files(con: BaseBackend, name: str, folder: Path) -> None:
+    """Make the Parquet parts in ``folder`` the view ``name`` of an in-memory DuckDB."""
+    pattern = str(folder / "*.parquet").replace("'", "''")
+    con.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{pattern}')")
 
 
 def _writer(con: BaseBackend, name: str) -> Callable[..., None]:

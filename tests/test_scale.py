@@ -10,9 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import ibis
 import numpy as np
@@ -26,6 +24,7 @@ from cxkit.churn.scale import ScaleChurnResult
 from cxkit.errors import NotAvailableError, ScaleLimitError, UsageError
 from cxkit.scale import ScaleSettings, bounded_to_pandas, score_in_batches, stratified_sample
 from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
+from tests.collects import Collects
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ScaleSettings(mode="scale", sample_rows=4000, max_collect_rows=5000, batch_rows=3000)
@@ -136,36 +135,41 @@ def test_score_in_batches_equals_scoring_in_one_go() -> None:
         score_in_batches(t, predict, con=con, name="x; drop", batch_rows=10)
 
 
+def test_tables_written_on_in_memory_duckdb_are_shared_through_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from cxkit.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    con = ibis.duckdb.connect()  # in memory: no other process could see a table in it
+    feats = con.create_table("feats", _frame(5_000))
+
+    def predict(b: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"customer_id": b.customer_id, "p": b.x / 2})
+
+    score_in_batches(feats, predict, con=con, name="shared_scores", batch_rows=2_000)
+    parts = sorted((scale.scratch_dir() / "shared_scores").glob("*.parquet"))
+    assert scale.scratch_dir() == tmp_path / "cache" / "scale-tables" and len(parts) == 3
+    code = (
+        "import ibis; from cxkit import scale\n"
+        "t = scale.open_table(ibis.duckdb.connect(), 'shared_scores')\n"
+        "print(int(t.count().to_pandas()), round(float(t.p.sum().to_pandas()), 6))"
+    )
+    other = subprocess.run(  # another kernel of the same run
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    want = f"5000 {round(float(_frame(5_000).x.sum() / 2), 6)}"
+    assert other.stdout.split() == want.split()
+    with pytest.raises(NotAvailableError, match="the table 'not_written' written by scale mode"):
+        scale.open_table(ibis.duckdb.connect(), "not_written")
+
+
 # --------------------------------------------------------------------------------------
 # churn: scale mode against memory mode
 # --------------------------------------------------------------------------------------
-
-
-class _Collects:
-    """Record the rows of every result the DuckDB backend hands to Python."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.rows: list[int] = []
-        backend = type(ibis.duckdb.connect())
-        for name in ("execute", "to_pyarrow"):
-            orig = getattr(backend, name)
-            monkeypatch.setattr(backend, name, self._wrap(orig))
-        orig_batches = backend.to_pyarrow_batches
-
-        def batches(con: Any, expr: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            for b in orig_batches(con, expr, *args, **kwargs):
-                self.rows.append(b.num_rows)
-                yield b
-
-        monkeypatch.setattr(backend, "to_pyarrow_batches", batches)
-
-    def _wrap(self, orig: Any) -> Any:
-        def run(con: Any, *args: Any, **kwargs: Any) -> Any:
-            out = orig(con, *args, **kwargs)
-            self.rows.append(len(out) if hasattr(out, "__len__") else 1)
-            return out
-
-        return run
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +191,7 @@ def test_churn_scale_mode_matches_memory_mode_within_tolerances(
     """
     cx = cxkit.load(demo20k)
     mem = churn.analyze(cx, mode="memory")
-    collects = _Collects(monkeypatch)
+    collects = Collects(monkeypatch)
     monkeypatch.setenv(scale.SCALE_ENV, SMALL.to_json())
     res = churn.analyze(cx)  # the mode from CXKIT_SCALE
     monkeypatch.undo()

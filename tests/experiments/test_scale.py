@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pandas as pd
 import pytest
-from ibis.backends.duckdb import Backend
 
 import cxkit
 from cxkit import experiments
 from cxkit.scale import SCALE_ENV, ScaleSettings
+from tests.collects import Collects
 from tests.experiments.test_outcomes import AT, _tiny
 
 #: Far below the demo's assigned customers: a per-customer collect could not pass unseen.
@@ -21,22 +18,9 @@ TABLES = ("readout", "sequential", "assignments", "srm")
 
 
 @pytest.fixture
-def collected(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Record the row count of every result DuckDB hands to Python."""
-    sizes: list[int] = []
-    for name in ("execute", "to_pyarrow"):
-        original = getattr(Backend, name)
-
-        def recording(self: Backend, *a: Any, _original: Any = original, **k: Any) -> Any:
-            out = _original(self, *a, **k)
-            rows = getattr(out, "num_rows", None)
-            sizes.append(
-                int(rows if rows is not None else len(out) if hasattr(out, "__len__") else 1)
-            )
-            return out
-
-        monkeypatch.setattr(Backend, name, recording)
-    yield sizes
+def collected(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The row count of every result DuckDB hands to Python (:class:`tests.collects.Collects`)."""
+    return Collects(monkeypatch).rows
 
 
 def _same(memory: experiments.ExperimentResult, scaled: experiments.ExperimentResult) -> None:
