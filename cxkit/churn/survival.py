@@ -55,6 +55,7 @@ import plotly.graph_objects as go
 from scipy import stats as sps
 
 from cxkit import plots
+from cxkit import scale as _scale
 from cxkit.churn.definition import ChurnDefinition, resolve_definition, ts_literal
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
@@ -272,6 +273,9 @@ def churn_durations(
     return _durations(data, resolve_as_of(data, as_of), definition, groups)
 
 
+#: Scale mode rounds durations to this many days before counting them in the engine.
+SCALE_RESOLUTION_DAYS = 0.25
+
 #: The attribute of a :class:`~cxkit.data.CXData` holding its last duration frame.
 _MEMO = "_cxkit_churn_durations"
 
@@ -339,8 +343,22 @@ def _check(duration_days: npt.ArrayLike, churned: npt.ArrayLike) -> tuple[np.nda
     return t, e.astype(bool)
 
 
+def _weights(weights: npt.ArrayLike | None, n: int) -> np.ndarray:
+    """Return per-row counts (1 each by default) as int64, checked."""
+    if weights is None:
+        return np.ones(n, dtype=np.int64)
+    w = np.asarray(weights)
+    if w.shape != (n,) or (w < 0).any() or not np.array_equal(w, np.round(w)):
+        raise UsageError(f"weights must be {n} whole numbers >= 0, one per row")
+    return w.astype(np.int64)
+
+
 def kaplan_meier(
-    duration_days: npt.ArrayLike, churned: npt.ArrayLike, *, level: float = 0.95
+    duration_days: npt.ArrayLike,
+    churned: npt.ArrayLike,
+    *,
+    level: float = 0.95,
+    weights: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Estimate the survival curve (Kaplan–Meier) with Greenwood's variance and a band.
 
@@ -352,6 +370,10 @@ def kaplan_meier(
         1 (or True) where churn was observed, 0 where the customer is censored.
     level
         Confidence level of the pointwise band.
+    weights
+        How many customers each row stands for (whole numbers; default 1 each): the
+        curve of counted rows (scale mode counts customers per duration in the engine)
+        is the curve of the customers themselves.
 
     Returns
     -------
@@ -379,13 +401,14 @@ def kaplan_meier(
     """
     z = _z(level)
     t, e = _check(duration_days, churned)
+    w = _weights(weights, len(t))
     order = np.argsort(t, kind="stable")
-    t, e = t[order], e[order]
+    t, e, w = t[order], e[order], w[order]
     times, first = np.unique(t, return_index=True)
     if not len(times):
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in _CURVE_COLUMNS})
-    d = np.add.reduceat(e.astype(np.int64), first)
-    n = len(t) - first
+    d = np.add.reduceat(e.astype(np.int64) * w, first)
+    n = w.sum() - np.concatenate([[0], np.cumsum(w)])[first]
     keep = d > 0
     times, n, d = times[keep], n[keep].astype(float), d[keep].astype(float)
     surv = np.cumprod(1.0 - d / n)
@@ -497,7 +520,11 @@ class LogRankTest:
 
 
 def logrank_test(
-    duration_days: npt.ArrayLike, churned: npt.ArrayLike, groups: npt.ArrayLike
+    duration_days: npt.ArrayLike,
+    churned: npt.ArrayLike,
+    groups: npt.ArrayLike,
+    *,
+    weights: npt.ArrayLike | None = None,
 ) -> LogRankTest:
     """Test whether k groups share one survival curve (the log-rank test).
 
@@ -507,6 +534,8 @@ def logrank_test(
         As for :func:`kaplan_meier`.
     groups
         The group of each customer (any hashable values).
+    weights
+        How many customers each row stands for, as for :func:`kaplan_meier`.
 
     Returns
     -------
@@ -532,13 +561,17 @@ def logrank_test(
     k = len(labels)
     if k < 2:
         raise UsageError(f"the log-rank test needs at least two groups, got {k}")
+    cnt = _weights(weights, len(t))
     times = np.unique(t[e])
     at_risk = np.empty((len(times), k))
     for j in range(k):
-        tj = np.sort(t[gi == j])
-        at_risk[:, j] = len(tj) - np.searchsorted(tj, times, side="left")
+        order = np.argsort(t[gi == j], kind="stable")
+        tj, wj = t[gi == j][order], cnt[gi == j][order]
+        after = np.concatenate([[0], np.cumsum(wj)])  # weight before each position
+        at_risk[:, j] = wj.sum() - after[np.searchsorted(tj, times, side="left")]
     idx = np.searchsorted(times, t[e])
-    dead = np.bincount(idx * k + gi[e], minlength=len(times) * k).reshape(len(times), k)
+    dead = np.bincount(idx * k + gi[e], weights=cnt[e], minlength=len(times) * k)
+    dead = dead.reshape(len(times), k).astype(np.int64)
     n, d = at_risk.sum(axis=1), dead.sum(axis=1)
     expected = at_risk * (d / n)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -550,7 +583,7 @@ def logrank_test(
     table = pd.DataFrame(
         {
             "group": labels.astype(str),
-            "customers": np.bincount(gi, minlength=k),
+            "customers": np.bincount(gi, weights=cnt, minlength=k).astype(np.int64),
             "observed": dead.sum(axis=0),
             "expected": expected.sum(axis=0),
         }
@@ -608,6 +641,12 @@ class SurvivalResult(Result):
     missing_parts
         ``by`` or ``logrank`` -> why that part is missing; the same sentences are
         :attr:`not_available`.
+    counts
+        Scale mode: customers per ``group``, ``duration_days`` (rounded to
+        :attr:`resolution_days`) and ``churned``, counted in the engine; the estimates
+        come from it and :attr:`durations` is empty. None in memory mode.
+    resolution_days
+        Scale mode: the durations' rounding (days); None in memory mode.
     """
 
     domain: ClassVar[str] = "churn"
@@ -630,6 +669,8 @@ class SurvivalResult(Result):
     at_times: pd.DataFrame
     logrank: LogRankTest | None = None
     missing_parts: dict[str, str] = field(default_factory=dict)
+    counts: pd.DataFrame | None = None
+    resolution_days: float | None = None
 
     @property
     def overall(self) -> pd.Series:
@@ -804,6 +845,8 @@ def time_to_churn(
     kind: str = "auto",
     times: Sequence[float] = DEFAULT_TIMES,
     level: float = 0.95,
+    mode: str | None = None,
+    resolution_days: float = SCALE_RESOLUTION_DAYS,
 ) -> SurvivalResult:
     """Estimate time to churn: survival curves with bands, medians and the log-rank test.
 
@@ -825,6 +868,14 @@ def time_to_churn(
         Days at which to read every curve off (:attr:`SurvivalResult.at_times`).
     level
         Confidence level of the bands and the medians' intervals.
+    mode
+        ``"memory"`` (collect one duration per customer), ``"scale"`` (count customers
+        per group, duration and outcome in the engine, durations rounded to
+        ``resolution_days``; :mod:`cxkit.scale`) or None (the scale settings). In scale
+        mode ``by`` may also be an engine table of ``customer_id`` and the group.
+    resolution_days
+        Scale mode: durations are rounded to this many days (a quarter of a day: at most
+        ~3,000 distinct durations per group and outcome over two years).
 
     Returns
     -------
@@ -853,31 +904,51 @@ def time_to_churn(
     """
     definition = resolve_definition(data, definition, horizon_days, basis, kind)
     end = resolve_as_of(data, as_of)
+    if mode is not None and mode not in _scale.MODES:
+        raise UsageError(f"mode must be one of {list(_scale.MODES)}, got {mode!r}")
+    settings = _scale.current_settings()
+    scaled = (mode or settings.mode) == "scale"
     missing: dict[str, str] = {}
     groups, by_name = None, None
+    counts = None
     if by is not None:
         try:
-            groups, by_name = _group_frame(data, by)
+            if scaled:
+                groups, by_name = _group_expr(data, by)
+            else:
+                groups, by_name = _group_frame(data, by)
         except NotAvailableError as err:
             missing["by"] = str(err)
-    dur = _durations(data, end, definition, groups)
-    if dur.empty:
+    if scaled:
+        if resolution_days <= 0:
+            raise UsageError(f"resolution_days must be > 0, got {resolution_days!r}")
+        counts = _duration_counts(data, end, definition, groups, resolution_days, settings)
+        dur = _durations_schema()
+        t = counts.duration_days.to_numpy(dtype=float)
+        e = counts.churned.to_numpy()
+        w = counts.customers.to_numpy(dtype=np.int64)
+        g_all = counts.group.to_numpy(dtype=object)
+    else:
+        dur = _durations(data, end, definition, groups)
+        t, e = dur.duration_days.to_numpy(), dur.churned.to_numpy()
+        w = np.ones(len(dur), dtype=np.int64)
+        g_all = dur.group.to_numpy(dtype=object)
+    if len(t) == 0:
         raise NotAvailableError(
             f"customers whose first order is at least {definition.horizon_days} days before as_of",
             analysis="Time to churn",
         )
-    t, e = dur.duration_days.to_numpy(), dur.churned.to_numpy()
-    parts = [(ALL_CUSTOMERS, np.ones(len(dur), dtype=bool))]
+    parts = [(ALL_CUSTOMERS, np.ones(len(t), dtype=bool))]
     if by_name is not None:
-        g = dur.group.to_numpy(dtype=object)
-        parts += [(str(name), g == name) for name in sorted(set(g))]
+        parts += [(str(name), g_all == name) for name in sorted(set(g_all))]
     curves, rows, reads = [], [], []
     for name, mask in parts:
-        km = kaplan_meier(t[mask], e[mask], level=level)
+        km = kaplan_meier(t[mask], e[mask], level=level, weights=w[mask])
         until = float(t[mask].max())
         curves.append(km.assign(group=name))
         reads.append(_read(km, times, until).assign(group=name))
-        rows.append((name, int(mask.sum()), int(e[mask].sum()), *median_time(km), until))
+        n_churned = int((e[mask].astype(np.int64) * w[mask]).sum())
+        rows.append((name, int(w[mask].sum()), n_churned, *median_time(km), until))
     summary = pd.DataFrame(
         rows,
         columns=["group", "customers", "churned", "median_days", "median_days_low",
@@ -888,8 +959,8 @@ def time_to_churn(
     if by_name is not None:
         big = summary.iloc[1:][~summary.iloc[1:].small_n]
         if len(big) >= 2:
-            keep = dur.group.isin(big.group).to_numpy()
-            test = logrank_test(t[keep], e[keep], dur.group.to_numpy(dtype=object)[keep])
+            keep = np.isin(g_all, big.group.to_numpy(dtype=object))
+            test = logrank_test(t[keep], e[keep], g_all[keep], weights=w[keep])
         else:
             missing["logrank"] = (
                 f"The log-rank test by {by_name} is not available: it needs at least two "
@@ -908,7 +979,76 @@ def time_to_churn(
         at_times=at_times[["group", "days", "survival", "ci_low", "ci_high"]],
         logrank=test,
         missing_parts=missing,
+        counts=counts,
+        resolution_days=resolution_days if scaled else None,
     )
+
+
+def _group_expr(data: CXData, by: object) -> tuple[ir.Table, str]:
+    """Return ``customer_id, group`` (strings) for a breakdown as an engine table."""
+    if isinstance(by, ir.Table):
+        if "customer_id" not in by.columns or len(by.columns) != 2:
+            raise UsageError(
+                "a group table must have exactly two columns: customer_id and the group, "
+                f"got {list(by.columns)}"
+            )
+        col = next(c for c in by.columns if c != "customer_id")
+        return by.select(
+            customer_id=by.customer_id.cast("string"), group=by[col].cast("string")
+        ), str(col)
+    if isinstance(by, str):
+        cust = data.require("customers", "customer_id", by, analysis=f"Time to churn by {by}")
+        return cust.select(
+            customer_id=cust.customer_id.cast("string"), group=cust[by].cast("string")
+        ), by
+    frame, name = _group_frame(data, by)  # labels already in memory
+    frame = frame.assign(customer_id=frame.customer_id.astype(str), group=frame.group.astype(str))
+    return ibis.memtable(frame[["customer_id", "group"]]), name
+
+
+def _durations_schema() -> pd.DataFrame:
+    """Return an empty frame with the columns of :func:`churn_durations`."""
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype="string"),
+            "start_ts": pd.Series(dtype="datetime64[ns]"),
+            "duration_days": pd.Series(dtype="float64"),
+            "churned": pd.Series(dtype="int64"),
+            "group": pd.Series(dtype="string"),
+        }
+    )
+
+
+def _duration_counts(
+    data: CXData,
+    end: pd.Timestamp,
+    definition: ChurnDefinition,
+    groups: ir.Table | None,
+    resolution_days: float,
+    settings: _scale.ScaleSettings,
+) -> pd.DataFrame:
+    """Count customers per group, rounded duration and outcome, in the engine."""
+    dur = duration_table(data, definition=definition, as_of=end)
+    if groups is None:
+        g = dur.mutate(group=ibis.literal(ALL_CUSTOMERS))
+    else:
+        one = groups.group_by("customer_id").aggregate(group=groups.group.max())
+        j = dur.left_join(one, dur.customer_id.cast("string") == one.customer_id)
+        g = j.select(
+            duration_days=j.duration_days,
+            churned=j.churned,
+            group=j.group.fill_null(MISSING_GROUP),
+        )
+    res = float(resolution_days)
+    g = g.mutate(duration_days=(g.duration_days / res).round() * res)
+    counts = g.group_by(["group", "duration_days", "churned"]).aggregate(customers=g.count())
+    out = _scale.bounded_to_pandas(
+        counts, what="time-to-churn counts (group × duration × outcome)", settings=settings
+    )
+    out = out.astype(
+        {"group": str, "duration_days": "float64", "churned": "int64", "customers": "int64"}
+    )
+    return out.sort_values(["group", "duration_days", "churned"], ignore_index=True)
 
 
 # --------------------------------------------------------------------------------------

@@ -461,3 +461,47 @@ def test_durations_are_queried_once_per_data_and_definition(demo_data, monkeypat
     pd.testing.assert_frame_equal(fresh.summary, plain.summary)
     churn.time_to_churn(data, horizon_days=60)  # another definition: queried again
     assert calls == [90, 90, 60]
+
+
+# --------------------------------------------------------------------------------------
+# counted rows (weights) and scale mode
+# --------------------------------------------------------------------------------------
+
+
+def test_weights_are_repeated_rows() -> None:
+    rng = np.random.default_rng(5)
+    t = rng.integers(1, 40, 300).astype(float)
+    e = rng.random(300) < 0.6
+    g = rng.choice(["a", "b", "c"], 300)
+    w = rng.integers(1, 4, 300)
+    rep = np.repeat(np.arange(300), w)
+    pd.testing.assert_frame_equal(sv.kaplan_meier(t, e, weights=w), sv.kaplan_meier(t[rep], e[rep]))
+    a, b = sv.logrank_test(t, e, g, weights=w), sv.logrank_test(t[rep], e[rep], g[rep])
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-12)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    with pytest.raises(UsageError, match="weights must be 300 whole numbers"):
+        sv.kaplan_meier(t, e, weights=w + 0.5)
+
+
+def test_scale_mode_counts_in_the_engine_and_matches_memory_mode(
+    demo_data: cxkit.CXData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.collects import Collects
+
+    memory = sv.time_to_churn(demo_data, by="acquisition_channel", mode="memory")
+    seen = Collects(monkeypatch)
+    scaled = sv.time_to_churn(demo_data, by="acquisition_channel", mode="scale")
+    assert scaled.counts is not None and scaled.durations.empty
+    assert max(seen.rows) == len(scaled.counts) < len(memory.durations)  # counts, not customers
+    assert scaled.resolution_days == sv.SCALE_RESOLUTION_DAYS
+    m, s = memory.summary, scaled.summary
+    assert m.group.tolist() == s.group.tolist()
+    assert m.customers.tolist() == s.customers.tolist()  # exact: counted, not sampled
+    assert m.churned.tolist() == s.churned.tolist()
+    half = sv.SCALE_RESOLUTION_DAYS / 2  # each duration moves by at most this
+    for col in ("median_days", "median_days_low", "median_days_high", "followup_days"):
+        np.testing.assert_allclose(s[col], m[col], atol=half + 1e-9, err_msg=col)
+    read = memory.at_times.merge(scaled.at_times, on=["group", "days"], suffixes=("", "_s"))
+    assert (read.survival - read.survival_s).abs().max() < 0.01
+    assert memory.logrank is not None and scaled.logrank is not None
+    assert scaled.logrank.statistic == pytest.approx(memory.logrank.statistic, rel=0.01)
