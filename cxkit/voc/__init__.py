@@ -39,7 +39,8 @@ Persona labels
     :func:`persona_labels`, :func:`load_personas`.
 Survey-to-value linkage
     :func:`value_linkage`, :func:`survey_value`, :class:`SurveyValueResult`,
-    :func:`linked_customers`, :func:`compare_groups`, :func:`adjusted_difference`,
+    :func:`linked_customers` (and :func:`linked_table`, the same in the engine),
+    :func:`compare_groups` (from :func:`group_moments`), :func:`adjusted_difference`,
     :func:`value_measures`, :class:`ValueMeasure`, :data:`NPS_GROUPS`,
     :func:`show_value_tables` (:mod:`~cxkit.voc.value`: CLV, churn risk and realised
     revenue by NPS group and persona, from the CLV and churn reports' results).
@@ -100,7 +101,9 @@ from cxkit.voc.value import (
     ValueMeasure,
     adjusted_difference,
     compare_groups,
+    group_moments,
     linked_customers,
+    linked_table,
     show_value_tables,
     survey_value,
     value_linkage,
@@ -133,8 +136,10 @@ __all__ = [
     "driver_claim",
     "driver_importance",
     "driver_table",
+    "group_moments",
     "key_drivers",
     "linked_customers",
+    "linked_table",
     "load_personas",
     "nps",
     "nps_compare",

@@ -38,12 +38,14 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
 from cxkit import churn as churn_domain
 from cxkit import clv as clv_domain
+from cxkit import scale
 from cxkit.clv.value import clv_column
 from cxkit.data import CXData, resolve_as_of
 from cxkit.display import format_money, show_table
@@ -59,7 +61,9 @@ __all__ = [
     "ValueMeasure",
     "adjusted_difference",
     "compare_groups",
+    "group_moments",
     "linked_customers",
+    "linked_table",
     "show_value_tables",
     "survey_value",
     "value_linkage",
@@ -229,6 +233,72 @@ def linked_customers(
     >>> t[["customer_id", "nps_group", "revenue_after_30d", "spend_to_date"]].values.tolist()
     [['a', 'detractor', 20.0, 20.0], ['b', 'promoter', 0.0, 5.0]]
     """
+    expr, info = linked_table(data, as_of=as_of, window_days=window_days)
+    out = expr.to_pandas()
+    if not len(out):
+        raise NotAvailableError(_NPS_NEEDS, analysis=_ANALYSIS)
+    out["customer_id"] = out["customer_id"].astype("string")
+    out["answered_at"] = pd.to_datetime(out["answered_at"])
+    out["latest_nps"] = pd.array(out["latest_nps"], dtype="Int64")
+    out["nps_group"] = out["nps_group"].astype("string")
+    out = out.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    window = f"{int(window_days)}d"
+    if "spend_to_date" in out:
+        for c in ("spend_to_date", f"revenue_after_{window}", f"ordered_after_{window}"):
+            out[c] = out[c].astype(float)
+    if personas is not None:
+        named = personas.astype("string").rename("persona").rename_axis("customer_id")
+        named.index = named.index.astype("string")
+        out = out.merge(named.reset_index(), on="customer_id", how="left")
+    if clv_values is not None:
+        col = clv_column(clv_values)
+        values = clv_values[["customer_id", col]].astype({"customer_id": "string"})
+        out = out.merge(values, on="customer_id", how="left")
+    if churn_scores is not None:
+        scores = churn_scores[["customer_id", "churn_probability"]]
+        out = out.merge(scores.astype({"customer_id": "string"}), on="customer_id", how="left")
+    out.attrs.update(info)
+    return out
+
+
+def linked_table(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    clv_values: ir.Table | None = None,
+    churn_scores: ir.Table | None = None,
+    personas: ir.Table | None = None,
+    window_days: int = 90,
+) -> tuple[ir.Table, dict[str, object]]:
+    """Return :func:`linked_customers` as an engine expression (the one definition).
+
+    :func:`linked_customers` collects it and joins values already in memory; scale mode
+    (:mod:`cxkit.scale`) joins the values kept in the engine and sums it by group
+    (:func:`group_moments`) without collecting a row per customer.
+
+    Parameters
+    ----------
+    data, as_of, window_days
+        As for :func:`linked_customers`.
+    clv_values
+        An engine table of ``customer_id`` and a ``clv_<h>w`` column, or None.
+    churn_scores
+        An engine table of ``customer_id`` and ``churn_probability``, or None.
+    personas
+        An engine table of ``customer_id`` and one label column, or None.
+
+    Returns
+    -------
+    (ibis.expr.types.Table, dict)
+        The columns of :func:`linked_customers` (unsorted) and its ``attrs``.
+
+    Raises
+    ------
+    UsageError
+        For a window of less than a day.
+    NotAvailableError
+        Without NPS answers in the data.
+    """
     if window_days < 1:
         raise UsageError(
             f"window_days must be a whole number of days of at least 1, got {window_days!r}"
@@ -243,6 +313,7 @@ def linked_customers(
         customer_id=last.customer_id.cast("string"), answered_at=last.ts, latest_nps=last.score
     )
     window = f"{int(window_days)}d"
+    before = end - pd.Timedelta(days=int(window_days))
     if d.has("orders", "customer_id", "ts", "amount"):
         o = d.table("orders")
         o = o.select(order_customer=o.customer_id.cast("string"), order_ts=o.ts, amount=o.amount)
@@ -255,36 +326,102 @@ def linked_customers(
             revenue_after=j.amount.sum(where=after),
             orders_after=j.amount.count(where=after),
         )
-        out = expr.to_pandas()
+        over = expr.answered_at <= ibis.literal(before.to_pydatetime())
+        null = ibis.null("float64")
+        expr = expr.select(
+            "customer_id",
+            "answered_at",
+            "latest_nps",
+            spend_to_date=expr.spend_to_date.cast("float64").fill_null(0.0),
+            **{
+                f"revenue_after_{window}": ibis.cases(
+                    (over, expr.revenue_after.cast("float64").fill_null(0.0)), else_=null
+                ),
+                f"ordered_after_{window}": ibis.cases(
+                    (over, (expr.orders_after.fill_null(0) > 0).ifelse(1.0, 0.0)), else_=null
+                ),
+            },
+        )
     else:
-        out = latest.to_pandas()
-    if not len(out):
-        raise NotAvailableError(_NPS_NEEDS, analysis=_ANALYSIS)
-    out["customer_id"] = out["customer_id"].astype("string")
-    out["answered_at"] = pd.to_datetime(out["answered_at"])
-    out["latest_nps"] = pd.array(out["latest_nps"], dtype="Int64")
-    out["nps_group"] = _nps_group(out["latest_nps"])
-    out = out.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    before = end - pd.Timedelta(days=int(window_days))
-    if "spend_to_date" in out:
-        over = (out["answered_at"] <= before).to_numpy()
-        out["spend_to_date"] = out["spend_to_date"].astype(float).fillna(0.0)
-        spent = out.pop("revenue_after").astype(float).fillna(0.0)
-        bought = (out.pop("orders_after").fillna(0).astype(int) > 0).astype(float)
-        out[f"revenue_after_{window}"] = spent.where(over)
-        out[f"ordered_after_{window}"] = bought.where(over)
+        expr = latest
+    s = expr.latest_nps
+    expr = expr.mutate(
+        nps_group=ibis.cases(
+            (s >= PROMOTER_MIN, "promoter"),
+            (s <= DETRACTOR_MAX, "detractor"),
+            (s.notnull(), "passive"),
+            else_=ibis.null("string"),
+        )
+    )
+    front = ["customer_id", "answered_at", "latest_nps"]
+    front += ["spend_to_date", "nps_group"] if "spend_to_date" in expr.columns else ["nps_group"]
+    expr = expr.select(*front, *(c for c in expr.columns if c not in front))
     if personas is not None:
-        named = personas.astype("string").rename("persona").rename_axis("customer_id")
-        named.index = named.index.astype("string")
-        out = out.merge(named.reset_index(), on="customer_id", how="left")
+        label = next(c for c in personas.columns if c != "customer_id")
+        lab = personas.select(
+            lab_id=personas.customer_id.cast("string"), persona=personas[label].cast("string")
+        )
+        expr = expr.left_join(lab, expr.customer_id == lab.lab_id).drop("lab_id")
     if clv_values is not None:
-        col = clv_column(clv_values)
-        values = clv_values[["customer_id", col]].astype({"customer_id": "string"})
-        out = out.merge(values, on="customer_id", how="left")
+        col = next((c for c in clv_values.columns if c.startswith("clv_")), None)
+        if col is None:
+            raise DataError(
+                f"the CLV values table has no clv_<horizon> column: {list(clv_values.columns)}",
+                fix="pass the values a CLV analysis wrote (customer_id and clv_52w)",
+            )
+        v = clv_values.select(
+            val_id=clv_values.customer_id.cast("string"), **{col: clv_values[col]}
+        )
+        expr = expr.left_join(v, expr.customer_id == v.val_id).drop("val_id")
     if churn_scores is not None:
-        scores = churn_scores[["customer_id", "churn_probability"]]
-        out = out.merge(scores.astype({"customer_id": "string"}), on="customer_id", how="left")
-    out.attrs.update(as_of=end, window_days=int(window_days), window_before=before)
+        c = churn_scores.select(
+            score_id=churn_scores.customer_id.cast("string"),
+            churn_probability=churn_scores.churn_probability,
+        )
+        expr = expr.left_join(c, expr.customer_id == c.score_id).drop("score_id")
+    info = {"as_of": end, "window_days": int(window_days), "window_before": before}
+    return expr, info
+
+
+def group_moments(
+    table: pd.DataFrame | ir.Table, measure: str, *, by: str | None = None
+) -> pd.DataFrame:
+    """Return ``n``, ``mean`` and ``var`` (``ddof=1``) of ``measure`` per (``by``,) NPS group.
+
+    Rows where ``measure`` or the NPS group is missing are left out. A frame is grouped
+    in pandas, an engine table in the engine (one row per group comes back), so
+    :func:`compare_groups` reads both the same way.
+
+    Parameters
+    ----------
+    table
+        :func:`linked_customers` or :func:`linked_table`'s expression.
+    measure
+        The column.
+    by
+        A column to group within (``"persona"``), or None.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``[by,] nps_group, n, mean, var``.
+    """
+    keys = [by] if by else []
+    if isinstance(table, ir.Table):
+        t = table.filter(table[measure].notnull() & table.nps_group.isin(list(NPS_GROUPS)))
+        x = t[measure].cast("float64")
+        g = t.group_by([*keys, "nps_group"]).aggregate(n=x.count(), mean=x.mean(), var=x.var())
+        out = g.to_pandas()
+        out = out.astype({"nps_group": str, "n": "int64", "mean": float, "var": float})
+        if by:
+            out[by] = out[by].astype(str)
+        return out
+    x = table.loc[table[measure].notna() & table["nps_group"].isin(NPS_GROUPS)]
+    x = x[[*keys, "nps_group", measure]].astype({measure: float, "nps_group": str})
+    if by:
+        x = x.astype({by: str})
+    stats = x.groupby([*keys, "nps_group"], sort=False)[measure].agg(["size", "mean", "var"])
+    out = stats.reset_index().rename(columns={"size": "n"})
     return out
 
 
@@ -345,13 +482,10 @@ def compare_groups(
     if reference not in NPS_GROUPS:
         raise UsageError(f"reference must be one of {list(NPS_GROUPS)}, got {reference!r}")
     keys = [by] if by else []
-    x = frame.loc[frame[measure].notna() & frame["nps_group"].isin(NPS_GROUPS)]
-    x = x[[*keys, "nps_group", measure]].astype({measure: float, "nps_group": str})
+    stats = group_moments(frame, measure, by=by).set_index([*keys, "nps_group"])
+    stats = stats[["n", "mean", "var"]]
     if by:
-        x = x.astype({by: str})
-    stats = x.groupby([*keys, "nps_group"], sort=False)[measure].agg(["size", "mean", "var"])
-    if by:
-        outer = sorted(frame[by].dropna().astype(str).unique())
+        outer = sorted(_labels(frame, by))
         index = pd.MultiIndex.from_product([outer, list(NPS_GROUPS)], names=[by, "nps_group"])
     else:
         index = pd.Index(list(NPS_GROUPS), name="nps_group")
@@ -399,6 +533,14 @@ def compare_groups(
     full["small_n"] = n < MIN_N
     cols = [*keys, "nps_group", "n", "value", "ci_low", "ci_high", "reference_n", "diff"]
     return full[[*cols, "diff_low", "diff_high", "diff_se", "p_value", "small_n"]]
+
+
+def _labels(frame: pd.DataFrame | ir.Table, by: str) -> list[str]:
+    """Return the distinct non-missing values of column ``by`` (in the engine for a table)."""
+    if isinstance(frame, ir.Table):
+        v = frame.filter(frame[by].notnull()).select(by).distinct().to_pandas()[by]
+        return [str(x) for x in v]
+    return [str(x) for x in frame[by].dropna().astype(str).unique()]
 
 
 def adjusted_difference(
@@ -832,7 +974,8 @@ def survey_value(
         only the note (``not_available``).
     """
     end = resolve_as_of(data, as_of)
-    if churn is not None:
+    engine = _engine_values(data, clv, churn, personas)
+    if churn is not None and engine is None:
         try:
             churn_domain.held_scores(churn)  # scale mode: the scores stay in the engine
         except NotAvailableError as err:
@@ -841,15 +984,21 @@ def survey_value(
     base: dict[str, object] = {"as_of": end, "window_days": int(window_days)}
     if clv is not None:
         base["horizon_weeks"] = clv.horizon_weeks
+    table: pd.DataFrame | ir.Table
     try:
-        table = linked_customers(
-            data,
-            as_of=end,
-            clv_values=None if clv is None else clv.values,
-            churn_scores=None if churn is None else churn.scores,
-            personas=personas,
-            window_days=window_days,
-        )
+        if engine is not None:  # scale mode: joined and summed in the engine
+            table, _ = linked_table(data, as_of=end, window_days=window_days, **engine)
+            if int(table.count().to_pandas()) == 0:
+                raise NotAvailableError(_NPS_NEEDS, analysis=_ANALYSIS)
+        else:
+            table = linked_customers(
+                data,
+                as_of=end,
+                clv_values=None if clv is None else clv.values,
+                churn_scores=None if churn is None else churn.scores,
+                personas=personas,  # type: ignore[arg-type]
+                window_days=window_days,
+            )
     except NotAvailableError as err:
         unavailable["linkage"] = str(err)
         return SurveyValueResult(unavailable=unavailable, not_available=[str(err)], **base)  # type: ignore[arg-type]
@@ -860,7 +1009,7 @@ def survey_value(
                 "the data cannot support it: "
             )
             unavailable[part] = f"{what} by NPS group is not available: {why}"
-    if "spend_to_date" not in table:
+    if "spend_to_date" not in table.columns:
         unavailable["orders"] = str(
             NotAvailableError("the table 'orders'", analysis="Realised revenue by NPS group")
         )
@@ -871,8 +1020,13 @@ def survey_value(
     )
     if clv is not None:  # the CLV result's own column name
         wanted = tuple(replace(m, key=clv.clv_column) if m.source == "clv" else m for m in wanted)
-    measures = tuple(m for m in wanted if m.key in table)
-    has_personas = "persona" in table and bool(table["persona"].notna().any())
+    measures = tuple(m for m in wanted if m.key in table.columns)
+    if isinstance(table, ir.Table):
+        has_personas = "persona" in table.columns and bool(
+            table.persona.notnull().any().to_pandas()
+        )
+    else:
+        has_personas = "persona" in table and bool(table["persona"].notna().any())
     if personas is None:
         unavailable["by_persona"] = "Value by persona is not available: no persona labels."
     elif not has_personas:
@@ -888,7 +1042,7 @@ def survey_value(
             within.append(by.assign(**info))
             adjusted.append({**info, **adjusted_difference(table, m.key, kind=m.statistic)})
     return SurveyValueResult(
-        customers=table,
+        customers=None if isinstance(table, ir.Table) else table,
         measures=measures,
         by_nps=_stack(overall),
         by_persona=_stack(within),
@@ -900,6 +1054,55 @@ def survey_value(
         not_available=list(dict.fromkeys(v for k, v in unavailable.items() if k != "by_persona")),
         **base,  # type: ignore[arg-type]
     )
+
+
+def _engine_values(
+    data: CXData,
+    clv: object | None,
+    churn: churn_domain.ChurnResult | None,
+    personas: object | None,
+) -> dict[str, ir.Table | None] | None:
+    """Return the engine tables to link when a domain result keeps its values there.
+
+    Scale mode (:mod:`cxkit.scale`) keeps churn scores (``scores_table``), CLV values
+    (``values_table``) and persona labels (an engine table) in the engine; then the
+    linkage is joined and summed there, and the results in memory are uploaded
+    (``ibis.memtable``) to join them. None when every value is in memory.
+    """
+    held = {
+        "churn": isinstance(getattr(churn, "scores_table", None), str),
+        "clv": isinstance(getattr(clv, "values_table", None), str),
+        "personas": isinstance(personas, ir.Table),
+    }
+    if not any(held.values()):
+        return None
+    con = data.con
+    out: dict[str, ir.Table | None] = {"clv_values": None, "churn_scores": None, "personas": None}
+    if churn is not None:
+        out["churn_scores"] = (
+            scale.open_table(con, churn.scores_table)  # type: ignore[attr-defined]
+            if held["churn"]
+            else ibis.memtable(churn.scores[["customer_id", "churn_probability"]])
+        )
+    if clv is not None:
+        out["clv_values"] = (
+            scale.open_table(con, clv.values_table)  # type: ignore[attr-defined]
+            if held["clv"]
+            else ibis.memtable(clv.values[["customer_id", clv.clv_column]])  # type: ignore[attr-defined]
+        )
+    if personas is not None:
+        out["personas"] = (
+            personas  # type: ignore[assignment]
+            if held["personas"]
+            else ibis.memtable(
+                pd.Series(personas)
+                .astype("string")
+                .rename("persona")
+                .rename_axis("customer_id")
+                .reset_index()
+            )
+        )
+    return out
 
 
 def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame | None:

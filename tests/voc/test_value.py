@@ -395,3 +395,35 @@ def test_a_persona_mix_gap_is_worded_as_such_in_the_findings_and_the_title() -> 
     assert f.sentence.endswith("more, so no clear gap).")  # within personas
     assert res.title().endswith("over the next 52 weeks, but not clearly within personas")
     assert "Churn risk by NPS group is not available" in res.unavailable["churn"]
+
+
+def test_values_kept_in_the_engine_link_to_the_same_tables(
+    linked: voc.SurveyValueResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.collects import Collects
+
+    p = planted()
+    data = cxkit.load({"responses": p["responses"], "orders": p["orders"]})
+    data.con.create_table("planted_clv", p["clv"], overwrite=True)
+    data.con.create_table("planted_scores", p["churn"], overwrite=True)
+    rng = np.random.default_rng(1)
+    labels = pd.DataFrame(
+        {"customer_id": p["clv"].customer_id, "persona": rng.choice(["a", "b", "c"], len(p["clv"]))}
+    )
+    held = data.con.create_table("planted_personas", labels, overwrite=True)
+    clv_result, churn_result = stand_ins(p)
+    clv_result.values_table = "planted_clv"  # as scale mode's results name their tables
+    churn_result.scores_table = "planted_scores"
+    seen = Collects(monkeypatch)
+    engine = voc.survey_value(data, as_of=AS_OF, clv=clv_result, churn=churn_result, personas=held)  # type: ignore[arg-type]
+    assert engine.customers is None  # joined and summed in the engine
+    assert max(seen.rows) < len(p["clv"]) // 10  # groups come back, not customers
+    monkeypatch.undo()
+    kw = {"as_of": AS_OF, "clv": stand_ins(p)[0], "churn": stand_ins(p)[1]}
+    memory = voc.survey_value(data, personas=labels.set_index("customer_id").persona, **kw)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(memory.by_nps, linked.by_nps)  # personas change nothing
+    for part in ("by_nps", "by_persona", "adjusted"):
+        pd.testing.assert_frame_equal(
+            getattr(engine, part), getattr(memory, part), check_dtype=False, rtol=1e-9, obj=part
+        )
+    assert [f.sentence for f in engine.findings()] == [f.sentence for f in memory.findings()]
