@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from ibis.backends import BaseBackend
 
-from cxkit import sources
+from cxkit import scale, sources
 from cxkit.errors import DataError, NotAvailableError, UsageError
 
 if TYPE_CHECKING:  # pyspark is an optional dependency
@@ -1062,6 +1062,9 @@ def load(
         token = _source_token(source, mapping, tables)
     else:
         token = None
+    settings = scale.current_settings()
+    if settings.scale and settings.strict:
+        scale.guard_collects(con, settings)
     return CXData(con, raw, source=label, token=token)
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "current_settings",
     "describe_settings",
     "dispatch",
+    "guard_collects",
     "open_table",
     "register",
     "score_in_batches",
@@ -79,6 +80,12 @@ class ScaleSettings:
         (:func:`bounded_to_pandas`); must be at least ``sample_rows`` and ``batch_rows``.
     batch_rows
         Scale mode: customers are scored in batches of this many rows.
+    strict
+        Scale mode: also check every result the engine hands to Python and fail any
+        of more than ``max_collect_rows`` rows (:func:`guard_collects`, applied by
+        :func:`cxkit.load`): an audit that nothing collects around the bounded paths.
+        The check follows the collect, so it finds a large collect, it does not prevent
+        its memory; for tests and audits.
 
     Raises
     ------
@@ -95,6 +102,7 @@ class ScaleSettings:
     sample_rows: int = 200_000
     max_collect_rows: int = 250_000
     batch_rows: int = 100_000
+    strict: bool = False
 
     def __post_init__(self) -> None:
         """Check the mode and sizes."""
@@ -104,6 +112,8 @@ class ScaleSettings:
             value = getattr(self, f)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"scale {f} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.strict, bool):
+            raise UsageError(f"scale strict must be true or false, got {self.strict!r}")
         if self.sample_rows > self.max_collect_rows:
             raise UsageError(
                 f"scale sample_rows ({self.sample_rows:,}) must not exceed max_collect_rows "
@@ -195,6 +205,48 @@ def current_settings() -> ScaleSettings:
             f"{list(MODES)}, got {raw!r} ({err.msg})"
         ) from None
     return ScaleSettings.from_value(value)
+
+
+def guard_collects(con: BaseBackend, settings: ScaleSettings | None = None) -> BaseBackend:
+    """Make every result of ``con`` over ``max_collect_rows`` rows an error (strict mode).
+
+    ``execute`` and ``to_pyarrow`` of this connection count the rows they return and
+    raise :class:`~cxkit.errors.ScaleLimitError` above the limit; streamed batches
+    (``to_pyarrow_batches``, bounded by their size) pass. Applied once per connection.
+
+    Parameters
+    ----------
+    con
+        The backend (changed in place).
+    settings
+        The limits (default :func:`current_settings`).
+
+    Returns
+    -------
+    ibis.backends.BaseBackend
+        ``con``.
+    """
+    settings = settings or current_settings()
+    if getattr(con, "_cxkit_guarded", False):
+        return con
+    limit = settings.max_collect_rows
+
+    def checked(method: Callable[..., object]) -> Callable[..., object]:
+        def run(*args: object, **kwargs: object) -> object:
+            out = method(*args, **kwargs)
+            rows = getattr(out, "num_rows", None)
+            if rows is None:
+                rows = len(out) if isinstance(out, pd.DataFrame | pd.Series) else 1
+            if rows > limit:
+                raise ScaleLimitError(what="a result (strict scale mode)", rows=rows, limit=limit)
+            return out
+
+        return run
+
+    for name in ("execute", "to_pyarrow"):
+        setattr(con, name, checked(getattr(con, name)))
+    con._cxkit_guarded = True  # type: ignore[attr-defined]
+    return con
 
 
 def bounded_to_pandas(

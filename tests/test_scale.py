@@ -91,6 +91,28 @@ def test_bounded_to_pandas_refuses_above_the_limit() -> None:
     assert len(bounded_to_pandas(t.limit(50), what="x", settings=limits)) == 50
 
 
+def test_strict_mode_fails_any_collect_over_the_limit(
+    demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strict = ScaleSettings.from_value({"max_collect_rows": 300, "sample_rows": 100, "strict": True})
+    assert strict.scale and strict.strict
+    with pytest.raises(UsageError, match="scale strict must be true or false, got 'yes'"):
+        ScaleSettings(mode="scale", strict="yes")  # type: ignore[arg-type]
+    monkeypatch.setenv(scale.SCALE_ENV, strict.to_json())
+    cx = cxkit.load(demo_dir)  # strict scale mode: cxkit.load guards the connection
+    customers = cx.table("customers")
+    with pytest.raises(ScaleLimitError, match=r"a result \(strict scale mode\): 2,000 rows"):
+        customers.to_pandas()
+    with pytest.raises(ScaleLimitError):
+        customers.to_pyarrow()
+    assert len(customers.limit(300).to_pandas()) == 300  # at the limit: fine
+    assert int(customers.count().to_pandas()) == 2_000  # a scalar: one row
+    streamed = sum(b.num_rows for b in customers.to_pyarrow_batches(chunk_size=250))
+    assert streamed == 2_000  # batches are bounded by their size and pass
+    monkeypatch.setenv(scale.SCALE_ENV, ScaleSettings(mode="scale").to_json())
+    assert len(cxkit.load(demo_dir).table("customers").to_pandas()) == 2_000  # not strict
+
+
 def test_stratified_sample_is_deterministic_and_proportional() -> None:
     df = _frame(10_000)
     con = ibis.duckdb.connect()
