@@ -295,11 +295,14 @@ def outcomes_table(
     end_lit = ibis.literal(end.to_pydatetime())
     done = {days: ts <= end_lit for days, ts in done_at.items()}
     null = ibis.null("float64")
-    zero, one = ibis.literal(0.0), ibis.literal(1.0)
+
+    def flag(cond: ir.BooleanValue) -> ir.FloatingValue:  # 1.0 / 0.0 as a double everywhere
+        return cond.ifelse(1, 0).cast("float64")
+
     cols: dict[str, ir.Value] = {}
     if has_orders:
         conv = j.conversion_orders.fill_null(0) > 0
-        cols["converted"] = ibis.cases((done[conversion_days], conv.ifelse(one, zero)), else_=null)
+        cols["converted"] = ibis.cases((done[conversion_days], flag(conv)), else_=null)
         cols["spend"] = ibis.cases(
             (done[horizon_days], j.spend.fill_null(0.0).cast("float64")), else_=null
         )
@@ -310,16 +313,14 @@ def outcomes_table(
     if contractual:
         gone = j.churned_at
         prior = gone.isnull() | (gone > at)
-        lost = (gone.notnull() & (gone <= done_at[horizon_days])).ifelse(one, zero)
+        lost = flag(gone.notnull() & (gone <= done_at[horizon_days]))
         cols["prior"] = prior
         cols["churned"] = ibis.cases((prior & done[horizon_days], lost), else_=null)
     elif has_orders:
         prior = j.prior_orders.fill_null(0) > 0
         stayed = j.horizon_orders.fill_null(0) > 0
         cols["prior"] = prior
-        cols["churned"] = ibis.cases(
-            (prior & done[horizon_days], stayed.ifelse(zero, one)), else_=null
-        )
+        cols["churned"] = ibis.cases((prior & done[horizon_days], flag(~stayed)), else_=null)
     else:
         cols["prior"] = ibis.literal(False)
         cols["churned"] = null
@@ -352,9 +353,10 @@ def outcomes_table(
 
 def _points(score: ir.NumericValue) -> ir.FloatingValue:
     """:func:`nps_points` in the engine: +1 promoter, 0 passive, −1 detractor, NULL."""
-    return ibis.cases(
-        (score.isnull(), ibis.null("float64")),
-        (score >= PROMOTER_MIN, ibis.literal(1.0)),
-        (score <= DETRACTOR_MAX, ibis.literal(-1.0)),
-        else_=ibis.literal(0.0),
+    points = ibis.cases(
+        (score.isnull(), ibis.null("int64")),
+        (score >= PROMOTER_MIN, 1),
+        (score <= DETRACTOR_MAX, -1),
+        else_=0,
     )
+    return points.cast("float64")  # a double on every engine (a float literal is not)

@@ -47,7 +47,7 @@ def _covariate_exprs(t: ir.Table, metric: str) -> list[ir.FloatingValue]:
     for c in METRICS[metric].covariates:
         v = t[c].cast("float64")
         out.append(v.fill_null(0.0))
-        out.append(v.isnull().ifelse(1.0, 0.0))
+        out.append(v.isnull().ifelse(1, 0).cast("float64"))
     return out
 
 
@@ -75,7 +75,7 @@ class _EngineArms:
             "customers": t.count(),
             "first_assigned": t.assigned_at.min(),
             "last_assigned": t.assigned_at.max(),
-            "repeated": (t.n_assignments > 1).ifelse(1, 0).sum(),
+            "repeated": (t.n_assignments > 1).ifelse(1, 0).sum().cast("int64"),
         }
         self.p: dict[str, int] = {}
         for m in self.metrics:
@@ -83,18 +83,20 @@ class _EngineArms:
             y = t[col].cast("float64")
             has = y.notnull()
             aggs[f"{m}__n"] = y.count()
-            aggs[f"{m}__sy"] = y.sum()
-            aggs[f"{m}__syy"] = (y * y).sum()
-            aggs[f"{m}__left"] = (y.isnull() & (t[f"done_at_{col}"] > end_lit)).ifelse(1, 0).sum()
+            aggs[f"{m}__sy"] = y.sum().cast("float64")
+            aggs[f"{m}__syy"] = (y * y).sum().cast("float64")
+            aggs[f"{m}__left"] = (
+                (y.isnull() & (t[f"done_at_{col}"] > end_lit)).ifelse(1, 0).sum().cast("int64")
+            )
             aggs[f"{m}__first"] = t[f"done_at_{col}"].min(where=has)
             aggs[f"{m}__last"] = t[f"done_at_{col}"].max(where=has)
             xs = _covariate_exprs(t, m) if cuped and METRICS[m].covariates else []
             self.p[m] = len(xs)
             for i, xi in enumerate(xs):
-                aggs[f"{m}__sx{i}"] = xi.sum(where=has)
-                aggs[f"{m}__sxy{i}"] = (xi * y).sum(where=has)
+                aggs[f"{m}__sx{i}"] = xi.sum(where=has).cast("float64")
+                aggs[f"{m}__sxy{i}"] = (xi * y).sum(where=has).cast("float64")
                 for j in range(i, len(xs)):
-                    aggs[f"{m}__sxx{i}_{j}"] = (xi * xs[j]).sum(where=has)
+                    aggs[f"{m}__sxx{i}_{j}"] = (xi * xs[j]).sum(where=has).cast("float64")
         # one row per experiment and variant: bounded by the design, not by customers
         grouped = t.group_by(["experiment", "variant"]).aggregate(**aggs)
         self.sums = _scale.bounded_to_pandas(
@@ -172,7 +174,9 @@ class _EngineArms:
         sub = t.filter((t.experiment == name) & t.variant.isin([base, variant]) & y.notnull())
         sub = sub.mutate(_look=bucket, _y=y)
         per = sub.group_by(["variant", "_look"]).aggregate(
-            n=sub.count(), sy=sub._y.sum(), syy=(sub._y * sub._y).sum()
+            n=sub.count(),
+            sy=sub._y.sum().cast("float64"),
+            syy=(sub._y * sub._y).sum().cast("float64"),
         )
         per = _scale.bounded_to_pandas(per, what="sequential looks", settings=self.settings)
         per = per.dropna(subset=["_look"])

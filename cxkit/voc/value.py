@@ -338,7 +338,8 @@ def linked_table(
                     (over, expr.revenue_after.cast("float64").fill_null(0.0)), else_=null
                 ),
                 f"ordered_after_{window}": ibis.cases(
-                    (over, (expr.orders_after.fill_null(0) > 0).ifelse(1.0, 0.0)), else_=null
+                    (over, (expr.orders_after.fill_null(0) > 0).ifelse(1, 0).cast("float64")),
+                    else_=null,
                 ),
             },
         )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 import cxkit
 from cxkit import experiments
 from cxkit.scale import SCALE_ENV, ScaleSettings
+from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 from tests.collects import Collects
 from tests.experiments.test_outcomes import AT, _tiny
 
@@ -88,3 +91,52 @@ def test_scale_mode_comes_from_the_settings(
     res = experiments.analyze(demo_data, metrics=("conversion",), sequential=False)
     assert res.outcomes is None and "Scale mode" in res.notes[-1]
     assert max(collected) <= 10
+
+
+def _engine_tables(demo_dir: Path) -> dict[str, pd.DataFrame]:
+    """The demo's assignments with the orders and NPS answers of the assigned customers."""
+    a = pd.read_parquet(demo_dir / "assignments.parquet")
+    ids = set(a.customer_id)
+    out = {"assignments": a}
+    for name in ("orders", "responses"):
+        t = pd.read_parquet(demo_dir / f"{name}.parquet")
+        out[name] = t[t.customer_id.isin(ids)].reset_index(drop=True)
+    return out
+
+
+def _assert_engine_readouts(other: cxkit.CXData, demo_dir: Path) -> None:
+    base = experiments.analyze(cxkit.load(_engine_tables(demo_dir)), mode="memory")
+    for mode in ("memory", "scale"):
+        got = experiments.analyze(other, mode=mode)
+        for name in TABLES:
+            pd.testing.assert_frame_equal(
+                getattr(base, name).reset_index(drop=True),
+                getattr(got, name).reset_index(drop=True),
+                check_exact=False,
+                rtol=1e-7,
+                atol=1e-9,
+                check_dtype=False,
+                obj=f"{mode}: {name}",
+            )
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_readout_on_postgres_matches_duckdb_in_both_modes(
+    postgres_server: str,  # noqa: F811
+    demo_dir: Path,
+) -> None:
+    from tests.test_backends import into_postgres
+
+    _assert_engine_readouts(into_postgres(postgres_server, _engine_tables(demo_dir)), demo_dir)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_readout_on_spark_matches_duckdb_in_both_modes(
+    spark_session: object,  # noqa: F811
+    demo_dir: Path,
+) -> None:
+    from tests.test_backends import into_spark
+
+    _assert_engine_readouts(into_spark(spark_session, _engine_tables(demo_dir)), demo_dir)

@@ -21,6 +21,7 @@ import cxkit
 from cxkit import churn, clv, voc
 from cxkit.errors import UsageError
 from cxkit.stats import MIN_N
+from tests.backends import postgres_server  # noqa: F401 - fixture
 
 T0 = pd.Timestamp("2024-01-01")
 AS_OF = T0 + pd.Timedelta(days=400)
@@ -427,3 +428,19 @@ def test_values_kept_in_the_engine_link_to_the_same_tables(
             getattr(engine, part), getattr(memory, part), check_dtype=False, rtol=1e-9, obj=part
         )
     assert [f.sentence for f in engine.findings()] == [f.sentence for f in memory.findings()]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_linked_customers_on_postgres_match_duckdb(postgres_server: str) -> None:  # noqa: F811
+    from tests.test_backends import into_postgres
+
+    p = planted()
+    tables = {"responses": p["responses"], "orders": p["orders"]}
+    want = voc.linked_customers(cxkit.load(tables), as_of=AS_OF)
+    got = voc.linked_customers(into_postgres(postgres_server, tables), as_of=AS_OF)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    g = voc.compare_groups(voc.linked_table(into_postgres(postgres_server, tables), as_of=AS_OF)[0],
+                           "ordered_after_90d", kind="share")  # fmt: skip
+    pd.testing.assert_frame_equal(g, voc.compare_groups(want, "ordered_after_90d", kind="share"),
+                                  check_dtype=False)  # fmt: skip
