@@ -402,10 +402,12 @@ def score_in_batches(
 
     At most one batch (``batch_rows`` input rows and its predictions) is in memory at a
     time. The table is replaced if it exists. On an in-memory DuckDB database, which
-    only this process sees, the batches are written as Parquet parts to
-    :func:`scratch_dir` and the table is a view of them, which other kernels of the same
-    report run open with :func:`open_table`; elsewhere the table is written into the
-    database.
+    only this process sees, and on Spark, whose tables each kernel's session keeps to
+    itself, the batches are written as Parquet parts to :func:`scratch_dir` and the
+    table is a view of them, which other kernels of the same report run open with
+    :func:`open_table` (on a Spark cluster the folder must be one the executors read:
+    the run's cache folder on a shared file system). On a database (a DuckDB file,
+    PostgreSQL) the table is written into it.
 
     Parameters
     ----------
@@ -435,7 +437,7 @@ def score_in_batches(
     batch_rows = batch_rows or current_settings().batch_rows
     if batch_rows < 1:
         raise UsageError(f"batch_rows must be >= 1, got {batch_rows!r}")
-    files = _in_memory_duckdb(con)
+    files = _shared_by_files(con)
     write = _file_writer(con, name) if files else _writer(con, name)
     created = False
     for batch in expr.to_pyarrow_batches(chunk_size=batch_rows):
@@ -487,7 +489,7 @@ def open_table(con: BaseBackend, name: str) -> ir.Table:
     """Return the table ``name`` that scale mode wrote (:func:`score_in_batches`).
 
     A table written into a database is read from it. On an in-memory DuckDB database,
-    which no other process can see, scale mode writes Parquet files to
+    which no other process can see, and on Spark, scale mode writes Parquet files to
     :func:`scratch_dir` instead, and here they are opened as a view: so the reports of
     one run share what one of them wrote, each in its own kernel.
 
@@ -511,7 +513,7 @@ def open_table(con: BaseBackend, name: str) -> ir.Table:
     if name in con.list_tables():
         return con.table(name)
     folder = scratch_dir() / name
-    if _in_memory_duckdb(con) and any(folder.glob("*.parquet")):
+    if _shared_by_files(con) and any(folder.glob("*.parquet")):
         _attach_files(con, name, folder)
         return con.table(name)
     raise NotAvailableError(
@@ -519,6 +521,16 @@ def open_table(con: BaseBackend, name: str) -> ir.Table:
         "makes it, in this session or in the same cxkit report run)",
         analysis=f"Reading {name}",
     )
+
+
+def _shared_by_files(con: BaseBackend) -> bool:
+    """Tell whether tables of ``con`` are written as Parquet parts (and shared as files).
+
+    An in-memory DuckDB database is seen by its own process only, and a Spark session's
+    tables by its own session (unless a shared metastore holds them): each kernel has
+    its own. Databases (a DuckDB file, PostgreSQL) keep the tables themselves.
+    """
+    return con.name == "pyspark" or _in_memory_duckdb(con)
 
 
 def _in_memory_duckdb(con: BaseBackend) -> bool:
@@ -551,7 +563,10 @@ def _file_writer(con: BaseBackend, name: str) -> Callable[..., None]:
 
 
 def _attach_files(con: BaseBackend, name: str, folder: Path) -> None:
-    """Make the Parquet parts in ``folder`` the view ``name`` of an in-memory DuckDB."""
+    """Make the Parquet parts in ``folder`` the view ``name`` of ``con`` (DuckDB or Spark)."""
+    if con.name == "pyspark":  # a temporary view of this session
+        con.read_parquet(str(folder), table_name=name)
+        return
     pattern = str(folder / "*.parquet").replace("'", "''")
     con.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{pattern}')")
 

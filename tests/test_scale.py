@@ -189,6 +189,32 @@ def test_tables_written_on_in_memory_duckdb_are_shared_through_the_run_folder(
         scale.open_table(ibis.duckdb.connect(), "not_written")
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_tables_written_on_spark_are_parquet_parts_another_session_opens(
+    spark_session: object,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cxkit.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    con = ibis.pyspark.connect(spark_session)
+    spark_session.createDataFrame(_frame(3_000)).createOrReplaceTempView("feats_spark")  # type: ignore[attr-defined]
+
+    def predict(b: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"customer_id": b.customer_id, "p": b.x / 2})
+
+    out = score_in_batches(
+        con.table("feats_spark"), predict, con=con, name="spark_scores", batch_rows=1_000
+    )
+    assert int(out.count().to_pandas()) == 3_000
+    assert len(list((scale.scratch_dir() / "spark_scores").glob("*.parquet"))) == 3
+    spark_session.catalog.dropTempView("spark_scores")  # as in another kernel's session
+    again = scale.open_table(con, "spark_scores")
+    assert round(float(again.p.sum().to_pandas()), 6) == round(float(_frame(3_000).x.sum() / 2), 6)
+
+
 # --------------------------------------------------------------------------------------
 # churn: scale mode against memory mode
 # --------------------------------------------------------------------------------------
