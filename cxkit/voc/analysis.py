@@ -18,6 +18,7 @@ import pandas as pd
 
 from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
+from cxkit.display import format_p
 from cxkit.errors import NotAvailableError
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
@@ -147,6 +148,50 @@ class VocResult(Result):
             if found is not None:
                 out.append(found)
         return out
+
+    def scores_table(self) -> pd.DataFrame | None:
+        """Return the headline scores as the report shows them, each in its sentence's format.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            One row per score: ``score``, ``unit``, ``value (95% CI)``, ``answers``, the
+            previous window's value and answers, ``change (95% CI)`` (in points or
+            percentage points), ``p`` and ``small group``; None without scores. NPS reads
+            in whole points as in the headline (−7, not −6.60).
+        """
+        if self.scores is None:
+            return None
+        rows = []
+        for _, r in self.scores.iterrows():
+            metric = str(r["metric"])
+            fmt = _FORMATS[metric]
+
+            def show(v: object, fmt: str = fmt) -> str:
+                return "–" if pd.isna(v) else fmt.format(v)
+
+            value = show(r["value"])
+            if pd.notna(r["low"]) and pd.notna(r["high"]):
+                value += f" ({show(r['low'])} to {show(r['high'])})"
+            change = "–"
+            if pd.notna(r["change"]):
+                change = f"{r['change']:+.1f} {_CHANGE_UNITS[metric]}"
+                if pd.notna(r["change_low"]) and pd.notna(r["change_high"]):
+                    change += f" ({r['change_low']:+.1f} to {r['change_high']:+.1f})"
+            rows.append(
+                {
+                    "score": metric,
+                    "unit": r["unit"],
+                    "value (95% CI)": value,
+                    "answers": int(r["n"]),
+                    f"previous {self.days} days": show(r["previous"]),
+                    "previous answers": int(r["previous_n"]) if pd.notna(r["previous_n"]) else 0,
+                    "change (95% CI)": change,
+                    "p": format_p(r["p_value"]),
+                    "small group": "yes" if bool(r["small_n"]) else "no",
+                }
+            )
+        return pd.DataFrame(rows)
 
     def _score_findings(self) -> list[Finding]:
         if self.scores is None:

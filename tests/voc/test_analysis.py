@@ -276,3 +276,14 @@ def test_score_finding_without_an_interval_or_a_test_says_so() -> None:
     ces = next(f for f in res.findings() if f.metric == "ces")
     assert "too few answers for an interval, n=1" in ces.sentence
     assert "nan" not in ces.sentence and ces.comparison is None and ces.small_n
+
+
+def test_scores_table_reads_as_the_sentences(demo_data: cxkit.CXData) -> None:
+    res = voc.analyze(demo_data)
+    table = res.scores_table().set_index("score")
+    for f in res.findings():
+        if f.metric in ("nps", "csat", "ces"):
+            shown = table.loc[f.metric.upper(), "value (95% CI)"]
+            # the table's value and interval are the sentence's, character for character
+            assert f" is {shown.replace(' (', ' (95% CI ').split(')')[0]}" in f.sentence
+    assert table.loc["NPS", "value (95% CI)"].split(" ")[0].lstrip("+-").isdigit()  # whole points

@@ -54,7 +54,8 @@ def cell(page: Page, first_column: str, row: str, column: str) -> list[Stated]:
     for t in page.tables:
         if t.header and t.header[0] == column_label(first_column):
             if column_label(column) in t.header and any(r and r[0] == row for r in t.rows):
-                value, decimals = number(t.row(row)[column_label(column)])
+                text = t.row(row)[column_label(column)]  # a value, or a value (interval)
+                value, decimals = number(re.search(NUMBER, text).group(0))  # type: ignore[union-attr]
                 out.append(Stated(value, decimals, f"table {first_column}={row}"))
     return out
 
@@ -65,17 +66,17 @@ def check_headline_scores(page: Page, res: voc.VocResult) -> None:
     for _, r in res.scores.iterrows():
         metric = str(r["metric"])
         rx = rf"{metric} over the [^.]*? is ({NUMBER})"
-        values = stated(page.statements, rx) + cell(page, "metric", metric, "value")
+        values = stated(page.statements, rx) + cell(page, "score", metric, "value (95% CI)")
         assert len(values) >= 2, metric
         check_agree(values, r["value"], what=f"{metric} value")
         ns = stated(page.statements, rf"{metric} over the .*?n=([\d,]+)")
-        ns += cell(page, "metric", metric, "n")
+        ns += cell(page, "score", metric, "answers")
         check_agree(ns, r["n"], what=f"{metric} n")
         if pd.notna(r["change"]):
             sign = 1 if r["change"] > 0 else -1
             moved = stated(page.statements, rf"{metric} over the .*?(?:up|down) (\d+\.\d+)")
             moved = [Stated(sign * f.value, f.decimals, f.where) for f in moved]
-            moved += cell(page, "metric", metric, "change")
+            moved += cell(page, "score", metric, "change (95% CI)")
             check_agree(moved, r["change"], what=f"{metric} change")
 
 
