@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -35,9 +36,11 @@ import pyarrow.parquet as pq
 from IPython.display import HTML, display
 
 from cxkit import churn, clv, lifecycle, personas, voc
+from cxkit import scale as _scale
+from cxkit import summary_scale as _ss
 from cxkit.data import CXData, resolve_as_of
 from cxkit.display import format_money, show_table
-from cxkit.errors import ConvergenceError, DataError, NotAvailableError
+from cxkit.errors import ConvergenceError, DataError, NotAvailableError, UsageError
 from cxkit.files import atomic_open
 from cxkit.findings import Finding, not_available, show_findings, takeaway
 from cxkit.privacy import published_ids, show_ids_note
@@ -378,6 +381,10 @@ class FocusCondition:
         this one, starting "all have" (completes "the N customers with ...").
     test
         ``test(column, thresholds)`` -> a boolean Series; missing values never meet it.
+    engine
+        ``engine(column, thresholds)`` -> the same test as an ibis boolean expression (for
+        the scale-mode scorecard, :mod:`cxkit.summary_scale`), written beside ``test`` so
+        that the words, the pandas labels and the engine labels cannot drift apart.
     """
 
     text: str
@@ -385,6 +392,7 @@ class FocusCondition:
     needs: str
     fails: str
     test: Callable[[pd.Series, FocusThresholds], pd.Series]
+    engine: Callable[[ir.Value, FocusThresholds], ir.BooleanValue] | None = None
 
     def column_in(self, th: FocusThresholds) -> str:
         """Return the scorecard column this condition reads."""
@@ -393,6 +401,12 @@ class FocusCondition:
     def describe(self, th: FocusThresholds) -> str:
         """Return the condition's words with the thresholds filled in."""
         return self.text.format(**th.words())
+
+    def engine_mask(self, table: ir.Table, th: FocusThresholds) -> ir.BooleanValue:
+        """Return who meets it as an ibis boolean (missing values never meet it)."""
+        if self.engine is None:
+            raise UsageError(f"the focus condition {self.text!r} has no engine test")
+        return self.engine(table[self.column_in(th)], th).fill_null(False)
 
     def mask(self, frame: pd.DataFrame, th: FocusThresholds) -> np.ndarray | None:
         """Return who meets it, or None when the frame has no value of its column."""
@@ -459,28 +473,58 @@ class FocusRule:
         return ""
 
 
+# each test twice, side by side: on a pandas column (memory mode) and on an ibis column
+# (scale mode, in the engine); the rules below name both
+
+
 def _promoter(s: pd.Series, th: FocusThresholds) -> pd.Series:
     return s.astype("string") == "promoter"
+
+
+def _promoter_expr(c: ir.Value, th: FocusThresholds) -> ir.BooleanValue:
+    return c.cast("string") == "promoter"
 
 
 def _detractor(s: pd.Series, th: FocusThresholds) -> pd.Series:
     return s.astype("string") == "detractor"
 
 
+def _detractor_expr(c: ir.Value, th: FocusThresholds) -> ir.BooleanValue:
+    return c.cast("string") == "detractor"
+
+
 def _likely_to_churn(s: pd.Series, th: FocusThresholds) -> pd.Series:
     return pd.to_numeric(s, errors="coerce") >= th.churn_min
+
+
+def _likely_to_churn_expr(c: ir.Value, th: FocusThresholds) -> ir.BooleanValue:
+    return c.cast("float64") >= th.churn_min
 
 
 def _unlikely_to_churn(s: pd.Series, th: FocusThresholds) -> pd.Series:
     return pd.to_numeric(s, errors="coerce") < th.churn_min
 
 
+def _unlikely_to_churn_expr(c: ir.Value, th: FocusThresholds) -> ir.BooleanValue:
+    return c.cast("float64") < th.churn_min
+
+
 def _clv_at_least_median(s: pd.Series, th: FocusThresholds) -> pd.Series:
     return pd.to_numeric(s, errors="coerce") >= th.clv_median
 
 
+def _clv_at_least_median_expr(c: ir.Value, th: FocusThresholds) -> ir.BooleanValue:
+    if not np.isfinite(th.clv_median):  # no CLV anywhere: nobody meets it (as NaN in pandas)
+        return c.isnull() & c.notnull()
+    return c.cast("float64") >= th.clv_median
+
+
 def _not_referred(s: pd.Series, th: FocusThresholds) -> pd.Series:
     return ~s.astype("boolean")
+
+
+def _not_referred_expr(c: ir.Value, th: FocusThresholds) -> ir.BooleanValue:
+    return ~c.cast("boolean")
 
 
 _NPS_NEEDS = "NPS answers (table 'responses' with survey 'nps')"
@@ -499,6 +543,7 @@ FOCUS_RULES: tuple[FocusRule, ...] = (
                 _NPS_NEEDS,
                 "all have another NPS answer",
                 _detractor,
+                _detractor_expr,
             ),
         ),
     ),
@@ -511,6 +556,7 @@ FOCUS_RULES: tuple[FocusRule, ...] = (
                 _CHURN_NEEDS,
                 "all have a churn probability below {churn_min}",
                 _likely_to_churn,
+                _likely_to_churn_expr,
             ),
             FocusCondition(
                 "a {horizon}-week CLV at or above the median of customers with a CLV "
@@ -519,6 +565,7 @@ FOCUS_RULES: tuple[FocusRule, ...] = (
                 _CLV_NEEDS,
                 "all have a {horizon}-week CLV below the median ({clv_median})",
                 _clv_at_least_median,
+                _clv_at_least_median_expr,
             ),
         ),
     ),
@@ -531,6 +578,7 @@ FOCUS_RULES: tuple[FocusRule, ...] = (
                 _NPS_NEEDS,
                 "all have another NPS answer",
                 _promoter,
+                _promoter_expr,
             ),
             FocusCondition(
                 "a churn probability below {churn_min}",
@@ -538,6 +586,7 @@ FOCUS_RULES: tuple[FocusRule, ...] = (
                 _CHURN_NEEDS,
                 "all have a churn probability of {churn_min} or more",
                 _unlikely_to_churn,
+                _unlikely_to_churn_expr,
             ),
             FocusCondition(
                 "no referral yet",
@@ -545,6 +594,7 @@ FOCUS_RULES: tuple[FocusRule, ...] = (
                 "referral events (table 'events')",
                 "all have referred someone already",
                 _not_referred,
+                _not_referred_expr,
             ),
         ),
     ),
@@ -623,7 +673,7 @@ def recommend_focus(
 
 
 def focus_table(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | _ss.ScaleScorecard,
     *,
     horizon_weeks: int = 52,
     thresholds: FocusThresholds | None = None,
@@ -633,7 +683,9 @@ def focus_table(
     Parameters
     ----------
     frame
-        The scorecard, with its ``recommended_focus`` (computed here when absent).
+        The scorecard, with its ``recommended_focus`` (computed here when absent); a
+        scale-mode scorecard (:class:`cxkit.summary_scale.ScaleScorecard`) is counted in
+        the engine with its own thresholds.
     horizon_weeks
         The CLV horizon.
     thresholds
@@ -655,6 +707,8 @@ def focus_table(
     >>> t.customers.tolist(), t.note.iloc[0]
     ([0, 1, 0, 1], "not available: this needs NPS answers (table 'responses' with survey 'nps')")
     """
+    if isinstance(frame, _ss.ScaleScorecard):  # scale mode: counted in the engine
+        return _ss.focus_table_scale(frame)
     th = thresholds or focus_thresholds(frame, horizon_weeks=horizon_weeks)
     if "recommended_focus" in frame:
         labels = frame["recommended_focus"].astype("string")
@@ -869,7 +923,7 @@ def kpi_tiles(
     *,
     as_of: AsOf = None,
     domains: dict[str, DomainRun] | None = None,
-    card: pd.DataFrame | None = None,
+    card: pd.DataFrame | _ss.ScaleScorecard | None = None,
     value: voc.SurveyValueResult | None = None,
 ) -> pd.DataFrame:
     """Build the KPI tiles: one row each with value, interval or n and a sentence.
@@ -888,7 +942,7 @@ def kpi_tiles(
     domains
         The domain runs of :func:`executive_summary` (their findings feed the tiles).
     card
-        The scorecard, for CLV at risk.
+        The scorecard, for CLV at risk (a scale-mode scorecard is summed in the engine).
     value
         The survey-to-value linkage (:func:`cxkit.voc.survey_value`), for why the
         detractor − promoter tile is not available when it is not.
@@ -978,10 +1032,19 @@ def kpi_tiles(
     from_finding("CES", "voc", "ces")
     from_finding("Churn rate", "churn", "churn_rate")
     from_finding("Total CLV (52 weeks)", "clv", "total_clv_52w")
-    if card is not None and card["clv_at_risk_52w"].notna().any():
-        total = float(card["clv_52w"].sum())
-        at_risk = float(card["clv_at_risk_52w"].sum())
-        n_val = int(card["clv_at_risk_52w"].notna().sum())
+    if isinstance(card, _ss.ScaleScorecard):  # scale mode: sums in the engine
+        sums = _ss.at_risk_totals(card)
+        total, at_risk, n_val = sums["clv"], sums["at_risk"], int(sums["n"])
+        has_risk = n_val > 0
+    elif card is not None:
+        has_risk = bool(card["clv_at_risk_52w"].notna().any())
+        if has_risk:
+            total = float(card["clv_52w"].sum())
+            at_risk = float(card["clv_at_risk_52w"].sum())
+            n_val = int(card["clv_at_risk_52w"].notna().sum())
+    else:
+        has_risk = False
+    if has_risk:
         share = at_risk / total if total else np.nan
         add(
             "CLV at risk (52 weeks)",
@@ -1023,7 +1086,10 @@ class ExecutiveSummary:
         The lifecycle ladder: only the stages the data supports, as in the lifecycle
         report (None when there is none).
     scorecard
-        One row per customer (:func:`scorecard`).
+        One row per customer (:func:`scorecard`); in scale mode (a domain result kept
+        its rows in the engine) the engine scorecard
+        (:class:`cxkit.summary_scale.ScaleScorecard`), which :func:`focus_table`,
+        :func:`top_at_risk`, :func:`kpi_tiles` and :func:`write_scores` take as well.
     missing
         ``"<domain>: <why>"`` for each domain that is not available.
     stages_missing
@@ -1039,10 +1105,30 @@ class ExecutiveSummary:
     kpis: pd.DataFrame
     domains: dict[str, DomainRun]
     funnel: pd.DataFrame | None
-    scorecard: pd.DataFrame
+    scorecard: pd.DataFrame | _ss.ScaleScorecard
     missing: list[str]
     stages_missing: str | None = None
     survey_value: voc.SurveyValueResult | None = None
+
+    @property
+    def mode(self) -> str:
+        """``"scale"`` when the scorecard is an engine expression, else ``"memory"``."""
+        return "scale" if isinstance(self.scorecard, _ss.ScaleScorecard) else "memory"
+
+    def mode_sentence(self) -> str:
+        """Say in which mode the scorecard was built (for the page).
+
+        Returns
+        -------
+        str
+            :func:`cxkit.scale.describe_settings` of the scale settings in scale mode.
+        """
+        if isinstance(self.scorecard, _ss.ScaleScorecard):
+            return _scale.describe_settings(self.scorecard.settings) + (
+                " The scorecard stays in the engine: its counts, the customers with the most "
+                "value at risk and the exported files are computed there."
+            )
+        return _scale.describe_settings(_scale.ScaleSettings())
 
     def top_findings(self, per_domain: int = 3) -> list[Finding]:
         """Return the most important findings of each domain, small groups never headlined.
@@ -1116,6 +1202,18 @@ def executive_summary(
     ExecutiveSummary
         KPI tiles, one :class:`DomainRun` per domain of :data:`ANALYSES`, the stage
         funnel, the scorecard and what is missing.
+
+    Notes
+    -----
+    Scale mode: when a domain result keeps its per-customer rows in the engine, the
+    scorecard is the engine expression of :func:`cxkit.summary_scale.scorecard_expr`
+    and no per-customer frame is collected for it. The contract for the inputs: a
+    churn result of :class:`cxkit.churn.ScaleChurnResult` (its ``scores_table``); a CLV
+    result with a ``values_table`` attribute (an ibis table, or the name of an engine
+    table opened with :func:`cxkit.scale.open_table`) holding ``customer_id, p_alive,
+    expected_purchases_<h>w, clv_<h>w``; a persona result with a ``labels_table``
+    attribute (likewise) holding ``customer_id, persona``. A domain that ran in memory
+    mode alongside gives its frame, uploaded to the engine.
     """
     end = resolve_as_of(data, as_of)
     cut = data.upto(end)
@@ -1128,19 +1226,23 @@ def executive_summary(
     }
     persona_frame = None
     persona_result = domains["personas"].result
-    if isinstance(persona_result, personas.PersonasResult):
+    if isinstance(persona_result, personas.PersonasResult) and not _scale_results(persona_result):
         persona_frame = personas.persona_labels(cut, report=persona_result).reset_index()
     churn_result = domains["churn"].result
     clv_result = domains["clv"].result
-    card = scorecard(
-        cut,
-        as_of=end,
-        horizon_weeks=horizon_weeks,
-        random_state=random_state,
-        clv_frame=clv_result.values if isinstance(clv_result, clv.ClvResult) else None,
-        personas=persona_frame,
-        churn_result=churn_result if isinstance(churn_result, churn.ChurnResult) else None,
-    )
+    card: pd.DataFrame | _ss.ScaleScorecard
+    if _scale_results(churn_result, clv_result, persona_result):
+        card = _scale_scorecard(cut, end, horizon_weeks, domains, persona_frame)
+    else:
+        card = scorecard(
+            cut,
+            as_of=end,
+            horizon_weeks=horizon_weeks,
+            random_state=random_state,
+            clv_frame=clv_result.values if isinstance(clv_result, clv.ClvResult) else None,
+            personas=persona_frame,
+            churn_result=churn_result if isinstance(churn_result, churn.ChurnResult) else None,
+        )
     funnel, stages_missing = _stage_ladder(cut, end, domains["lifecycle"].result)
     value = None
     voc_run = domains["voc"]
@@ -1159,6 +1261,66 @@ def executive_summary(
     return ExecutiveSummary(
         end, kpis, domains, funnel, card, missing, stages_missing, survey_value=value
     )
+
+
+def _scale_results(*results: object) -> bool:
+    """Tell whether any domain result keeps its per-customer rows in the engine."""
+    return any(
+        isinstance(r, churn.ScaleChurnResult)
+        or isinstance(getattr(r, "values_table", None), str | ibis.Table)
+        or isinstance(getattr(r, "labels_table", None), str | ibis.Table)
+        for r in results
+    )
+
+
+def _scale_scorecard(
+    data: CXData,
+    end: pd.Timestamp,
+    horizon_weeks: int,
+    domains: dict[str, DomainRun],
+    persona_frame: pd.DataFrame | None,
+) -> _ss.ScaleScorecard:
+    """Build the engine scorecard from the domain results (engine tables or frames)."""
+    notes = [_why_missing(name, run) for name, run in domains.items() if run.missing]
+    notes = [n for n in notes if n and not n.startswith(("lifecycle", "voc"))]
+    ch, cv, pe = (domains[k].result for k in ("churn", "clv", "personas"))
+    scores = None
+    if isinstance(ch, churn.ScaleChurnResult):
+        scores = _ss.as_engine_table(ch, data.con, attr="scores_table")
+    elif isinstance(ch, churn.ChurnResult):  # memory-mode scores: uploaded to the engine
+        scores = _ss.as_engine_table(
+            ch.scores[["customer_id", "churn_probability", "risk_band"]].astype(
+                {"customer_id": "string", "risk_band": "string"}
+            ),
+            data.con,
+            attr="scores_table",
+        )
+    values = None
+    if isinstance(getattr(cv, "values_table", None), str | ibis.Table):
+        values = _ss.as_engine_table(cv, data.con, attr="values_table")
+    elif isinstance(cv, clv.ClvResult):
+        values = _ss.as_engine_table(cv.values, data.con, attr="values_table")
+    labels = None
+    if isinstance(getattr(pe, "labels_table", None), str | ibis.Table):
+        labels = _ss.as_engine_table(pe, data.con, attr="labels_table")
+    elif persona_frame is not None:
+        labels = _ss.as_engine_table(
+            persona_frame[["customer_id", "persona"]], data.con, attr="labels_table"
+        )
+    return _ss.scorecard_expr(
+        data,
+        as_of=end,
+        horizon_weeks=horizon_weeks,
+        churn_scores=scores,
+        clv_values=values,
+        persona_labels=labels,
+        notes=notes,
+    )
+
+
+def _why_missing(name: str, run: DomainRun) -> str:
+    """Return ``"<domain>: <why>"`` for a domain that did not run."""
+    return f"{name}: {run.missing}" if run.missing else ""
 
 
 def _stage_ladder(
@@ -1191,11 +1353,12 @@ def _stage_ladder(
 
 
 def write_scores(
-    card: pd.DataFrame,
+    card: pd.DataFrame | _ss.ScaleScorecard,
     out_dir: str | Path,
     *,
     customer_ids: str = "clear",
     key: str | bytes | None = None,
+    batch_rows: int | None = None,
 ) -> tuple[Path, Path]:
     """Write the scorecard atomically to ``scores.parquet`` and ``scores.csv`` in ``out_dir``.
 
@@ -1211,7 +1374,9 @@ def write_scores(
     Parameters
     ----------
     card
-        The scorecard.
+        The scorecard; a scale-mode one (:class:`cxkit.summary_scale.ScaleScorecard`) is
+        streamed from the engine in batches (:func:`cxkit.summary_scale.write_scores_scale`:
+        the same files).
     out_dir
         The folder (created when missing).
     customer_ids
@@ -1220,6 +1385,8 @@ def write_scores(
         (:func:`cxkit.privacy.published_ids`).
     key
         The pseudonyms' key; None reads ``CXKIT_ID_KEY`` (set by ``cxkit report``).
+    batch_rows
+        Scale mode: rows per batch (default the scale settings' ``batch_rows``).
 
     Returns
     -------
@@ -1231,6 +1398,10 @@ def write_scores(
     UsageError
         For an unknown ``customer_ids``, or a pseudonymous one without a key.
     """
+    if isinstance(card, _ss.ScaleScorecard):
+        return _ss.write_scores_scale(
+            card, out_dir, customer_ids=customer_ids, key=key, batch_rows=batch_rows
+        )
     shown = published_ids(card, "customer_id", mode=customer_ids, key=key)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1246,7 +1417,12 @@ def write_scores(
     return out / "scores.parquet", out / "scores.csv"
 
 
-def csv_bytes(frame: pd.DataFrame) -> memoryview:
+def csv_bytes(
+    frame: pd.DataFrame,
+    *,
+    header: bool = True,
+    timestamp_units: dict[str, str] | None = None,
+) -> memoryview:
     """Return ``frame.to_csv(index=False)`` as UTF-8 bytes, formatted in Arrow when possible.
 
     Text, integer, boolean, float64 and time-zone-naive timestamp columns are formatted
@@ -1262,6 +1438,13 @@ def csv_bytes(frame: pd.DataFrame) -> memoryview:
     ----------
     frame
         The table.
+    header
+        Whether the header line comes first (False for the later batches of a file
+        written in parts).
+    timestamp_units
+        Column -> the unit its timestamps are written to (``"date"``, ``"s"``, ``"ms"``,
+        ``"us"``) instead of the finest one its own values need: a file written in
+        batches uses the finest unit of the whole column.
 
     Returns
     -------
@@ -1275,11 +1458,13 @@ def csv_bytes(frame: pd.DataFrame) -> memoryview:
     True
     """
     names = list(frame.columns)
-    columns = [_csv_column(frame[c]) for c in names] if len(names) > 1 else [None]
+    units = timestamp_units or {}
+    columns = [_csv_column(frame[c], units.get(c)) for c in names] if len(names) > 1 else [None]
     if any(c is None for c in columns) or not all(isinstance(c, str) for c in names):
-        return memoryview(frame.to_csv(index=False).encode("utf-8"))
+        return memoryview(frame.to_csv(index=False, header=header).encode("utf-8"))
     out = pa.BufferOutputStream()
-    out.write((",".join(_csv_quote_text(c) for c in names) + os.linesep).encode("utf-8"))
+    if header:
+        out.write((",".join(_csv_quote_text(c) for c in names) + os.linesep).encode("utf-8"))
     if not len(frame):
         return memoryview(out.getvalue())
     texts = [text for text, _ in columns]  # type: ignore[misc]
@@ -1340,7 +1525,7 @@ def _csv_quote_text(text: str) -> str:
     return text
 
 
-def _csv_column(col: pd.Series) -> tuple[pa.Array, bool] | None:
+def _csv_column(col: pd.Series, unit: str | None = None) -> tuple[pa.Array, bool] | None:
     """Format one column as pandas' ``to_csv`` does, unquoted, as Arrow strings.
 
     Returns ``(texts, whether they come from a text column and may need quotes)``, or
@@ -1355,7 +1540,7 @@ def _csv_column(col: pd.Series) -> tuple[pa.Array, bool] | None:
     if isinstance(dtype, np.dtype) and dtype == np.float64:
         return _csv_floats(col.to_numpy()), False
     if isinstance(dtype, np.dtype) and dtype.kind == "M":
-        stamps = _csv_timestamps(col)
+        stamps = _csv_timestamps(col, unit)
         return None if stamps is None else (stamps, False)
     if pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
         inferred = pd.api.types.infer_dtype(col, skipna=True) if dtype.kind == "O" else ""
@@ -1387,8 +1572,12 @@ def _csv_floats(x: np.ndarray) -> pa.Array:
     return text
 
 
-def _csv_timestamps(col: pd.Series) -> pa.Array | None:
-    """Format naive timestamps as pandas does: dates only, or to the finest unit needed."""
+def _csv_timestamps(col: pd.Series, fixed: str | None = None) -> pa.Array | None:
+    """Format naive timestamps as pandas does: dates only, or to the finest unit needed.
+
+    ``fixed`` (``"date"``, ``"s"``, ``"ms"``, ``"us"``) is the unit to use instead of the
+    finest one these values need (the finest of a whole column written in batches).
+    """
     unit = np.datetime_data(col.dtype)[0]
     per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}.get(unit)
     if per_second is None:
@@ -1399,6 +1588,10 @@ def _csv_timestamps(col: pd.Series) -> pa.Array | None:
     if len(values) and (years.min() < 1000 or years.max() > 9999):
         return None  # pandas does not pad years to four digits
     stamps = pa.array(col, type=pa.timestamp(unit), from_pandas=True)
+    if fixed is not None:
+        if fixed == "date":
+            return stamps.cast(pa.date32()).cast(pa.string())
+        return stamps.cast(pa.timestamp(fixed)).cast(pa.string())
     if not (values % (86_400 * per_second)).any():
         return stamps.cast(pa.date32()).cast(pa.string())
     target = "s"
@@ -1472,13 +1665,13 @@ def show_focus(es: ExecutiveSummary) -> None:
     takeaway(f"{top.customers:,} customers ({top.share:.0%}) fall under '{top.focus}'.")
 
 
-def top_at_risk(card: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
+def top_at_risk(card: pd.DataFrame | _ss.ScaleScorecard, *, n: int = 10) -> pd.DataFrame:
     """Return the ``n`` customers with the most CLV at risk, with the columns a reader needs.
 
     Parameters
     ----------
     card
-        The scorecard.
+        The scorecard (a scale-mode one is ordered and limited in the engine).
     n
         How many customers.
 
@@ -1487,6 +1680,8 @@ def top_at_risk(card: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
     pandas.DataFrame
         The rows, most value at risk first; empty when there is no CLV at risk.
     """
+    if isinstance(card, _ss.ScaleScorecard):
+        return _ss.top_at_risk_scale(card, n=n)
     if "clv_at_risk_52w" not in card or not card["clv_at_risk_52w"].notna().any():
         return card.iloc[0:0]
     cols = [
@@ -1503,7 +1698,9 @@ def top_at_risk(card: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
     return card.nlargest(n, "clv_at_risk_52w")[cols].reset_index(drop=True)
 
 
-def show_top_at_risk(card: pd.DataFrame, *, n: int = 10, customer_ids: str = "clear") -> None:
+def show_top_at_risk(
+    card: pd.DataFrame | _ss.ScaleScorecard, *, n: int = 10, customer_ids: str = "clear"
+) -> None:
     """Show the customers with the most CLV at risk as a stakeholder table, and their value.
 
     The table is :func:`top_at_risk` through :func:`cxkit.display.show_table`: labelled
@@ -1592,6 +1789,7 @@ def show_method_notes(es: ExecutiveSummary) -> None:
             "adjusted Wald for NPS, Student t for CES, as in the detailed reports.",
         ),
         ("Scorecard", scorecard_note(es)),
+        *([("Mode", es.mode_sentence())] if es.mode == "scale" else []),
         (
             "Parts not available",
             "for this data are named in their sections above, with the table or column they need.",

@@ -37,6 +37,11 @@ The steps, each usable on its own:
 5. :func:`persona_labels` and :func:`resolve_persona_labels`
    (:mod:`~cxkit.personas.labels`): the persona per customer that other reports break
    their numbers down by.
+6. Scale mode (:mod:`~cxkit.personas.scale`, ``analyze(..., mode="scale")``):
+   :func:`analyze_scale` fits on a stratified sample and writes every customer's
+   persona to the engine table :data:`LABELS_TABLE`; :func:`label_table` gives the
+   other reports that table (``customer_id``, ``persona``) instead of
+   :func:`persona_labels`.
 
 Examples
 --------
@@ -88,16 +93,25 @@ from cxkit.personas.plots import (
     plot_profiles,
     show_cards,
 )
+from cxkit.personas.scale import (
+    LABELS_TABLE,
+    ScalePersonaResult,
+    analyze_scale,
+    label_table,
+)
 
 __all__ = [
     "FEATURE_GROUPS",
+    "LABELS_TABLE",
     "MINIBATCH_ABOVE",
     "STAGES",
     "SUPPORT_EVENTS",
     "Assignments",
     "Personas",
     "PersonasResult",
+    "ScalePersonaResult",
     "analyze",
+    "analyze_scale",
     "assign",
     "channel_shares",
     "comment_themes",
@@ -108,6 +122,7 @@ __all__ = [
     "headline",
     "journey_map",
     "journey_table",
+    "label_table",
     "map_takeaway",
     "pain_points",
     "pain_table",

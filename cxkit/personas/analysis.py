@@ -23,6 +23,7 @@ from cxkit.personas.features import customer_features
 from cxkit.personas.journeys import channel_shares, comment_themes, journey_map, pain_points
 from cxkit.personas.model import Personas, assign
 from cxkit.result import AsOf, Result
+from cxkit.scale import dispatch
 
 
 def _top_themes(themes: pd.DataFrame | None) -> pd.DataFrame:
@@ -391,6 +392,7 @@ def analyze(
     k: int | str = "auto",
     k_range: tuple[int, int] = (2, 10),
     random_state: int | None = 0,
+    mode: str | None = None,
     **model_options: object,
 ) -> PersonasResult:
     """Compute features, personas, journey map, pain points and themes in one call.
@@ -408,13 +410,18 @@ def analyze(
     k, k_range, random_state
         As in :class:`~cxkit.personas.Personas` (``random_state`` also seeds the
         comment themes).
+    mode
+        ``"memory"``, ``"scale"`` (:func:`cxkit.personas.scale.analyze_scale`: fitted on
+        a sample, labels written to an engine table) or None (:envvar:`CXKIT_SCALE`,
+        :func:`cxkit.scale.current_settings`).
     **model_options
         Further :class:`~cxkit.personas.Personas` options.
 
     Returns
     -------
     PersonasResult
-        The tables, the model and :meth:`~PersonasResult.findings`.
+        The tables, the model and :meth:`~PersonasResult.findings` (in scale mode a
+        :class:`~cxkit.personas.scale.ScalePersonaResult`).
 
     Raises
     ------
@@ -422,6 +429,8 @@ def analyze(
         When the data has neither orders nor events, or too few customers to cluster
         (fewer than twice the largest number of personas tried, or fewer than 10).
     """
+    if (scaled := dispatch("personas", mode, locals())) is not None:  # cxkit.personas.scale
+        return scaled  # type: ignore[return-value]
     cut = resolve_as_of(data, as_of)
     fit = fit_personas(
         data, as_of=cut, k=k, k_range=k_range, random_state=random_state, **model_options

@@ -207,6 +207,46 @@ def customer_features(
     >>> f.attrs["basis"]
     'purchase behaviour only (orders)'
     """
+    expr, cats, flags = raw_feature_expr(
+        data, as_of=as_of, categorical=categorical, support_events=support_events
+    )
+    raw = expr.to_pandas()
+    return derive_features(raw, flags["cut"], cats, **{k: flags[k] for k in _FLAGS})  # type: ignore[arg-type]
+
+
+_FLAGS = ("has_events", "has_orders", "has_resp")
+
+
+def raw_feature_expr(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    categorical: Sequence[str] | None = None,
+    support_events: Sequence[str] = SUPPORT_EVENTS,
+) -> tuple[ir.Table, list[str], dict[str, object]]:
+    """Return the raw per-customer aggregates of :func:`customer_features` as an expression.
+
+    The engine part of :func:`customer_features`, uncollected (scale mode samples it
+    and streams it in batches, :mod:`cxkit.personas.scale`); :func:`derive_features`
+    turns collected rows of it into the features.
+
+    Parameters
+    ----------
+    data, as_of, categorical, support_events
+        As in :func:`customer_features`.
+
+    Returns
+    -------
+    (expr, categorical, flags)
+        The ibis expression (one row per customer), the attributes one-hot encoded and
+        ``{"cut": resolved as_of, "has_events": ..., "has_orders": ..., "has_resp": ...}``
+        (the keyword arguments of :func:`derive_features`, with its ``cut``).
+
+    Raises
+    ------
+    NotAvailableError, DataError
+        As in :func:`customer_features`.
+    """
     if not (data.has("orders") or data.has("events")):
         raise NotAvailableError("the table 'orders' or 'events'", analysis="Personas")
     end = resolve_as_of(data, as_of)
@@ -242,10 +282,13 @@ def customer_features(
         expr = expr.left_join(cu.select("customer_id", *cats), "customer_id").drop(
             "customer_id_right"
         )
-    raw = expr.to_pandas()
-    return derive_features(
-        raw, end, cats, has_events=has_events, has_orders=has_orders, has_resp=has_resp
-    )
+    flags: dict[str, object] = {
+        "cut": end,
+        "has_events": has_events,
+        "has_orders": has_orders,
+        "has_resp": has_resp,
+    }
+    return expr, cats, flags
 
 
 def derive_features(

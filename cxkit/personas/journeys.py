@@ -69,7 +69,12 @@ def _assignments_table(assignments: Assignments) -> pd.DataFrame:
     )
 
 
-def _engine_personas(assignments: Assignments) -> ir.Table:
+def _engine_personas(assignments: Assignments | ir.Table) -> ir.Table:
+    if isinstance(assignments, ir.Table):  # scale mode: the labels table in the engine
+        return assignments.select(
+            customer_id=assignments.customer_id.cast("string"),
+            persona_name=assignments.persona_name.cast("string"),
+        )
     return ibis.memtable(_assignments_table(assignments))
 
 
