@@ -48,6 +48,7 @@ from cxkit.churn.model import ChurnModel
 from cxkit.churn.plots import risk_histogram
 from cxkit.clv import BetaGeo
 from cxkit.clv.rfm import rfm_summary_expr
+from cxkit.clv.scale import fit_bgnbd_triples
 from cxkit.data import CXData, end_of_day, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding, finding_from_rate
@@ -220,32 +221,18 @@ def _bgnbd(
     """Fit BG/NBD at ``end`` on the distinct (x, t_x, T) triples weighted by their counts."""
     try:
         rfm = rfm_summary_expr(data.upto(end), observation_end=end, time_unit="D")
-        triples = _triples(rfm)
-        sampled = ""
-        if int(triples.count().to_pandas()) > settings.max_collect_rows:
-            # too many distinct triples to collect: fit on a sample of customers
-            sub = _scale.stratified_sample(rfm, by=None, n=settings.sample_rows)
-            triples = _triples(sub.expr)
-            sampled = f", fitted on a sample of {sub.n:,} of {sub.total:,} customers"
-        tr = _scale.bounded_to_pandas(
-            triples, what=f"BG/NBD summary triples at {end:%Y-%m-%d}", settings=settings
-        )
-        tr = tr.sort_values(["frequency", "recency", "T"], ignore_index=True)
         with warnings.catch_warnings():
             # standard errors are not used here; a warning about them is noise
             warnings.simplefilter("ignore", RuntimeWarning)
-            bg = BetaGeo().fit(tr, weights=tr["n"].to_numpy(dtype=float))
+            bg, sampled = fit_bgnbd_triples(
+                rfm, settings=settings, what=f"BG/NBD summary triples at {end:%Y-%m-%d}"
+            )
     except _scale.ScaleLimitError:
         raise
     except Exception as err:  # a failed unsupervised fit must not fail the analysis
         return None, str(err).splitlines()[0] if str(err) else type(err).__name__
     r, alpha = float(bg.params_["r"]), float(bg.params_["alpha"])
     return bg, f"BG/NBD r = {r:.3g}, alpha = {alpha:.3g} days{sampled}"
-
-
-def _triples(rfm: ir.Table) -> ir.Table:
-    """Return the distinct ``(frequency, recency, T)`` of an RFM summary with their counts."""
-    return rfm.group_by(["frequency", "recency", "T"]).aggregate(n=rfm.count())
 
 
 def _rows(raw: pd.DataFrame, info: dict, bg: BetaGeo | None, horizon_days: int) -> pd.DataFrame:

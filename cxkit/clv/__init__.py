@@ -64,6 +64,7 @@ from cxkit.clv.plots import (
     plot_p_alive,
 )
 from cxkit.clv.rfm import UNIT_DAYS, rfm_summary, rfm_summary_expr
+from cxkit.clv.scale import ScaleClvResult, analyze_scale  # registers the scale mode
 from cxkit.clv.value import (
     clv_by,
     customer_value,
@@ -79,7 +80,9 @@ __all__ = [
     "ClvIntervals",
     "ClvResult",
     "GammaGamma",
+    "ScaleClvResult",
     "analyze",
+    "analyze_scale",
     "clv_by",
     "clv_intervals",
     "compare_with_published",

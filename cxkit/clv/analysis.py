@@ -57,6 +57,7 @@ from cxkit.display import format_money
 from cxkit.errors import ConvergenceError, DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding, finding_from_rate
 from cxkit.result import AsOf, Result
+from cxkit.scale import dispatch
 from cxkit.stats import MIN_N, mean_ci, wilson_ci
 
 
@@ -618,6 +619,7 @@ def analyze(
     top: float = 0.2,
     n_draws: int = 200,
     random_state: int | None = 0,
+    mode: str | None = None,
 ) -> ClvResult:
     """Run the CLV analysis: RFM, BG/NBD, Gamma-Gamma, discounted value and the holdout check.
 
@@ -653,6 +655,10 @@ def analyze(
         them.
     random_state
         The seed of the intervals' draws.
+    mode
+        ``"memory"`` or ``"scale"`` (:mod:`cxkit.scale`; default: the ``CXKIT_SCALE``
+        setting, else memory). Scale mode runs :func:`cxkit.clv.scale.analyze_scale`
+        and returns a :class:`~cxkit.clv.scale.ScaleClvResult`.
 
     Returns
     -------
@@ -678,6 +684,8 @@ def analyze(
     >>> [f.metric for f in res.findings()][:2]
     ['total_clv_52w', 'top20_share_52w']
     """
+    if (scaled := dispatch("clv", mode, locals())) is not None:  # cxkit.clv.scale
+        return scaled  # type: ignore[return-value]
     data.require("orders", "customer_id", "ts", "amount", analysis="Customer lifetime value")
     end = resolve_as_of(data, as_of)
     cut = data.upto(end)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ibis.expr.types as ir
 import pandas as pd
 
+from cxkit import scale as _scale
 from cxkit import voc
 from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
@@ -23,14 +25,13 @@ from cxkit.result import AsOf
 _MODEL_NOTE = "personas from the personas report's model"
 
 
-@run_cached("personas.persona_labels")
 def persona_labels(
     data: CXData,
     *,
     as_of: AsOf = None,
     random_state: int | None = 0,
     report: PersonasResult | None = None,
-) -> pd.Series:
+) -> pd.Series | ir.Table:
     """Return the persona name of every customer, from the personas report's model.
 
     Other reports (voice of the customer, CLV, the executive summary) break their
@@ -51,14 +52,34 @@ def persona_labels(
 
     Returns
     -------
-    pandas.Series
-        ``persona`` names (string) indexed by ``customer_id``.
+    pandas.Series or ibis.expr.types.Table
+        ``persona`` names (string) indexed by ``customer_id``; in scale mode
+        (:mod:`cxkit.scale`) the engine table of ``customer_id`` and ``persona``
+        (:func:`cxkit.personas.label_table`), which the breakdowns join in the engine.
 
     Raises
     ------
     NotAvailableError
         When the data has nothing to cluster on.
     """
+    if report is None and _scale.current_settings().scale:
+        # not through the run cache: an engine table cannot be passed between kernels
+        # (label_table reads what the personas analysis wrote, cached itself)
+        from cxkit.personas.scale import label_table  # here: it imports this module
+
+        return label_table(data, as_of=as_of, random_state=random_state)
+    return _model_labels(data, as_of=as_of, random_state=random_state, report=report)
+
+
+@run_cached("personas.persona_labels")
+def _model_labels(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    random_state: int | None = 0,
+    report: PersonasResult | None = None,
+) -> pd.Series:
+    """Return :func:`persona_labels` from the model, in memory (cached in a report run)."""
     if report is None:
         # the model only (cached): no journey map or themes for the labels
         report = fit_personas(data, as_of=resolve_as_of(data, as_of), random_state=random_state)
@@ -77,7 +98,7 @@ def resolve_persona_labels(
     source: str | Path | None = "auto",
     folder: str | Path | None = None,
     random_state: int | None = 0,
-) -> tuple[pd.Series | None, str]:
+) -> tuple[pd.Series | ir.Table | None, str]:
     """Return persona labels per customer for persona breakdowns, and where they came from.
 
     The labels a user supplied come first (:func:`cxkit.voc.persona_labels`); with

@@ -29,7 +29,7 @@ import pandas as pd
 from cxkit import scale as _scale
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
-from cxkit.personas.analysis import PersonasResult, _min_customers
+from cxkit.personas.analysis import PersonasResult, _min_customers, analyze
 from cxkit.personas.features import _FLAGS, SUPPORT_EVENTS, derive_features, raw_feature_expr
 from cxkit.personas.journeys import channel_shares, journey_map, pain_points
 from cxkit.personas.model import Personas, assign
@@ -254,6 +254,11 @@ def label_table(
     try:
         t = _scale.open_table(data.con, table)
     except NotAvailableError:
-        analyze_scale(data, as_of=as_of, random_state=random_state, table=table)
+        if table == LABELS_TABLE and _scale.current_settings().scale:
+            # the personas report's own call, cached and locked: in a report run one
+            # kernel writes the table and the others wait for it and read it
+            analyze(data, as_of=as_of, random_state=random_state)
+        else:
+            analyze_scale(data, as_of=as_of, random_state=random_state, table=table)
         t = _scale.open_table(data.con, table)
     return t.select(customer_id=t.customer_id.cast("string"), persona=t.persona_name.cast("string"))
