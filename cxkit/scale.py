@@ -1,8 +1,9 @@
 """Scale mode: keep per-customer work in the engine, collect only bounded frames.
 
 In the default ``"memory"`` mode the analyses collect per-customer frames (features,
-scores) to pandas. In ``"scale"`` mode an analysis that supports it (so far the churn
-analysis, :func:`cxkit.churn.analyze`) fits its models on a deterministic, stratified
+scores) to pandas. In ``"scale"`` mode each analysis (churn, CLV, personas, experiments,
+and the survey-to-value linkage, time to churn and the scorecard, registered with
+:func:`register`) fits its models on a deterministic, stratified
 sample of bounded size drawn in the engine (:func:`stratified_sample`), scores every
 customer in bounded batches written back into the engine as a table
 (:func:`score_in_batches`), and computes what the report shows from that table in the
