@@ -61,6 +61,10 @@ SCALE_ENV = "CXKIT_SCALE"
 #: The valid modes.
 MODES = ("memory", "scale")
 
+#: The run's cache folder (:data:`cxkit.cache.CACHE_ENV`; named here because cxkit.cache
+#: imports cxkit.data, which imports this module).
+CACHE_DIR_ENV = "CXKIT_CACHE_DIR"
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -469,9 +473,8 @@ def scratch_dir() -> Path:
     pathlib.Path
         The folder.
     """
-    from cxkit.cache import cache_dir  # here: cxkit.cache imports much of cxkit
-
-    base = cache_dir()
+    value = os.environ.get(CACHE_DIR_ENV, "").strip()
+    base = Path(value) if value else None
     if base is not None:
         folder = base / "scale-tables"
     else:

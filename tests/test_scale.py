@@ -405,3 +405,9 @@ def test_persona_labels_kept_in_the_engine_give_the_same_breakdowns(
         assert [f.sentence for f in vm.findings()] == [f.sentence for f in ve.findings()]
     finally:
         demo_data.con.drop_table("cxkit_test_persona_labels", force=True)
+
+
+def test_scale_names_the_cache_folder_variable_of_cxkit_cache() -> None:
+    from cxkit.cache import CACHE_ENV
+
+    assert scale.CACHE_DIR_ENV == CACHE_ENV  # the scratch folder follows the run's cache

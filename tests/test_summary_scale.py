@@ -1,4 +1,4 @@
-"""The scale-mode scorecard (cxkit.summary_scale) against the memory scorecard (issue 19).
+"""The scale-mode scorecard (cxkit.summary, scale mode) against the memory scorecard (issue 19).
 
 On the 20,000-customer demo the memory-mode churn scores, CLV values and persona labels
 are written into the engine (``con.create_table``); the engine scorecard built from them
@@ -20,25 +20,23 @@ import pyarrow.parquet as pq
 import pytest
 
 import cxkit
-from cxkit import churn, clv, personas, summary
-from cxkit import summary_scale as ss
+from cxkit import churn, clv, personas, summary, synth
+from cxkit import summary as ss
 from cxkit.errors import DataError, ScaleLimitError
 from cxkit.scale import ScaleSettings
 
 pytestmark = pytest.mark.slow  # the memory-mode results of the demo take ~7 s once
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 #: Below the demo's 20,000 customers: every collect must stay under it.
 LIMIT = 5_000
 SETTINGS = ScaleSettings(mode="scale", sample_rows=1_000, max_collect_rows=LIMIT, batch_rows=3_000)
 
 
 @pytest.fixture(scope="module")
-def demo() -> dict[str, Any]:
-    """The demo's memory scorecard and its inputs written into the engine."""
-    if not (DEMO / "customers.parquet").exists() and not any(DEMO.glob("customers*")):
-        pytest.skip("the demo data is not in data/demo")
-    data = cxkit.load(str(DEMO))
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The 20,000-customer demo's memory scorecard and its inputs written into the engine."""
+    folder = synth.write_demo(tmp_path_factory.mktemp("d") / "demo", customers=20_000, seed=42)
+    data = cxkit.load(str(folder))
     end = cxkit.data.resolve_as_of(data, None)
     cut = data.upto(end)
     ch = churn.analyze(cut, random_state=0)

@@ -61,7 +61,8 @@ from cxkit.scale import dispatch
 from cxkit.stats import MIN_N, mean_ci, wilson_ci
 
 
-def _label_words(label: str) -> str:
+def label_words(label: str) -> str:
+    """Return a horizon label in words: ``"52w"`` -> ``"52 weeks"``."""
     words = {"w": "weeks", "d": "days", "m": "months"}
     return f"{label[:-1]} {words.get(label[-1], label[-1])}"
 
@@ -103,25 +104,25 @@ def lapsed_share(summary: pd.DataFrame, bg: BetaGeo) -> dict[str, float]:
     }
 
 
-def _money0(v: float) -> str:
+def money0(v: float) -> str:
     """Money in a sentence, whole units, in the report's currency (:func:`~cxkit.display.format_money`)."""
     return format_money(v, decimals=0)
 
 
-def _total_interval_words(intervals: ClvIntervals | None) -> tuple[str, dict[str, object]]:
+def total_interval_words(intervals: ClvIntervals | None) -> tuple[str, dict[str, object]]:
     """Return what the total-value finding adds about its intervals, and its extra fields."""
     if intervals is None:
         return "", {}
     t = intervals.total
     words = (
-        f" Model uncertainty: the expected total lies between {_money0(t['ci_low'])} and "
-        f"{_money0(t['ci_high'])} (95% interval from the fitted parameters' uncertainty)"
+        f" Model uncertainty: the expected total lies between {money0(t['ci_low'])} and "
+        f"{money0(t['ci_high'])} (95% interval from the fitted parameters' uncertainty)"
     )
     extra: dict[str, object] = {"model_ci_low": t["ci_low"], "model_ci_high": t["ci_high"]}
     if np.isfinite(t["pred_low"]):
         words += (
             f"; what the customers actually bring, purchase randomness included, between "
-            f"{_money0(t['pred_low'])} and {_money0(t['pred_high'])} (95% predictive interval)"
+            f"{money0(t['pred_low'])} and {money0(t['pred_high'])} (95% predictive interval)"
         )
         extra.update(predictive_low=t["pred_low"], predictive_high=t["pred_high"])
     return words + ".", extra
@@ -220,7 +221,7 @@ def findings(
         mean, low, high, _ = mean_ci(values)
         share = top_share(values, top=top)
         rate = clv_frame.attrs.get("annual_discount_rate", np.nan)
-        total_words, total_extra = _total_interval_words(intervals)
+        total_words, total_extra = total_interval_words(intervals)
         share_words, share_extra = _share_interval_words(intervals, top)
         # the interval of the total is n times the interval of the mean
         out.append(
@@ -230,8 +231,8 @@ def findings(
                 metric=f"total_clv_{label}",
                 unit="currency",
                 importance=10,
-                sentence=f"The {n:,} customers are expected to bring {_money0(total)} over the "
-                f"next {_label_words(label)} (discounted at {rate:.0%} a year): "
+                sentence=f"The {n:,} customers are expected to bring {money0(total)} over the "
+                f"next {label_words(label)} (discounted at {rate:.0%} a year): "
                 f"{format_money(mean)} per customer (95% CI {format_money(low)}–"
                 f"{format_money(high)}).{total_words}",
                 extra=total_extra,
@@ -246,7 +247,7 @@ def findings(
                 low=None,
                 high=None,
                 sentence=f"The top {top:.0%} of customers hold {share:.0%} of the expected value "
-                f"over the next {_label_words(label)} (n = {n:,}{share_words}).",
+                f"over the next {label_words(label)} (n = {n:,}{share_words}).",
                 extra=share_extra,
             )
         )
@@ -401,13 +402,13 @@ class ClvResult(Result):
             f"The fitted parameters' uncertainty moves a customer's expected value by about "
             f"±{width['parameter_half_width']:.1%} (median over the {width['n']:,} customers "
             f"with a positive value). The most valuable customer is expected to bring "
-            f"{_money0(best[col])} (95% interval {_money0(best[f'{col}_low'])}–"
-            f"{_money0(best[f'{col}_high'])})"
+            f"{money0(best[col])} (95% interval {money0(best[f'{col}_low'])}–"
+            f"{money0(best[f'{col}_high'])})"
         )
         if np.isfinite(best[f"{col}_pred_low"]):
             text += (
                 f", but what they actually bring could be anywhere from "
-                f"{_money0(best[f'{col}_pred_low'])} to {_money0(best[f'{col}_pred_high'])} (95% "
+                f"{money0(best[f'{col}_pred_low'])} to {money0(best[f'{col}_pred_high'])} (95% "
                 "predictive interval): one customer's purchases are far less certain than the "
                 "model's expectation."
             )
@@ -551,7 +552,7 @@ def _scored(
 
 
 @contextmanager
-def _model_warnings(into: list[str]) -> Iterator[None]:
+def clv_model_warnings(into: list[str]) -> Iterator[None]:
     """Collect the models' UserWarnings as sentences; re-raise the other warnings."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -563,7 +564,7 @@ def _model_warnings(into: list[str]) -> Iterator[None]:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _spend_model(
+def spend_model(
     summary: pd.DataFrame, min_repeat_customers: int, notes: dict[str, str], said: list[str]
 ) -> GammaGamma | None:
     """Fit Gamma-Gamma when enough customers have a repeat purchase of positive value."""
@@ -580,7 +581,7 @@ def _spend_model(
         )
         return None
     try:
-        with _model_warnings(said):
+        with clv_model_warnings(said):
             gg = GammaGamma().fit(summary)
     except (DataError, ConvergenceError) as err:
         notes["gamma_gamma"] = f"The Gamma-Gamma spend model is not available ({err}); {fallback}."
@@ -595,9 +596,10 @@ def _spend_model(
     return gg
 
 
-def _calibration_end(
+def resolve_calibration_end(
     end: pd.Timestamp, calibration_end: AsOf, holdout_weeks: float | None
 ) -> pd.Timestamp | None:
+    """Return the end of the calibration period (None: no holdout check)."""
     if calibration_end is not None:
         return parse_as_of(calibration_end)
     if not holdout_weeks:
@@ -692,12 +694,12 @@ def analyze(
     notes: dict[str, str] = {}
     said: list[str] = []
 
-    cal_end = _calibration_end(end, calibration_end, holdout_weeks)
+    cal_end = resolve_calibration_end(end, calibration_end, holdout_weeks)
     calibration = bg_check = holdout = by_frequency = cumulative = None
     if cal_end is not None:
         try:
             calibration = rfm_summary(cut, calibration_end=cal_end, observation_end=end)
-            with _model_warnings(said):
+            with clv_model_warnings(said):
                 bg_check = BetaGeo().fit(calibration)
             holdout = holdout_totals(calibration, bg_check)
             by_frequency = holdout_by_frequency(calibration, bg_check)
@@ -709,9 +711,9 @@ def analyze(
             calibration = bg_check = holdout = by_frequency = cumulative = None
 
     summary = rfm_summary(cut, observation_end=end, time_unit="W")
-    with _model_warnings(said):
+    with clv_model_warnings(said):
         bg = BetaGeo().fit(summary)
-    gg = _spend_model(summary, min_repeat_customers, notes, said)
+    gg = spend_model(summary, min_repeat_customers, notes, said)
     values = customer_value(
         summary,
         bg,

@@ -552,7 +552,7 @@ def _log_table(alpha: np.ndarray, times: ArrayLike, max_cells: int) -> np.ndarra
     return np.log(alpha[None, :] + t[:, None])
 
 
-def _quantiles(v: np.ndarray, q: tuple[float, float]) -> np.ndarray:
+def interval_quantiles(v: np.ndarray, q: tuple[float, float]) -> np.ndarray:
     """Return the ``q`` quantiles along the last axis (numpy's default, linear, method).
 
     Sorting each row of a few hundred draws is several times faster than
@@ -757,7 +757,7 @@ def clv_intervals(
     for start in range(0, n, batch):
         ids = order[start : start + batch]
         v, _ = boot.values(ids, every)
-        out[f"{col}_low"][ids], out[f"{col}_high"][ids] = _quantiles(v, qs)
+        out[f"{col}_low"][ids], out[f"{col}_high"][ids] = interval_quantiles(v, qs)
         v_min[ids], v_max[ids] = v.min(axis=1), v.max(axis=1)
         totals += v.sum(axis=0)
 
@@ -794,7 +794,7 @@ def clv_intervals(
             sims = _simulate_block(
                 stream(1, b), x[blk], T[blk], m[blk], pa, bgd, ggd, ends, disc, margin
             )
-            out[f"{col}_pred_low"][blk], out[f"{col}_pred_high"][blk] = _quantiles(sims, qs)
+            out[f"{col}_pred_low"][blk], out[f"{col}_pred_high"][blk] = interval_quantiles(sims, qs)
         canon = np.argsort(tie, kind="stable")
         spread = _purchase_variance(bg, gg, boot, ends, disc, stream, canon)
         pred_total = totals + math.sqrt(spread) * (stream(3).standard_normal(n_draws))
@@ -803,7 +803,7 @@ def clv_intervals(
     if "customer_id" in point.columns:
         per_customer.insert(0, "customer_id", point["customer_id"].to_numpy())
     (t_lo, t_hi), (p_lo, p_hi), (s_lo, s_hi) = (
-        _quantiles(a, qs) for a in (totals, pred_total, tops)
+        interval_quantiles(a, qs) for a in (totals, pred_total, tops)
     )
     names = [*bg.params_.index, *([] if gg is None else gg.params_.index)]
     params = bgd if ggd is None else np.hstack([bgd, ggd])

@@ -46,20 +46,20 @@ from scipy import stats as _st
 from cxkit import scale as _scale
 from cxkit.clv.analysis import (
     ClvResult,
-    _calibration_end,
-    _label_words,
-    _model_warnings,
-    _money0,
-    _spend_model,
-    _total_interval_words,
+    clv_model_warnings,
+    label_words,
+    money0,
+    resolve_calibration_end,
+    spend_model,
+    total_interval_words,
 )
 from cxkit.clv.base import compress
 from cxkit.clv.bgnbd import BetaGeo
 from cxkit.clv.checks import cumulative_repeat_purchases
 from cxkit.clv.gamma_gamma import GammaGamma
-from cxkit.clv.intervals import ClvIntervals, _quantiles, clv_intervals
+from cxkit.clv.intervals import ClvIntervals, clv_intervals, interval_quantiles
 from cxkit.clv.rfm import rfm_summary_expr
-from cxkit.clv.value import _horizon_label, value_schedule
+from cxkit.clv.value import horizon_label, value_schedule
 from cxkit.data import CXData, resolve_as_of
 from cxkit.display import format_money
 from cxkit.errors import ConvergenceError, DataError, NotAvailableError, UsageError
@@ -298,13 +298,13 @@ class ScaleClvResult(ClvResult):
             f"The fitted parameters' uncertainty moves a customer's expected value by about "
             f"±{self.median_half_width:.1%} (median over the customers with a positive "
             f"value). The most valuable customer is expected to bring "
-            f"{_money0(best[col])} (95% interval {_money0(best[f'{col}_low'])}–"
-            f"{_money0(best[f'{col}_high'])})"
+            f"{money0(best[col])} (95% interval {money0(best[f'{col}_low'])}–"
+            f"{money0(best[f'{col}_high'])})"
         )
         if np.isfinite(best.get(f"{col}_pred_low", np.nan)):
             text += (
                 f", but what they actually bring could be anywhere from "
-                f"{_money0(best[f'{col}_pred_low'])} to {_money0(best[f'{col}_pred_high'])} "
+                f"{money0(best[f'{col}_pred_low'])} to {money0(best[f'{col}_pred_high'])} "
                 "(95% predictive interval): one customer's purchases are far less certain "
                 "than the model's expectation."
             )
@@ -395,7 +395,7 @@ class ScaleClvResult(ClvResult):
         n, s = self.customers_n, self.value_stats
         label = self.clv_column.removeprefix("clv_")
         rate = self.annual_discount_rate
-        total_words, total_extra = _total_interval_words(self.intervals)
+        total_words, total_extra = total_interval_words(self.intervals)
         out.append(
             finding_from_rate(
                 {
@@ -408,8 +408,8 @@ class ScaleClvResult(ClvResult):
                 metric=f"total_clv_{label}",
                 unit="currency",
                 importance=10,
-                sentence=f"The {n:,} customers are expected to bring {_money0(s['total'])} over "
-                f"the next {_label_words(label)} (discounted at {rate:.0%} a year): "
+                sentence=f"The {n:,} customers are expected to bring {money0(s['total'])} over "
+                f"the next {label_words(label)} (discounted at {rate:.0%} a year): "
                 f"{format_money(s['mean'])} per customer (95% CI {format_money(s['ci_low'])}–"
                 f"{format_money(s['ci_high'])}).{total_words}",
                 extra={**total_extra, "mode": "scale"},
@@ -425,7 +425,7 @@ class ScaleClvResult(ClvResult):
                 low=None,
                 high=None,
                 sentence=f"The top {top:.0%} of customers hold {self.shares[top]:.0%} of the "
-                f"expected value over the next {_label_words(label)} (n = {n:,}).",
+                f"expected value over the next {label_words(label)} (n = {n:,}).",
             )
         )
         out.append(
@@ -616,7 +616,7 @@ def _valuer(
     without Gamma-Gamma from the whole population's mean, ``overall_spend``); each
     batch's bootstrap draws (their totals) are appended to ``draws``.
     """
-    label = _horizon_label(horizon_weeks, "W")
+    label = horizon_label(horizon_weeks, "W")
     col = f"clv_{label}"
     ends, disc = value_schedule(
         bg, None, horizon=horizon_weeks, unit="W", annual_discount_rate=annual_discount_rate
@@ -763,13 +763,13 @@ def analyze_scale(
     notes: dict[str, str] = {}
     said: list[str] = []
 
-    cal_end = _calibration_end(end, calibration_end, holdout_weeks)
+    cal_end = resolve_calibration_end(end, calibration_end, holdout_weeks)
     bg_check = holdout = by_frequency = cumulative = cal_counts = None
     holdout_note = ""
     if cal_end is not None:
         try:
             cal = rfm_summary_expr(cut, calibration_end=cal_end, observation_end=end)
-            with _model_warnings(said):
+            with clv_model_warnings(said):
                 bg_check, cal_note = fit_bgnbd_triples(
                     cal, settings=settings, what="BG/NBD calibration triples", time_unit="W"
                 )
@@ -784,7 +784,7 @@ def analyze_scale(
             bg_check = holdout = by_frequency = cumulative = cal_counts = None
 
     rfm = rfm_summary_expr(cut, observation_end=end, time_unit="W")
-    with _model_warnings(said):
+    with clv_model_warnings(said):
         bg, bg_note = fit_bgnbd_triples(
             rfm, settings=settings, what="BG/NBD summary triples", time_unit="W"
         )
@@ -804,7 +804,7 @@ def analyze_scale(
         sample = _scale.bounded_to_pandas(
             sub.expr.select(*_SUMMARY), what="Gamma-Gamma sample", settings=settings
         )
-        gg = _spend_model(_summary_frame(sample), 0, notes, said)
+        gg = spend_model(_summary_frame(sample), 0, notes, said)
         gg_sample = {"sample": sub.n, "population": sub.total}
     rep = rfm.filter(rfm.frequency > 0)
     overall = _one(rep.aggregate(m=rep.monetary_value.mean()))["m"]
@@ -828,7 +828,7 @@ def analyze_scale(
     t = _scale.score_in_batches(
         rfm.select(*_SUMMARY), predict, con=cut.con, name=table, batch_rows=settings.batch_rows
     )
-    label = _horizon_label(horizon_weeks, "W")
+    label = horizon_label(horizon_weeks, "W")
     col = f"clv_{label}"
 
     # totals, mean, median
@@ -936,9 +936,9 @@ def analyze_scale(
     cols_iv = [f"{col}_low", f"{col}_high", f"{col}_pred_low", f"{col}_pred_high"]
     if n_draws and draws and not failed:
         totals = np.sum([d["total"].to_numpy() for d in draws], axis=0)
-        t_lo, t_hi = _quantiles(totals, (0.025, 0.975))
+        t_lo, t_hi = interval_quantiles(totals, (0.025, 0.975))
         pred = _predictive_total(draws, totals, random_state)
-        p_lo, p_hi = _quantiles(pred, (0.025, 0.975))
+        p_lo, p_hi = interval_quantiles(pred, (0.025, 0.975))
         drawn = draws[0].assign(total=totals, top_share=np.nan, predicted_total=pred)
         intervals = ClvIntervals(
             per_customer=pd.DataFrame(columns=["customer_id", *cols_iv]),

@@ -26,7 +26,8 @@ from cxkit.stats import MIN_N, mean_ci
 _UNIT_SUFFIX = {"D": "d", "W": "w", "M": "m"}
 
 
-def _horizon_label(horizon: float, unit: str) -> str:
+def horizon_label(horizon: float, unit: str) -> str:
+    """Return the label of a horizon in its unit: ``52, "W"`` -> ``"52w"``."""
     return f"{horizon:g}{_UNIT_SUFFIX[unit]}"
 
 
@@ -186,7 +187,7 @@ def customer_value(
     disc_purchases = (np.diff(cum, axis=1) * disc).sum(axis=1)[codes]
     expected = cum[:, -1][codes]
     spend = expected_spend(summary, gg)
-    label = _horizon_label(horizon, unit)
+    label = horizon_label(horizon, unit)
     out = pd.DataFrame(index=getattr(summary, "index", None))
     if "customer_id" in getattr(summary, "columns", []):
         out["customer_id"] = summary["customer_id"].to_numpy()

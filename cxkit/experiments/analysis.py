@@ -397,7 +397,7 @@ class _FrameArms:
         arms = [self._arm(name, v, metric) for v in (base, variant)]
         done = [a["assigned_at"] + days for a in arms]
         out = []
-        for look in _look_dates(pd.concat(done), end=end, freq=freq):
+        for look in look_dates(pd.concat(done), end=end, freq=freq):
             seen = [d <= look for d in done]
             ys = [
                 a.loc[m, METRICS[metric].column].to_numpy(dtype=float)
@@ -407,7 +407,7 @@ class _FrameArms:
         return out
 
 
-def _look_dates(done_at: pd.Series, *, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
+def look_dates(done_at: pd.Series, *, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:
     """Return the looks of the sequential table.
 
     Every ``freq`` from the first window's end to the last (or ``end``, if earlier),
@@ -515,7 +515,7 @@ def analyze(
     >>> res.readout is None, res.not_available
     (True, ["The experiment readout is not available: this needs the table 'assignments'"])
     """
-    _check_options(metrics, peeks, level)
+    check_options(metrics, peeks, level)
     end = resolve_as_of(data, as_of)
     windows = {
         "conversion_days": conversion_days,
@@ -555,7 +555,7 @@ def analyze(
     return result
 
 
-def _check_options(metrics: Sequence[str], peeks: str, level: float) -> None:
+def check_options(metrics: Sequence[str], peeks: str, level: float) -> None:
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise UsageError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")

@@ -26,8 +26,8 @@ from cxkit.errors import NotAvailableError
 from cxkit.experiments.analysis import (
     METRICS,
     ExperimentResult,
-    _check_options,
-    _look_dates,
+    check_options,
+    look_dates,
     read_out,
 )
 from cxkit.experiments.estimate import SRM_ALPHA, ArmStats
@@ -159,7 +159,7 @@ class _EngineArms:
         done = pd.to_datetime(
             pd.Series([r[f"{metric}__{k}"] for r in rows for k in ("first", "last")])
         ).dropna()
-        dates = _look_dates(done, end=end, freq=freq)
+        dates = look_dates(done, end=end, freq=freq)
         if len(dates) == 0:
             return []
         t = self.t
@@ -237,7 +237,7 @@ def analyze_scale(
         As in memory mode, without :attr:`~ExperimentResult.outcomes` (they stay in the
         engine); a note says the readout was summed in the engine.
     """
-    _check_options(metrics, peeks, level)
+    check_options(metrics, peeks, level)
     settings = settings or _scale.current_settings()
     end = resolve_as_of(data, as_of)
     windows = {

@@ -39,7 +39,7 @@ def _top_themes(themes: pd.DataFrame | None) -> pd.DataFrame:
     )[["persona_name", "top_theme", "top_theme_share", "top_theme_n"]]
 
 
-def _min_customers(k: int | str, k_range: tuple[int, int]) -> int | None:
+def persona_min_customers(k: int | str, k_range: tuple[int, int]) -> int | None:
     """Return the fewest customers :meth:`Personas.fit` clusters, or None for bad options.
 
     The same rule as the model's own check (twice the largest k tried, at least 10);
@@ -369,7 +369,7 @@ def fit_personas(
     """
     cut = resolve_as_of(data, as_of)
     feats = customer_features(data, as_of=cut)
-    need = _min_customers(k, k_range)
+    need = persona_min_customers(k, k_range)
     if need is not None and len(feats) < need:
         raise NotAvailableError(
             f"more customers — too few customers to cluster (n={len(feats):,}, "

@@ -211,10 +211,10 @@ def customer_features(
         data, as_of=as_of, categorical=categorical, support_events=support_events
     )
     raw = expr.to_pandas()
-    return derive_features(raw, flags["cut"], cats, **{k: flags[k] for k in _FLAGS})  # type: ignore[arg-type]
+    return derive_features(raw, flags["cut"], cats, **{k: flags[k] for k in FEATURE_FLAGS})  # type: ignore[arg-type]
 
 
-_FLAGS = ("has_events", "has_orders", "has_resp")
+FEATURE_FLAGS = ("has_events", "has_orders", "has_resp")
 
 
 def raw_feature_expr(

@@ -20,6 +20,7 @@ from cxkit.cache import run_cached
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
 from cxkit.personas.analysis import PersonasResult, fit_personas
+from cxkit.personas.scale import label_table
 from cxkit.result import AsOf
 
 _MODEL_NOTE = "personas from the personas report's model"
@@ -65,8 +66,6 @@ def persona_labels(
     if report is None and _scale.current_settings().scale:
         # not through the run cache: an engine table cannot be passed between kernels
         # (label_table reads what the personas analysis wrote, cached itself)
-        from cxkit.personas.scale import label_table  # here: it imports this module
-
         return label_table(data, as_of=as_of, random_state=random_state)
     return _model_labels(data, as_of=as_of, random_state=random_state, report=report)
 

@@ -29,8 +29,8 @@ import pandas as pd
 from cxkit import scale as _scale
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
-from cxkit.personas.analysis import PersonasResult, _min_customers, analyze
-from cxkit.personas.features import _FLAGS, SUPPORT_EVENTS, derive_features, raw_feature_expr
+from cxkit.personas.analysis import PersonasResult, analyze, persona_min_customers
+from cxkit.personas.features import FEATURE_FLAGS, SUPPORT_EVENTS, derive_features, raw_feature_expr
 from cxkit.personas.journeys import channel_shares, journey_map, pain_points
 from cxkit.personas.model import Personas, assign
 from cxkit.result import AsOf
@@ -135,14 +135,14 @@ def analyze_scale(
         )
     cut = resolve_as_of(data, as_of)
     expr, cats, flags = raw_feature_expr(data, as_of=cut, support_events=SUPPORT_EVENTS)
-    kw = {f: flags[f] for f in _FLAGS}
+    kw = {f: flags[f] for f in FEATURE_FLAGS}
     by = None
     if flags["has_orders"]:  # buyers and non-buyers keep their shares in the sample
         expr = expr.mutate(_cx_buyer=(expr.orders.fill_null(0) > 0).cast("int8"))
         by = "_cx_buyer"
     samp = _scale.stratified_sample(expr, by=by, n=settings.sample_rows)
     n_all = samp.total
-    need = _min_customers(k, k_range)
+    need = persona_min_customers(k, k_range)
     if need is not None and n_all < need:
         raise NotAvailableError(
             f"more customers — too few customers to cluster (n={n_all:,}, need ≥ {need}); "
