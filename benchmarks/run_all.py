@@ -146,8 +146,9 @@ def _report_run(
         "",
         f"Load average (1 / 5 / 15 min) before the run {load_before}, after {load_after}.",
         "",
-        "| stage | wall time (s) | kernel peak (GB) | estimate used (GB) | status | slowest cells |",
-        "|---|---:|---:|---:|---|---|",
+        "| stage | wall time (s) | kernel peak (GB) | estimate used (GB) | nice | status "
+        "| slowest cells |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     seconds: dict[str, float] = {}
     for name, entry in manifest.get("reports", {}).items():
@@ -157,13 +158,14 @@ def _report_run(
         seconds[name] = float(entry.get("seconds") or 0)
         lines.append(
             f"| report `{name}` | {seconds[name]:,.1f} | {peak:.2f} | "
-            f"{est:.2f} | {entry.get('status', '?')} | {_slowest_cells(executed)} |"
+            f"{est:.2f} | {entry.get('niceness') or 0} | {entry.get('status', '?')} | "
+            f"{_slowest_cells(executed)} |"
         )
     status = "OK" if r["returncode"] == 0 else f"exit {r['returncode']}"
     limit = manifest.get("memory_limit_gb")
     lines.append(
         f"| **whole `cxkit report`** ({jobs} jobs, budget {limit} GB) | **{r['seconds']:,.1f}** | "
-        f"**{r['peak_gb']:.2f}** (whole tree) | | {status} | |"
+        f"**{r['peak_gb']:.2f}** (whole tree) | | | {status} | |"
     )
     run_dir = out / "_runs" / str(manifest.get("run_id", ""))
     log = run_dir / "cache.log"
@@ -278,7 +280,9 @@ def e2e(customers: int, jobs: int, baseline: Path | None = None) -> list[str]:
         "The whole run's peak is the summed RSS of the command and all its children "
         "(workers and kernels), sampled every 0.2 s; a report's kernel peak is its kernel "
         "and children, sampled every 0.2 s by the report worker (manifest `peak_memory_mb`, "
-        "MiB). GB = 10^9 bytes, also in `memory_limit_gb`.",
+        "MiB). GB = 10^9 bytes, also in `memory_limit_gb`. `nice` is the niceness the "
+        "report's kernel ran at (manifest `niceness`): 10 when it started while a report "
+        "expected to end after it was running.",
         "",
     ]
     return lines

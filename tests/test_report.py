@@ -728,6 +728,64 @@ def test_memory_budget_packs_by_duration_and_keeps_big_jobs_apart(tmp_path: Path
     assert alone["huge"].ok
 
 
+@pytest.mark.slow
+def test_a_report_beside_one_expected_to_end_later_yields_the_cpu(tmp_path: Path) -> None:
+    from cxkit.report.runner import Job, run_jobs
+    from cxkit.report.scheduler import YIELD_NICENESS
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('out = "x.txt"')
+    params.metadata["tags"] = ["parameters"]
+    # The kernel records its main thread's niceness and that of a thread it starts late
+    # (as DuckDB starts its pool), after the worker had time to set it.
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import os, threading, time\n"
+            "time.sleep(1.5)\n"
+            "seen = {}\n"
+            "t = threading.Thread(target=lambda: seen.update(late=os.getpriority(os.PRIO_PROCESS, 0)))\n"
+            "t.start(); t.join()\n"
+            "time.sleep(0.6)\n"
+            "open(out, 'w').write(f'{os.getpriority(os.PRIO_PROCESS, 0)} {seen[\"late\"]}')"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "nice.ipynb"
+    nbformat.write(nb, path)
+
+    def job(name: str, seconds: float | None) -> Job:
+        params = {"out": str(tmp_path / f"{name}.txt")}
+        return Job(
+            name,
+            path,
+            tmp_path / f"{name}.out.ipynb",
+            params,
+            60,
+            120,
+            f"nice/{name}",
+            100,
+            seconds,
+        )
+
+    # "long" is expected to end last: it starts first at normal priority; "short" starts
+    # beside it and yields.
+    res = run_jobs([job("short", 1.0), job("long", 60.0)], workers=2, log_dir=tmp_path)
+    assert all(r.ok for r in res.values()), {n: r.error for n, r in res.items()}
+    assert (res["long"].niceness, res["short"].niceness) == (0, YIELD_NICENESS)
+    assert (tmp_path / "long.txt").read_text() == "0 0"
+    assert (tmp_path / "short.txt").read_text() == f"{YIELD_NICENESS} {YIELD_NICENESS}"
+    # asked not to (and never measured: scheduler.niceness): the normal priority
+    jobs = [job("short", 1.0), job("long", 60.0)]
+    res = run_jobs(jobs, workers=2, log_dir=tmp_path, yield_cpu=False)
+    assert all(r.ok and r.niceness == 0 for r in res.values()), res
+    assert (tmp_path / "short.txt").read_text() == "0 0"
+
+
 def test_after_lists_prerequisites_and_is_checked(nb_dir: Path) -> None:
     def cfg(*after: Any) -> dict[str, Any]:
         names = ["a", "b", "c"]
@@ -848,14 +906,25 @@ def test_kill_9_of_the_runner_stops_its_workers_and_kernels(tmp_path: Path) -> N
         assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o640, name
 
 
-def test_a_worker_stops_when_its_runner_ends_even_through_a_wrapper() -> None:
+def test_a_worker_stops_when_its_runner_ends_even_through_a_wrapper(tmp_path: Path) -> None:
     # the runner is not the worker's parent here (as when a wrapper starts the worker): the
-    # watchdog sees the runner's end by its pid, not by a change of parent
-    fake_runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    # watchdog sees the runner's end by its pid, not by a change of parent. The fake runner
+    # ends only once the worker watches it (an import can take seconds on a busy machine).
+    watching = tmp_path / "watching"
+    fake_runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, time\n"
+            f"while not os.path.exists({str(watching)!r}): time.sleep(0.05)\n"
+            "time.sleep(0.5)",
+        ]
+    )
     code = (
         "import time\n"
         "from cxkit.report._worker import die_with_parent\n"
         f"die_with_parent({fake_runner.pid})\n"
+        f"open({str(watching)!r}, 'w').close()\n"
         "time.sleep(60)\n"
     )
     worker = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)

@@ -285,3 +285,14 @@ def test_with_exact_durations_and_no_budget_longest_first_is_within_graham_bound
     new = makespan(simulate(names, seconds, exact, budget_mb=None))
     lower = max(max(seconds.values()), sum(seconds.values()) / 2)  # no order does better
     assert lower - 1e-9 <= new <= (4 / 3 - 1 / 6) * old + 1e-9
+
+
+def test_a_report_yields_only_to_a_measured_report_expected_to_end_after_it() -> None:
+    from cxkit.report.scheduler import YIELD_NICENESS, niceness
+
+    assert niceness(100.0, [160.0, 50.0]) == YIELD_NICENESS
+    assert niceness(160.0, [100.0, 159.9]) == 0
+    assert niceness(100.0, [100.0]) == 0  # a tie: nobody is behind whom to wait
+    assert niceness(100.0, []) == 0
+    assert niceness(None, [160.0]) == 0
+    assert niceness(100.0, [None]) == 0

@@ -771,6 +771,7 @@ def _execute(
             "run_id": run_id,
             "last_good": last_good,
             "peak_memory_mb": res.peak_memory_mb if res else None,
+            "niceness": res.niceness if res else None,
             "memory_estimate_mb": estimates[spec.name][0],
             "memory_estimate_source": estimates[spec.name][1],
             "killed_processes": list(res.killed) if res else [],

@@ -31,7 +31,7 @@ from typing import Any
 
 import psutil
 
-from cxkit.report.scheduler import Estimate, plan_next
+from cxkit.report.scheduler import Estimate, niceness, plan_next
 
 __all__ = [
     "MARKER_ENV",
@@ -90,14 +90,19 @@ class Job:
     #: jobs that must finish before this one starts
     after: tuple[str, ...] = ()
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self, *, nice: int = 0) -> dict[str, Any]:
         """Return the job line sent to the worker (see :mod:`cxkit.report._worker`).
+
+        Parameters
+        ----------
+        nice
+            The niceness the worker gives the job's kernel (0: normal priority).
 
         Returns
         -------
         dict
-            JSON-able: paths as text, the working folder (the notebook's) and the
-            marker with its environment variable's name.
+            JSON-able: paths as text, the working folder (the notebook's), the marker
+            with its environment variable's name and the kernel's niceness.
         """
         return {
             "name": self.name,
@@ -108,6 +113,7 @@ class Job:
             "cwd": str(self.input.parent),
             "marker": self.marker,
             "marker_env": MARKER_ENV,
+            "nice": int(nice),
         }
 
 
@@ -131,6 +137,8 @@ class JobResult:
         Command lines of the processes killed after a job timeout.
     peak_memory_mb
         Peak resident memory of the kernel and its children (MB, sampled), if measured.
+    niceness
+        The niceness its kernel ran at (:func:`cxkit.report.scheduler.niceness`).
     """
 
     name: str
@@ -143,6 +151,8 @@ class JobResult:
     killed: tuple[str, ...] = ()
     #: peak resident memory of the notebook's kernel and its children (MB, sampled)
     peak_memory_mb: float | None = None
+    #: the niceness its kernel ran at (0: normal priority)
+    niceness: int = 0
 
 
 def leftover_processes(marker: str, *, env: str = MARKER_ENV) -> list[psutil.Process]:
@@ -291,7 +301,7 @@ class _Worker:
             self.kill()
         self.proc = None
 
-    def run(self, job: Job) -> dict[str, Any]:
+    def run(self, job: Job, nice: int = 0) -> dict[str, Any]:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
@@ -302,7 +312,7 @@ class _Worker:
                 return {"ok": False, "error": "the report worker did not start (see worker log)"}
             self.ready = True
         try:
-            self.proc.stdin.write(json.dumps(job.payload()) + "\n")
+            self.proc.stdin.write(json.dumps(job.payload(nice=nice)) + "\n")
             self.proc.stdin.flush()
         except OSError as err:
             self.kill(job.marker)
@@ -336,6 +346,7 @@ def run_jobs(
     on_finish: Callable[[Job, JobResult], None] | None = None,
     env: Mapping[str, str] | None = None,
     memory_limit_mb: float | None = None,
+    yield_cpu: bool = True,
 ) -> dict[str, JobResult]:
     """Run ``jobs`` on at most ``workers`` worker processes.
 
@@ -346,6 +357,9 @@ def run_jobs(
     (:attr:`Job.expected_seconds`), then the first in ``jobs``. A job larger than the
     budget runs when nothing else runs. Without any expected duration the order is that
     of ``jobs``, with a smaller job filling a worker the next one does not fit beside.
+    A job that starts while another is expected to end after it runs its kernel at a
+    higher niceness (:func:`cxkit.report.scheduler.niceness`), so that the job the run
+    waits for gets the cores first.
 
     Parameters
     ----------
@@ -361,6 +375,9 @@ def run_jobs(
         Environment variables added for the workers and their kernels.
     memory_limit_mb
         The memory budget, or None for none.
+    yield_cpu
+        Let jobs yield the CPU to the job expected to end last (False: every kernel at
+        the normal priority).
 
     Returns
     -------
@@ -389,6 +406,7 @@ def run_jobs(
     estimates = {j.name: Estimate(j.memory_mb or 0.0, j.expected_seconds) for j in jobs}
     after = {job.name: job.after for job in jobs}
     running: dict[str, float] = {}  # job name -> estimated peak (MB)
+    ends: dict[str, float | None] = {}  # job name -> expected end (monotonic s), if measured
     errors: list[BaseException] = []
 
     def choose() -> Job | None:
@@ -403,7 +421,7 @@ def run_jobs(
         )
         return None if name is None else by_name[name]
 
-    def one(job: Job) -> None:
+    def one(job: Job, nice: int) -> None:
         worker = pool.get()
         try:
             started = time.time()
@@ -411,7 +429,7 @@ def run_jobs(
                 with lock:
                     on_start(job)
             t0 = time.monotonic()
-            raw = worker.run(job)
+            raw = worker.run(job, nice)
             res = JobResult(
                 name=job.name,
                 ok=bool(raw.get("ok")),
@@ -421,6 +439,7 @@ def run_jobs(
                 finished_at=time.time(),
                 killed=tuple(raw.get("killed") or ()),
                 peak_memory_mb=raw.get("peak_memory_mb"),
+                niceness=int(raw.get("nice") or 0),
             )
             with lock:
                 results[job.name] = res
@@ -432,6 +451,7 @@ def run_jobs(
             pool.put(worker)
             with changed:
                 running.pop(job.name, None)
+                ends.pop(job.name, None)
                 changed.notify_all()
 
     ex = ThreadPoolExecutor(max_workers=n)
@@ -447,8 +467,12 @@ def run_jobs(
                     changed.wait(timeout=1.0)
                     continue
                 pending.remove(nxt)
+                now = time.monotonic()
+                end = None if nxt.expected_seconds is None else now + nxt.expected_seconds
+                nice = niceness(end, ends.values()) if yield_cpu else 0
                 running[nxt.name] = nxt.memory_mb or 0.0
-                futures.append(ex.submit(one, nxt))
+                ends[nxt.name] = end
+                futures.append(ex.submit(one, nxt, nice))
         for f in futures:
             f.result()
         if errors:

@@ -14,14 +14,24 @@ is free. The rule, with the estimates of the previous run (:class:`Estimate`):
 
 Without any measurement every report is "never measured", so the order is the file's,
 with a smaller report filling a slot that the next one in file order does not fit.
+
+Which report gets the CPU first (:func:`niceness`): a report that starts while another
+is expected to end after it runs its kernel at :data:`YIELD_NICENESS`. The report
+expected to end last — the one the whole run waits for — then gets the cores whenever
+it can use them, and the others run on what it leaves. Every report does the same work
+either way; without measurements every kernel runs at the normal priority.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Estimate", "plan_next"]
+__all__ = ["YIELD_NICENESS", "Estimate", "niceness", "plan_next"]
+
+#: The niceness of a kernel that yields the CPU to a report expected to end after it
+#: (Linux: a nice-10 thread gets about a tenth of a core beside a nice-0 one).
+YIELD_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,38 @@ def plan_next(
     if not running:  # only a dependency cycle blocks everything: never wait for ever
         return queue[0]
     return None
+
+
+def niceness(expected_end: float | None, running_ends: Iterable[float | None]) -> int:
+    """Return the niceness of a report's kernel at its start: yield to a later-ending report.
+
+    Pure. A kernel's priority is set once, when it starts (an unprivileged process can
+    raise its niceness but never lower it again).
+
+    Parameters
+    ----------
+    expected_end
+        When the report is expected to end (its start plus its previous duration), or
+        None when it was never measured.
+    running_ends
+        The expected ends of the reports running now (None: never measured).
+
+    Returns
+    -------
+    int
+        :data:`YIELD_NICENESS` when a running report is expected to end after this one,
+        else 0 (also whenever this or that report was never measured).
+
+    Examples
+    --------
+    >>> niceness(100.0, [160.0])   # churn (to 160 s) runs: a shorter report yields
+    10
+    >>> niceness(160.0, [100.0])   # the report expected to end last does not
+    0
+    >>> niceness(None, [160.0]), niceness(100.0, [None])
+    (0, 0)
+    """
+    if expected_end is None:
+        return 0
+    later = [end for end in running_ends if end is not None and end > expected_end]
+    return YIELD_NICENESS if later else 0
