@@ -24,8 +24,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,6 +50,7 @@ __all__ = [
     "guard_collects",
     "open_table",
     "register",
+    "scale_mode_settings",
     "score_in_batches",
     "scratch_dir",
     "stratified_sample",
@@ -210,6 +211,51 @@ def current_settings() -> ScaleSettings:
             f"{list(MODES)}, got {raw!r} ({err.msg})"
         ) from None
     return ScaleSettings.from_value(value)
+
+
+def scale_mode_settings(settings: ScaleSettings | None = None) -> ScaleSettings:
+    """Return the settings a scale-mode analysis runs with: in scale mode, limits checked.
+
+    What every ``analyze_scale`` starts with: the settings given (default
+    :func:`current_settings`) with their mode set to ``"scale"`` (an analysis asked to
+    run in scale mode does so whatever the environment says), and a check that one
+    scoring batch fits within the collect limit.
+
+    Parameters
+    ----------
+    settings
+        The limits, or None for :func:`current_settings`.
+
+    Returns
+    -------
+    ScaleSettings
+        ``settings`` itself when it is already in scale mode, else a copy in scale mode
+        with the same limits.
+
+    Raises
+    ------
+    UsageError
+        When ``batch_rows`` exceeds ``max_collect_rows`` (a batch is held in memory).
+
+    Examples
+    --------
+    >>> memory = ScaleSettings(sample_rows=1000, max_collect_rows=2000, batch_rows=500)
+    >>> scale_mode_settings(memory).mode
+    'scale'
+    >>> scale_mode_settings(ScaleSettings(mode="scale", sample_rows=1000, max_collect_rows=2000))
+    Traceback (most recent call last):
+    ...
+    cxkit.errors.UsageError: scale batch_rows (100,000) must not exceed max_collect_rows (2,000)
+    """
+    settings = settings or current_settings()
+    if not settings.scale:
+        settings = replace(settings, mode="scale")
+    if settings.batch_rows > settings.max_collect_rows:
+        raise UsageError(
+            f"scale batch_rows ({settings.batch_rows:,}) must not exceed max_collect_rows "
+            f"({settings.max_collect_rows:,})"
+        )
+    return settings
 
 
 def guard_collects(con: BaseBackend, settings: ScaleSettings | None = None) -> BaseBackend:
@@ -402,6 +448,7 @@ def score_in_batches(
     con: BaseBackend,
     name: str,
     batch_rows: int | None = None,
+    order_by: str | Sequence[str] | None = None,
 ) -> ir.Table:
     """Stream ``expr`` in batches, apply ``predict`` and write the results as table ``name``.
 
@@ -426,6 +473,10 @@ def score_in_batches(
         The table name (letters, digits and ``_``).
     batch_rows
         Rows per batch (default :func:`current_settings`'s ``batch_rows``).
+    order_by
+        Stream the rows in this order, so that every run forms the same batches (needed
+        when ``predict`` looks at a batch as a whole); None: the engine's order, which
+        may differ between runs.
 
     Returns
     -------
@@ -445,7 +496,8 @@ def score_in_batches(
     files = _shared_by_files(con)
     write = _file_writer(con, name) if files else _writer(con, name)
     created = False
-    for batch in expr.to_pyarrow_batches(chunk_size=batch_rows):
+    rows = expr if order_by is None else expr.order_by(order_by)
+    for batch in rows.to_pyarrow_batches(chunk_size=batch_rows):
         if batch.num_rows == 0:
             continue
         out = predict(batch.to_pandas())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import ibis
 import numpy as np
@@ -44,11 +44,16 @@ from cxkit.stats import is_small, wilson_ci
 
 __all__ = [
     "AT_RISK_COLUMNS",
+    "ChurnCutoffs",
     "ChurnResult",
     "analyze",
+    "backtest_or_missing",
+    "churn_cutoffs",
     "churn_rate_over_time",
+    "churn_rate_summary",
     "findings",
     "risk_by",
+    "risk_by_table",
     "score",
     "top_importance",
 ]
@@ -169,6 +174,15 @@ class ChurnResult(Result):
         """How many scored customers are in the high band."""
         return int((self.scores["risk_band"] == BAND_LABELS[2]).sum())
 
+    @property
+    def scored_n(self) -> int:
+        """How many customers were scored at :attr:`as_of`."""
+        return len(self.scores)
+
+    def _high_risk_extra(self) -> dict[str, object]:
+        """Return the ``extra`` of the ``high_risk_customers`` finding."""
+        return {"scores_from": self.scores_from}
+
     # ---- findings -------------------------------------------------------------------
 
     def findings(self) -> list[Finding]:
@@ -209,18 +223,18 @@ class ChurnResult(Result):
             )
         if self.backtest is not None:
             out += self._backtest_findings(self.backtest)
-        s = self.scores
-        if len(s):
+        n = self.scored_n
+        if n:
             hi_n = self.high_risk_n
             source = "" if self.scores_from == "model" else f", from {self.scores_label}"
             sentence = (
-                f"{hi_n:,} of {len(s):,} customers ({hi_n / len(s):.0%}) are at high risk "
+                f"{hi_n:,} of {n:,} customers ({hi_n / n:.0%}) are at high risk "
                 f"(churn probability ≥ {self.thresholds[1]:.0%} over the next {h} days"
                 f"{source}) as of {self.as_of:%Y-%m-%d}."
             )
             out.append(
                 finding_from_rate(
-                    {"high_risk": float(hi_n), "customers": len(s)},
+                    {"high_risk": float(hi_n), "customers": n},
                     domain=self.domain,
                     metric="high_risk_customers",
                     sentence=sentence,
@@ -230,7 +244,7 @@ class ChurnResult(Result):
                     low=None,
                     high=None,
                     n="customers",
-                    extra={"scores_from": self.scores_from},
+                    extra=self._high_risk_extra(),
                 )
             )
         return out
@@ -718,6 +732,36 @@ def risk_by(data: CXData, scores: pd.DataFrame, by: str) -> pd.DataFrame:
         )
         .reset_index()
     )
+    return risk_by_table(g, by)
+
+
+def risk_by_table(groups: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Finish a risk breakdown: high-risk share with its Wilson 95% interval, sorted.
+
+    Shared by :func:`risk_by` (counted in pandas) and scale mode (counted in the
+    engine from the scores table).
+
+    Parameters
+    ----------
+    groups
+        One row per group: ``<by>, customers, high_risk, mean_churn_probability``.
+    by
+        The group column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``<by>, customers, high_risk, high_risk_share, ci_low, ci_high,
+        mean_churn_probability, small_n``, largest high-risk share first (ties by group).
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"channel": ["a", "b"], "customers": [10, 40],
+    ...     "high_risk": [1, 20], "mean_churn_probability": [0.2, 0.5]})
+    >>> list(risk_by_table(g, "channel")["channel"])
+    ['b', 'a']
+    """
+    g = groups.copy()
     g["high_risk_share"] = g["high_risk"] / g["customers"]
     lo, hi = wilson_ci(g["high_risk"].to_numpy(), g["customers"].to_numpy())
     g["ci_low"], g["ci_high"] = lo, hi
@@ -741,8 +785,161 @@ def _at_risk(scores: pd.DataFrame, feats: pd.DataFrame, top_n: int) -> pd.DataFr
 
 
 # --------------------------------------------------------------------------------------
-# the analysis
+# the analysis (its steps shared with cxkit.churn.scale)
 # --------------------------------------------------------------------------------------
+
+
+class ChurnCutoffs(NamedTuple):
+    """The data, definition and cut dates of one churn analysis (:func:`churn_cutoffs`).
+
+    Attributes
+    ----------
+    end
+        The resolved ``as_of``.
+    data
+        The data cut at :attr:`end`.
+    definition
+        The churn definition.
+    last
+        The churn rate's cutoff: the whole day ``horizon_days`` before :attr:`end`.
+    t0
+        The backtest's training cutoff: the whole day ``2 × horizon_days`` before.
+    """
+
+    end: pd.Timestamp
+    data: CXData
+    definition: ChurnDefinition
+    last: pd.Timestamp
+    t0: pd.Timestamp
+
+    @property
+    def feature_cutoffs(self) -> tuple[pd.Timestamp, ...]:
+        """The cutoffs whose features the analysis builds (the backtest's fit cutoff first)."""
+        h = pd.Timedelta(days=self.definition.horizon_days)
+        return (self.t0 - h, self.t0, self.last, self.end)
+
+
+def churn_cutoffs(
+    data: CXData,
+    *,
+    as_of: AsOf = None,
+    horizon_days: int = 90,
+    basis: str = "auto",
+    kind: str = "auto",
+) -> ChurnCutoffs:
+    """Resolve ``as_of``, cut the data there, define churn and derive the cutoffs.
+
+    The first step of :func:`analyze`, in memory and in scale mode.
+
+    Parameters
+    ----------
+    data
+        The data.
+    as_of
+        The instant of the analysis (:func:`cxkit.data.resolve_as_of`).
+    horizon_days, basis, kind
+        The churn definition (see :func:`~cxkit.churn.define`).
+
+    Returns
+    -------
+    ChurnCutoffs
+        The cut data, the definition and the cut dates (whole days).
+
+    Raises
+    ------
+    NotAvailableError
+        When the data has no table churn can be defined on.
+    """
+    end = resolve_as_of(data, as_of)
+    d = data.upto(end)
+    definition = define(d, horizon_days=horizon_days, basis=basis, kind=kind)
+    h = definition.horizon_days
+    return ChurnCutoffs(end, d, definition, _day_before(end, h), _day_before(end, 2 * h))
+
+
+def churn_rate_summary(
+    customers: int, churners: int, *, cutoff: pd.Timestamp, window_end: pd.Timestamp
+) -> dict[str, object]:
+    """Return the churn rate at a cutoff with its Wilson 95% interval (:attr:`ChurnResult.churn_rate`).
+
+    Parameters
+    ----------
+    customers, churners
+        The labelled customers at ``cutoff`` and those of them who churned.
+    cutoff, window_end
+        The cutoff and the end of its label window.
+
+    Returns
+    -------
+    dict
+        ``cutoff, window_end, customers, churners, rate, ci_low, ci_high`` (NaN rate and
+        interval without customers).
+
+    Examples
+    --------
+    >>> r = churn_rate_summary(200, 50, cutoff=pd.Timestamp("2024-01-01"),
+    ...     window_end=pd.Timestamp("2024-03-31"))
+    >>> r["rate"], round(r["ci_low"], 3)
+    (0.25, 0.195)
+    """
+    n, k = customers, churners
+    lo, hi = wilson_ci(k, n) if n else (np.nan, np.nan)
+    return {
+        "cutoff": cutoff,
+        "window_end": window_end,
+        "customers": n,
+        "churners": k,
+        "rate": k / n if n else np.nan,
+        "ci_low": lo,
+        "ci_high": hi,
+    }
+
+
+def backtest_or_missing(
+    data: CXData,
+    *,
+    t0: pd.Timestamp,
+    definition: ChurnDefinition,
+    calibration: str,
+    trend_days: int,
+    max_train_rows: int | None,
+    random_state: int,
+    cache: FeatureCache,
+    missing: dict[str, str],
+) -> ChurnBacktest | None:
+    """Run the backtest of :func:`analyze`, or say in ``missing`` why it is not available.
+
+    Parameters
+    ----------
+    data
+        The data, cut at ``as_of``.
+    t0, definition, calibration, trend_days, max_train_rows, random_state
+        As for :func:`~cxkit.churn.run_backtest`.
+    cache
+        The features shared with the other steps.
+    missing
+        The result's missing parts: ``"backtest"`` is set when the data cannot support
+        the backtest.
+
+    Returns
+    -------
+    ChurnBacktest or None
+        The backtest, or None when it is not available.
+    """
+    try:
+        return run_backtest(
+            data,
+            t0=t0,
+            definition=definition,
+            calibration=calibration,
+            trend_days=trend_days,
+            max_train_rows=max_train_rows,
+            random_state=random_state,
+            _cache=cache,
+        )
+    except (DataError, UsageError) as err:
+        missing["backtest"] = f"The backtest is not available: {err}"
+        return None
 
 
 @run_cached("churn.analyze")
@@ -814,47 +1011,30 @@ def analyze(
     """
     if (scaled := dispatch("churn", mode, locals())) is not None:  # cxkit.churn.scale
         return scaled  # type: ignore[return-value]
-    end = resolve_as_of(data, as_of)
-    d = data.upto(end)
-    definition = define(d, horizon_days=horizon_days, basis=basis, kind=kind)
-    h = definition.horizon_days
-    cache = FeatureCache(d, trend_days, 12, None, h)
+    cuts = churn_cutoffs(data, as_of=as_of, horizon_days=horizon_days, basis=basis, kind=kind)
+    end, d, definition, last, t0 = cuts
+    cache = FeatureCache(d, trend_days, 12, None, definition.horizon_days)
     missing: dict[str, str] = {}
-    last = _day_before(end, h)
-    t0 = _day_before(end, 2 * h)
-    # the four cutoffs below: their channel and event-type levels found in one scan
-    cache.expect(t0 - pd.Timedelta(days=h), t0, last, end)
+    # the four cutoffs: their channel and event-type levels found in one scan
+    cache.expect(*cuts.feature_cutoffs)
     lab = cache.labels(last, definition)
-    n, k = len(lab), int(lab["churned"].sum())
-    lo, hi = wilson_ci(k, n) if n else (np.nan, np.nan)
-    rate: dict[str, object] = {
-        "cutoff": last,
-        "window_end": end,
-        "customers": n,
-        "churners": k,
-        "rate": k / n if n else np.nan,
-        "ci_low": lo,
-        "ci_high": hi,
-    }
+    rate = churn_rate_summary(len(lab), int(lab["churned"].sum()), cutoff=last, window_end=end)
     # Each cutoff's features are built once and dropped when the last step using them is
     # done: the backtest's fit cutoff t0 − h after its fits, t0 and t0 + h (the backtest's
     # calibration and test cutoffs, the scoring model's fit and calibration cutoffs) after
     # the scoring fit, ``end`` after the at-risk table.
-    try:
-        with cache.holding(t0, last):
-            backtest = run_backtest(
-                d,
-                t0=t0,
-                definition=definition,
-                calibration=calibration,
-                trend_days=trend_days,
-                max_train_rows=max_train_rows,
-                random_state=random_state,
-                _cache=cache,
-            )
-    except (DataError, UsageError) as err:
-        backtest = None
-        missing["backtest"] = f"The backtest is not available: {err}"
+    with cache.holding(t0, last):
+        backtest = backtest_or_missing(
+            d,
+            t0=t0,
+            definition=definition,
+            calibration=calibration,
+            trend_days=trend_days,
+            max_train_rows=max_train_rows,
+            random_state=random_state,
+            cache=cache,
+            missing=missing,
+        )
     # the scores come from the model unless a baseline beat it on the test period
     scores_from = "model" if backtest is None else backtest.scores_used
     common = {

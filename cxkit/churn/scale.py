@@ -32,9 +32,17 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cxkit import scale as _scale
-from cxkit.churn.analysis import AT_RISK_COLUMNS, ChurnResult, churn_rate_over_time
-from cxkit.churn.backtest import MODEL_LABELS, baseline_scores, run_backtest
-from cxkit.churn.definition import ChurnDefinition, define, label_table
+from cxkit.churn.analysis import (
+    AT_RISK_COLUMNS,
+    ChurnResult,
+    backtest_or_missing,
+    churn_cutoffs,
+    churn_rate_over_time,
+    churn_rate_summary,
+    risk_by_table,
+)
+from cxkit.churn.backtest import MODEL_LABELS, baseline_scores
+from cxkit.churn.definition import ChurnDefinition, label_table
 from cxkit.churn.features import (
     BgnbdFit,
     CutoffFrame,
@@ -49,12 +57,10 @@ from cxkit.churn.plots import risk_histogram
 from cxkit.clv import BetaGeo
 from cxkit.clv.rfm import rfm_summary_expr
 from cxkit.clv.scale import fit_bgnbd_triples
-from cxkit.data import CXData, end_of_day, resolve_as_of
-from cxkit.errors import DataError, NotAvailableError, UsageError
-from cxkit.findings import Finding, finding_from_rate
+from cxkit.data import CXData
+from cxkit.errors import NotAvailableError, UsageError
 from cxkit.result import AsOf
 from cxkit.scale import ScaleSettings
-from cxkit.stats import is_small, wilson_ci
 
 __all__ = ["SCORES_TABLE", "ScaleChurnResult", "analyze_scale", "held_scores", "score_histogram"]
 
@@ -117,6 +123,15 @@ class ScaleChurnResult(ChurnResult):
         return self.high_risk_count
 
     @property
+    def scored_n(self) -> int:
+        """How many customers were scored (rows of :attr:`scores_table`)."""
+        return self.scores_n
+
+    def _high_risk_extra(self) -> dict[str, object]:
+        """Return the ``extra`` of the ``high_risk_customers`` finding (says scale mode)."""
+        return {**super()._high_risk_extra(), "mode": "scale"}
+
+    @property
     def mode_sentence(self) -> str:
         """Say how scale mode ran: sample sizes, the scores table, the collect limit."""
         fit = self.samples.get("scoring_fit") or next(iter(self.samples.values()), None)
@@ -131,41 +146,6 @@ class ScaleChurnResult(ChurnResult):
             f"{self.scores_table}; no per-customer frame over "
             f"{self.settings.max_collect_rows:,} rows collected."
         )
-
-    def findings(self) -> list[Finding]:
-        """Return the findings of :meth:`ChurnResult.findings`, high risk from the engine.
-
-        Returns
-        -------
-        list of Finding
-            As :meth:`ChurnResult.findings`.
-        """
-        out = super().findings()  # no per-customer scores here: all but high risk
-        n, hi_n = self.scores_n, self.high_risk_count
-        if n:
-            h = self.definition.horizon_days
-            source = "" if self.scores_from == "model" else f", from {self.scores_label}"
-            sentence = (
-                f"{hi_n:,} of {n:,} customers ({hi_n / n:.0%}) are at high risk "
-                f"(churn probability ≥ {self.thresholds[1]:.0%} over the next {h} days"
-                f"{source}) as of {self.as_of:%Y-%m-%d}."
-            )
-            out.append(
-                finding_from_rate(
-                    {"high_risk": float(hi_n), "customers": n},
-                    domain=self.domain,
-                    metric="high_risk_customers",
-                    sentence=sentence,
-                    unit="customers",
-                    importance=9,
-                    value="high_risk",
-                    low=None,
-                    high=None,
-                    n="customers",
-                    extra={"scores_from": self.scores_from, "mode": "scale"},
-                )
-            )
-        return out
 
     def takeaways(self) -> dict[str, str]:
         """Return :meth:`ChurnResult.takeaways` with the customers scored from the engine.
@@ -429,43 +409,24 @@ def analyze_scale(
     ScaleLimitError
         When a sample, a batch or a breakdown would exceed ``max_collect_rows``.
     """
-    settings = settings or _scale.current_settings()
-    if not settings.scale:
-        settings = ScaleSettings(
-            mode="scale",
-            sample_rows=settings.sample_rows,
-            max_collect_rows=settings.max_collect_rows,
-            batch_rows=settings.batch_rows,
-        )
-    if settings.batch_rows > settings.max_collect_rows:
-        raise UsageError(
-            f"scale batch_rows ({settings.batch_rows:,}) must not exceed max_collect_rows "
-            f"({settings.max_collect_rows:,})"
-        )
-    end = resolve_as_of(data, as_of)
-    d = data.upto(end)
-    definition = define(d, horizon_days=horizon_days, basis=basis, kind=kind)
-    h = definition.horizon_days
-    cache = _SampleCache(d, trend_days, 12, h, settings)
+    settings = _scale.scale_mode_settings(settings)
+    cuts = churn_cutoffs(data, as_of=as_of, horizon_days=horizon_days, basis=basis, kind=kind)
+    end, d, definition, last, t0 = cuts
+    cache = _SampleCache(d, trend_days, 12, definition.horizon_days, settings)
     missing: dict[str, str] = {}
-    last = _day_before(end, h)
-    t0 = _day_before(end, 2 * h)
-    cache.expect(t0 - pd.Timedelta(days=h), t0, last, end)
+    cache.expect(*cuts.feature_cutoffs)
     rate = _rate(d, last, end, definition)
-    try:
-        backtest = run_backtest(
-            d,
-            t0=t0,
-            definition=definition,
-            calibration=calibration,
-            trend_days=trend_days,
-            max_train_rows=max_train_rows,
-            random_state=random_state,
-            _cache=cache,
-        )
-    except (DataError, UsageError) as err:
-        backtest = None
-        missing["backtest"] = f"The backtest is not available: {err}"
+    backtest = backtest_or_missing(
+        d,
+        t0=t0,
+        definition=definition,
+        calibration=calibration,
+        trend_days=trend_days,
+        max_train_rows=max_train_rows,
+        random_state=random_state,
+        cache=cache,
+        missing=missing,
+    )
     scores_from = "model" if backtest is None else backtest.scores_used
     common = {
         "calibration": calibration,
@@ -577,11 +538,6 @@ def held_scores(result: ChurnResult) -> pd.DataFrame:
     return result.scores
 
 
-def _day_before(end: pd.Timestamp, days: int) -> pd.Timestamp:
-    """Return the whole day ``days`` before ``end`` (the cutoffs of churn.analyze)."""
-    return end_of_day((end - pd.Timedelta(days=days)).normalize())
-
-
 def _rate(
     d: CXData, last: pd.Timestamp, end: pd.Timestamp, definition: ChurnDefinition
 ) -> dict[str, object]:
@@ -590,16 +546,7 @@ def _rate(
     got = lab.aggregate(n=lab.count(), k=lab.churned.sum()).to_pandas()
     n = int(got["n"].iloc[0])
     k = int(got["k"].fillna(0).iloc[0])
-    lo, hi = wilson_ci(k, n) if n else (np.nan, np.nan)
-    return {
-        "cutoff": last,
-        "window_end": end,
-        "customers": n,
-        "churners": k,
-        "rate": k / n if n else np.nan,
-        "ci_low": lo,
-        "ci_high": hi,
-    }
+    return churn_rate_summary(n, k, cutoff=last, window_end=end)
 
 
 def _predictor(
@@ -701,15 +648,7 @@ def _risk_by(d: CXData, scored: ir.Table, by: str, settings: ScaleSettings) -> p
     g[by] = g[by].astype(str)
     g["customers"] = g["customers"].astype("int64")
     g["high_risk"] = g["high_risk"].fillna(0).astype("int64")
-    g["high_risk_share"] = g["high_risk"] / g["customers"]
-    lo, hi = wilson_ci(g["high_risk"].to_numpy(), g["customers"].to_numpy())
-    g["ci_low"], g["ci_high"] = lo, hi
-    g["small_n"] = is_small(g["customers"].to_numpy())
-    cols = [by, "customers", "high_risk", "high_risk_share", "ci_low", "ci_high"]
-    g = g[[*cols, "mean_churn_probability", "small_n"]]
-    return g.sort_values(
-        ["high_risk_share", by], ascending=[False, True], kind="stable"
-    ).reset_index(drop=True)
+    return risk_by_table(g, by)
 
 
 def _at_risk(scored: ir.Table, top_n: int) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+import ibis.expr.types as ir
 import pandas as pd
 
 from cxkit import stats, voc
@@ -384,6 +385,42 @@ def fit_personas(
     )
 
 
+def add_journey_tables(
+    result: PersonasResult,
+    data: CXData,
+    assignments: pd.DataFrame | ir.Table,
+    *,
+    as_of: pd.Timestamp,
+) -> None:
+    """Fill a result's journey map, channel shares and pain points, in place.
+
+    The step :func:`analyze` shares with scale mode (which passes the engine's labels
+    table instead of the assignments frame). A part the data cannot support is left
+    None and :attr:`PersonasResult.not_available` says why.
+
+    Parameters
+    ----------
+    result
+        The result to fill (its ``not_available`` list is appended to).
+    data
+        The data.
+    assignments
+        Persona per customer: :func:`cxkit.personas.assign`'s frame, or an engine table
+        with ``customer_id``, ``persona`` and ``persona_name``.
+    as_of
+        The resolved instant of the analysis.
+    """
+    try:
+        result.journey = journey_map(data, assignments, as_of=as_of)
+        result.channels = channel_shares(data, assignments, as_of=as_of)
+    except NotAvailableError as err:  # pragma: no cover - needs events or orders
+        result.not_available.append(str(err))
+    try:
+        result.pains = pain_points(data, assignments, as_of=as_of)
+    except NotAvailableError as err:
+        result.not_available.append(str(err))
+
+
 @run_cached("personas.analyze")
 def analyze(
     data: CXData,
@@ -437,15 +474,7 @@ def analyze(
     )
     rep = dataclasses.replace(fit, not_available=list(fit.not_available))
     asg = rep.assignments
-    try:
-        rep.journey = journey_map(data, asg, as_of=cut)
-        rep.channels = channel_shares(data, asg, as_of=cut)
-    except NotAvailableError as err:  # pragma: no cover - needs events or orders
-        rep.not_available.append(str(err))
-    try:
-        rep.pains = pain_points(data, asg, as_of=cut)
-    except NotAvailableError as err:
-        rep.not_available.append(str(err))
+    add_journey_tables(rep, data, asg, as_of=cut)
     if data.has("responses", "comment"):
         try:
             th = voc.themes(data, as_of=cut, random_state=random_state or 0)

@@ -29,9 +29,13 @@ import pandas as pd
 from cxkit import scale as _scale
 from cxkit.data import CXData, resolve_as_of
 from cxkit.errors import NotAvailableError
-from cxkit.personas.analysis import PersonasResult, analyze, persona_min_customers
+from cxkit.personas.analysis import (
+    PersonasResult,
+    add_journey_tables,
+    analyze,
+    persona_min_customers,
+)
 from cxkit.personas.features import FEATURE_FLAGS, SUPPORT_EVENTS, derive_features, raw_feature_expr
-from cxkit.personas.journeys import channel_shares, journey_map, pain_points
 from cxkit.personas.model import Personas, assign
 from cxkit.result import AsOf
 from cxkit.scale import ScaleSettings
@@ -121,18 +125,12 @@ def analyze_scale(
     ------
     NotAvailableError
         When the data has neither orders nor events, or too few customers to cluster.
+    UsageError
+        When ``batch_rows`` exceeds ``max_collect_rows``.
     ScaleLimitError
         When a frame to collect would exceed ``max_collect_rows``.
     """
-    settings = settings or _scale.current_settings()
-    if not settings.scale:
-        settings = ScaleSettings(
-            mode="scale",
-            sample_rows=settings.sample_rows,
-            max_collect_rows=settings.max_collect_rows,
-            batch_rows=settings.batch_rows,
-            strict=settings.strict,
-        )
+    settings = _scale.scale_mode_settings(settings)
     cut = resolve_as_of(data, as_of)
     expr, cats, flags = raw_feature_expr(data, as_of=cut, support_events=SUPPORT_EVENTS)
     kw = {f: flags[f] for f in FEATURE_FLAGS}
@@ -197,15 +195,7 @@ def analyze_scale(
         sample_n=len(feats),
     )
     rep.not_available = []
-    try:
-        rep.journey = journey_map(data, labels, as_of=cut)
-        rep.channels = channel_shares(data, labels, as_of=cut)
-    except NotAvailableError as err:  # pragma: no cover - needs events or orders
-        rep.not_available.append(str(err))
-    try:
-        rep.pains = pain_points(data, labels, as_of=cut)
-    except NotAvailableError as err:
-        rep.not_available.append(str(err))
+    add_journey_tables(rep, data, labels, as_of=cut)
     rep.not_available.append(
         "Comment themes: not shown in scale mode: the topic model reads every comment into memory."
     )
