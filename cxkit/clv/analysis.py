@@ -20,15 +20,22 @@ The steps, at ``as_of`` (:func:`cxkit.data.resolve_as_of`):
    (default ``holdout_weeks`` before ``as_of``) and compared with what happened;
 6. P(alive), value by acquisition channel, and the valuable customers who have probably
    lapsed (the value at risk of being lost).
+
+Scale mode (:func:`cxkit.clv.scale.analyze_scale`) runs the same steps on engine tables
+through the same helpers: both start a :class:`ClvRun` (the period, the settings, the
+notes), run the holdout check through :meth:`ClvRun.check_holdout`, build their results
+from :meth:`ClvRun.result_fields` and their findings with :func:`lapsed_finding`,
+:func:`holdout_finding`, :func:`total_value_finding`, :func:`top_share_finding` and
+:func:`lapsing_finding`; only the data source differs.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -51,6 +58,7 @@ from cxkit.clv.value import (
     lapsing_high_value,
     top_share,
     valuable_repeat_customers,
+    value_attrs,
 )
 from cxkit.data import CXData, end_of_day, parse_as_of, resolve_as_of
 from cxkit.display import format_money
@@ -91,16 +99,49 @@ def lapsed_share(summary: pd.DataFrame, bg: BetaGeo) -> dict[str, float]:
     pa = np.asarray(bg.p_alive(summary), dtype=float)
     repeat = np.asarray(summary["frequency"]) > 0
     n_rep = int(repeat.sum())
-    lapsed = int(np.sum(pa[repeat] < 0.5))
-    low, high = wilson_ci(lapsed, n_rep) if n_rep else (np.nan, np.nan)
+    return lapsed_counts(
+        int(np.sum(pa[repeat] < 0.5)),
+        n_rep,
+        customers=len(summary),
+        median_p_alive=float(np.median(pa[repeat])) if n_rep else np.nan,
+    )
+
+
+def lapsed_counts(
+    lapsed: int, repeat: int, *, customers: int, median_p_alive: float
+) -> dict[str, float]:
+    """Return :func:`lapsed_share`'s figures from the counts (memory and scale mode alike).
+
+    Parameters
+    ----------
+    lapsed
+        Repeat customers with P(alive) < 50%.
+    repeat
+        Repeat customers (``frequency > 0``).
+    customers
+        All customers of the summary.
+    median_p_alive
+        The median P(alive) of the repeat customers (NaN without any).
+
+    Returns
+    -------
+    dict of str to float
+        As :func:`lapsed_share`.
+
+    Examples
+    --------
+    >>> lapsed_counts(3, 10, customers=25, median_p_alive=0.7)["one_time"]
+    15
+    """
+    low, high = wilson_ci(lapsed, repeat) if repeat else (np.nan, np.nan)
     return {
-        "value": lapsed / n_rep if n_rep else np.nan,
+        "value": lapsed / repeat if repeat else np.nan,
         "ci_low": float(low),
         "ci_high": float(high),
-        "n": n_rep,
+        "n": repeat,
         "lapsed": lapsed,
-        "one_time": len(summary) - n_rep,
-        "median_p_alive": float(np.median(pa[repeat])) if n_rep else np.nan,
+        "one_time": customers - repeat,
+        "median_p_alive": median_p_alive,
     }
 
 
@@ -142,6 +183,221 @@ def _share_interval_words(
     )
 
 
+def lapsed_finding(share: dict[str, float]) -> Finding | None:
+    """Return the finding on the lapsed share of repeat customers (None without any).
+
+    Parameters
+    ----------
+    share
+        :func:`lapsed_share` (or :func:`lapsed_counts`).
+
+    Returns
+    -------
+    Finding or None
+        ``lapsed_share_repeaters``, importance 6.
+    """
+    if not share.get("n"):
+        return None
+    return finding_from_rate(
+        share,
+        domain="clv",
+        metric="lapsed_share_repeaters",
+        importance=6,
+        sentence=f"{share['value']:.0%} of the {share['n']:,} repeat customers have "
+        f"probably lapsed (P(alive) < 50%; 95% CI {share['ci_low']:.0%}–"
+        f"{share['ci_high']:.0%}). The {share['one_time']:,} one-time buyers cannot be "
+        "judged this way: BG/NBD lets customers leave only after a repeat purchase.",
+    )
+
+
+def holdout_finding(holdout: dict[str, float] | None, *, note: str = "") -> Finding | None:
+    """Return the finding on the holdout check's error (None without the check).
+
+    Parameters
+    ----------
+    holdout
+        :func:`~cxkit.clv.holdout_totals` of the check, or ``None``.
+    note
+        Added after the customers (scale mode: how the check was sampled, if it was).
+
+    Returns
+    -------
+    Finding or None
+        ``holdout_error``, importance 5; None also when the error is not finite.
+    """
+    if holdout is None or not np.isfinite(holdout.get("relative_error", np.nan)):
+        return None
+    err = holdout["relative_error"]
+    return finding_from_rate(
+        {"value": float(err), "n": int(holdout["customers"])},
+        domain="clv",
+        metric="holdout_error",
+        importance=5,
+        low=None,
+        high=None,
+        comparison="model vs actual holdout purchases",
+        sentence=f"Checked on a holdout period, the model expected "
+        f"{holdout['expected']:,.0f} repeat purchases against {holdout['actual']:,.0f} "
+        f"actual ({err:+.1%}), over {int(holdout['customers']):,} customers{note}.",
+    )
+
+
+def total_value_finding(
+    stats: dict[str, float],
+    *,
+    label: str,
+    annual_discount_rate: float,
+    intervals: ClvIntervals | None = None,
+    extra: dict[str, object] | None = None,
+) -> Finding:
+    """Return the finding on the customers' total expected value.
+
+    Parameters
+    ----------
+    stats
+        ``total``, ``mean``, ``ci_low``, ``ci_high`` (the mean's 95% interval) and ``n``
+        of the CLV column.
+    label
+        The horizon label (``"52w"``).
+    annual_discount_rate
+        The discount rate the values were computed at.
+    intervals
+        The CLV intervals: the sentence then states the total's parameter (and
+        predictive) interval (:func:`total_interval_words`).
+    extra
+        More fields for the finding's ``extra``, after the intervals'.
+
+    Returns
+    -------
+    Finding
+        ``total_clv_<label>``, importance 10; its interval is ``n`` times the mean's.
+    """
+    n = int(stats["n"])
+    total, mean, low, high = stats["total"], stats["mean"], stats["ci_low"], stats["ci_high"]
+    words, total_extra = total_interval_words(intervals)
+    # the interval of the total is n times the interval of the mean
+    return finding_from_rate(
+        {"value": total, "ci_low": low * n, "ci_high": high * n, "n": n},
+        domain="clv",
+        metric=f"total_clv_{label}",
+        unit="currency",
+        importance=10,
+        sentence=f"The {n:,} customers are expected to bring {money0(total)} over the "
+        f"next {label_words(label)} (discounted at {annual_discount_rate:.0%} a year): "
+        f"{format_money(mean)} per customer (95% CI {format_money(low)}–"
+        f"{format_money(high)}).{words}",
+        extra={**total_extra, **(extra or {})},
+    )
+
+
+def top_share_finding(
+    share: float, *, n: int, top: float, label: str, intervals: ClvIntervals | None = None
+) -> Finding:
+    """Return the finding on the share of expected value the top customers hold.
+
+    Parameters
+    ----------
+    share
+        The top customers' share of the total expected value.
+    n
+        The customers.
+    top
+        The top share of customers (0.2: the top 20%).
+    label
+        The horizon label (``"52w"``).
+    intervals
+        The CLV intervals: when they hold the interval of this top share, the sentence
+        states it.
+
+    Returns
+    -------
+    Finding
+        ``top<pct>_share_<label>``, importance 9.
+    """
+    words, share_extra = _share_interval_words(intervals, top)
+    return finding_from_rate(
+        {"value": share, "n": n},
+        domain="clv",
+        metric=f"top{round(top * 100)}_share_{label}",
+        importance=9,
+        low=None,
+        high=None,
+        sentence=f"The top {top:.0%} of customers hold {share:.0%} of the expected value "
+        f"over the next {label_words(label)} (n = {n:,}{words}).",
+        extra=share_extra,
+    )
+
+
+def lapsing_finding(lapsing: int, valuable: int, *, top: float) -> Finding:
+    """Return the finding on the valuable repeat customers who have probably lapsed.
+
+    Parameters
+    ----------
+    lapsing
+        The valuable repeat customers with P(alive) < 50%.
+    valuable
+        The valuable repeat customers (top ``top`` by past repeat spend).
+    top
+        The top share that makes a repeat customer valuable.
+
+    Returns
+    -------
+    Finding
+        ``lapsing_high_value``, importance 8.
+    """
+    return finding_from_rate(
+        {"value": float(lapsing), "n": valuable},
+        domain="clv",
+        metric="lapsing_high_value",
+        unit="customers",
+        importance=8,
+        low=None,
+        high=None,
+        sentence=f"{lapsing:,} of the {valuable:,} most valuable repeat customers (top "
+        f"{top:.0%} by past repeat spend) have probably lapsed (P(alive) < 50%): "
+        "candidates for win-back.",
+    )
+
+
+def intervals_words(
+    best: pd.Series, column: str, *, half_width: float, n: int | None = None
+) -> str:
+    """Return the takeaway on the per-customer intervals (:meth:`ClvResult.intervals_sentence`).
+
+    Parameters
+    ----------
+    best
+        The most valuable customer's row of :meth:`ClvResult.most_valuable`.
+    column
+        The CLV column.
+    half_width
+        The median relative half-width of the parameter intervals over the customers
+        of positive value.
+    n
+        Those customers, when counted (memory mode).
+
+    Returns
+    -------
+    str
+        The sentence.
+    """
+    over = "the customers" if n is None else f"the {n:,} customers"
+    text = (
+        f"The fitted parameters' uncertainty moves a customer's expected value by about "
+        f"±{half_width:.1%} (median over {over} with a positive value). The most valuable "
+        f"customer is expected to bring {money0(best[column])} (95% interval "
+        f"{money0(best[f'{column}_low'])}–{money0(best[f'{column}_high'])})"
+    )
+    if np.isfinite(best.get(f"{column}_pred_low", np.nan)):
+        return text + (
+            f", but what they actually bring could be anywhere from "
+            f"{money0(best[f'{column}_pred_low'])} to {money0(best[f'{column}_pred_high'])} "
+            "(95% predictive interval): one customer's purchases are far less certain than "
+            "the model's expectation."
+        )
+    return text + "."
+
+
 def findings(
     summary: pd.DataFrame,
     bg: BetaGeo,
@@ -180,95 +436,25 @@ def findings(
         the 0–10 scale (total value 10, concentration 9, lapsing valuable customers 8,
         lapsed share 6, holdout error 5).
     """
-    out: list[Finding] = []
     n = len(summary)
     pa = bg.p_alive(summary)
-    share = lapsed_share(summary, bg)
-    if share["n"]:
-        out.append(
-            finding_from_rate(
-                share,
-                domain="clv",
-                metric="lapsed_share_repeaters",
-                importance=6,
-                sentence=f"{share['value']:.0%} of the {share['n']:,} repeat customers have "
-                f"probably lapsed (P(alive) < 50%; 95% CI {share['ci_low']:.0%}–"
-                f"{share['ci_high']:.0%}). The {share['one_time']:,} one-time buyers cannot be "
-                "judged this way: BG/NBD lets customers leave only after a repeat purchase.",
-            )
-        )
-    if holdout is not None and np.isfinite(holdout.get("relative_error", np.nan)):
-        err = holdout["relative_error"]
-        out.append(
-            finding_from_rate(
-                {"value": float(err), "n": int(holdout["customers"])},
-                domain="clv",
-                metric="holdout_error",
-                importance=5,
-                low=None,
-                high=None,
-                comparison="model vs actual holdout purchases",
-                sentence=f"Checked on a holdout period, the model expected "
-                f"{holdout['expected']:,.0f} repeat purchases against {holdout['actual']:,.0f} "
-                f"actual ({err:+.1%}), over {int(holdout['customers']):,} customers.",
-            )
-        )
+    out = [f for f in (lapsed_finding(lapsed_share(summary, bg)), holdout_finding(holdout)) if f]
     if clv_frame is not None:
         col = clv_column(clv_frame)
         label = col.removeprefix("clv_")
         values = clv_frame[col].to_numpy()
-        total = float(values.sum())
         mean, low, high, _ = mean_ci(values)
-        share = top_share(values, top=top)
+        stats = {"total": float(values.sum()), "mean": mean, "ci_low": low, "ci_high": high, "n": n}
         rate = clv_frame.attrs.get("annual_discount_rate", np.nan)
-        total_words, total_extra = total_interval_words(intervals)
-        share_words, share_extra = _share_interval_words(intervals, top)
-        # the interval of the total is n times the interval of the mean
         out.append(
-            finding_from_rate(
-                {"value": total, "ci_low": low * n, "ci_high": high * n, "n": n},
-                domain="clv",
-                metric=f"total_clv_{label}",
-                unit="currency",
-                importance=10,
-                sentence=f"The {n:,} customers are expected to bring {money0(total)} over the "
-                f"next {label_words(label)} (discounted at {rate:.0%} a year): "
-                f"{format_money(mean)} per customer (95% CI {format_money(low)}–"
-                f"{format_money(high)}).{total_words}",
-                extra=total_extra,
-            )
+            total_value_finding(stats, label=label, annual_discount_rate=rate, intervals=intervals)
         )
-        out.append(
-            finding_from_rate(
-                {"value": share, "n": n},
-                domain="clv",
-                metric=f"top{round(top * 100)}_share_{label}",
-                importance=9,
-                low=None,
-                high=None,
-                sentence=f"The top {top:.0%} of customers hold {share:.0%} of the expected value "
-                f"over the next {label_words(label)} (n = {n:,}{share_words}).",
-                extra=share_extra,
-            )
-        )
+        share = top_share(values, top=top)
+        out.append(top_share_finding(share, n=n, top=top, label=label, intervals=intervals))
         merged = summary.assign(p_alive=pa, **{col: values})
         lapsing = lapsing_high_value(merged, top=top, column=col)
         n_valuable = int(valuable_repeat_customers(merged, top=top).sum())
-        out.append(
-            finding_from_rate(
-                {"value": float(len(lapsing)), "n": n_valuable},
-                domain="clv",
-                metric="lapsing_high_value",
-                unit="customers",
-                importance=8,
-                low=None,
-                high=None,
-                sentence=f"{len(lapsing):,} of the {n_valuable:,} most valuable repeat "
-                "customers (top "
-                f"{top:.0%} by past repeat spend) have probably lapsed (P(alive) < 50%): "
-                "candidates for win-back.",
-            )
-        )
+        out.append(lapsing_finding(len(lapsing), n_valuable, top=top))
     return out
 
 
@@ -397,24 +583,12 @@ class ClvResult(Result):
             return None
         col = self.clv_column
         width = self.intervals.relative_width(self.values[col])
-        best = self.most_valuable(1).iloc[0]
-        text = (
-            f"The fitted parameters' uncertainty moves a customer's expected value by about "
-            f"±{width['parameter_half_width']:.1%} (median over the {width['n']:,} customers "
-            f"with a positive value). The most valuable customer is expected to bring "
-            f"{money0(best[col])} (95% interval {money0(best[f'{col}_low'])}–"
-            f"{money0(best[f'{col}_high'])})"
+        return intervals_words(
+            self.most_valuable(1).iloc[0],
+            col,
+            half_width=width["parameter_half_width"],
+            n=int(width["n"]),
         )
-        if np.isfinite(best[f"{col}_pred_low"]):
-            text += (
-                f", but what they actually bring could be anywhere from "
-                f"{money0(best[f'{col}_pred_low'])} to {money0(best[f'{col}_pred_high'])} (95% "
-                "predictive interval): one customer's purchases are far less certain than the "
-                "model's expectation."
-            )
-        else:
-            text += "."
-        return text
 
     @property
     def clv_column(self) -> str:
@@ -564,33 +738,56 @@ def clv_model_warnings(into: list[str]) -> Iterator[None]:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+#: What stands in for Gamma-Gamma's expected spend when it is not used.
+_FALLBACK = (
+    "expected spend per purchase is each repeat customer's own mean repeat value (the "
+    "overall mean for one-time buyers)"
+)
+
+
+def gamma_gamma_shortfall(eligible: int, min_repeat_customers: int) -> str | None:
+    """Return the note that Gamma-Gamma is not fitted on too few customers (None: enough).
+
+    Parameters
+    ----------
+    eligible
+        Customers with a repeat purchase of positive value.
+    min_repeat_customers
+        The fewest on which Gamma-Gamma is fitted.
+
+    Returns
+    -------
+    str or None
+        The ``notes["gamma_gamma"]`` sentence, or None when there are enough.
+    """
+    if eligible >= min_repeat_customers:
+        return None
+    return (
+        f"The Gamma-Gamma spend model is not available: it needs at least "
+        f"{min_repeat_customers:,} customers with a repeat purchase of positive value, "
+        f"got {eligible:,}; {_FALLBACK}."
+    )
+
+
 def spend_model(
     summary: pd.DataFrame, min_repeat_customers: int, notes: dict[str, str], said: list[str]
 ) -> GammaGamma | None:
     """Fit Gamma-Gamma when enough customers have a repeat purchase of positive value."""
     eligible = int(((summary["frequency"] > 0) & (summary["monetary_value"] > 0)).sum())
-    fallback = (
-        "expected spend per purchase is each repeat customer's own mean repeat value (the "
-        "overall mean for one-time buyers)"
-    )
-    if eligible < min_repeat_customers:
-        notes["gamma_gamma"] = (
-            f"The Gamma-Gamma spend model is not available: it needs at least "
-            f"{min_repeat_customers:,} customers with a repeat purchase of positive value, "
-            f"got {eligible:,}; {fallback}."
-        )
+    if (short := gamma_gamma_shortfall(eligible, min_repeat_customers)) is not None:
+        notes["gamma_gamma"] = short
         return None
     try:
         with clv_model_warnings(said):
             gg = GammaGamma().fit(summary)
     except (DataError, ConvergenceError) as err:
-        notes["gamma_gamma"] = f"The Gamma-Gamma spend model is not available ({err}); {fallback}."
+        notes["gamma_gamma"] = f"The Gamma-Gamma spend model is not available ({err}); {_FALLBACK}."
         return None
     q = float(gg.params_["q"])
     if q <= 1:
         notes["gamma_gamma"] = (
             f"The Gamma-Gamma spend model is not used: its fitted q = {q:.3f} <= 1 means an "
-            f"infinite mean spend (check for extreme order values); {fallback}."
+            f"infinite mean spend (check for extreme order values); {_FALLBACK}."
         )
         return None
     return gg
@@ -605,6 +802,250 @@ def resolve_calibration_end(
     if not holdout_weeks:
         return None
     return end_of_day((end - pd.Timedelta(weeks=holdout_weeks)).normalize())
+
+
+@dataclass(kw_only=True)
+class HoldoutCheck:
+    """The parts of the holdout check, in memory or scale mode (:meth:`ClvRun.check_holdout`).
+
+    Attributes
+    ----------
+    bg_check
+        BG/NBD fitted on the calibration period.
+    holdout
+        :func:`~cxkit.clv.holdout_totals` of the check.
+    by_frequency
+        :func:`~cxkit.clv.holdout_by_frequency` of the check.
+    cumulative
+        :func:`~cxkit.clv.cumulative_repeat_purchases` of the check.
+    calibration
+        The calibration summary with its holdout columns (memory mode), or ``None``.
+    counts
+        ``customers, repeat_days`` of the calibration period (scale mode), or ``None``.
+    note
+        Empty, or how the check was sampled (scale mode).
+    """
+
+    bg_check: BetaGeo
+    holdout: dict[str, float]
+    by_frequency: pd.DataFrame
+    cumulative: pd.DataFrame
+    calibration: pd.DataFrame | None = None
+    counts: dict[str, int] | None = None
+    note: str = ""
+
+
+@dataclass(kw_only=True)
+class ClvRun:
+    """One CLV analysis under way: its period, settings, notes and model warnings.
+
+    Memory mode (:func:`analyze`) and scale mode (:func:`cxkit.clv.scale.analyze_scale`)
+    start from it (:meth:`start`), run the holdout check and the intervals through it and
+    build their results from :meth:`result_fields`; only the data source differs.
+
+    Attributes
+    ----------
+    end
+        The resolved ``as_of``.
+    cut
+        The data up to ``end``.
+    calibration_end
+        The end of the holdout check's calibration period, or ``None`` (no check).
+    horizon_weeks, annual_discount_rate, margin, top, min_repeat_customers, n_draws, random_state
+        The settings, as for :func:`analyze`.
+    notes
+        The not-available sentence per part, filled as the run goes.
+    said
+        The models' warnings, in words.
+    """
+
+    end: pd.Timestamp
+    cut: CXData
+    calibration_end: pd.Timestamp | None
+    horizon_weeks: float
+    annual_discount_rate: float
+    margin: float
+    top: float
+    min_repeat_customers: int
+    n_draws: int
+    random_state: int | None
+    notes: dict[str, str] = field(default_factory=dict)
+    said: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        data: CXData,
+        *,
+        as_of: AsOf,
+        calibration_end: AsOf,
+        holdout_weeks: float | None,
+        horizon_weeks: float,
+        annual_discount_rate: float,
+        margin: float,
+        top: float,
+        min_repeat_customers: int,
+        n_draws: int,
+        random_state: int | None,
+    ) -> ClvRun:
+        """Check the orders table, resolve ``as_of`` and the calibration end, cut the data.
+
+        Parameters
+        ----------
+        data
+            The data, with an ``orders`` table.
+        as_of, calibration_end, holdout_weeks, horizon_weeks, annual_discount_rate, margin,
+        top, min_repeat_customers, n_draws, random_state
+            As for :func:`analyze`.
+
+        Returns
+        -------
+        ClvRun
+            The run, with no notes yet.
+
+        Raises
+        ------
+        NotAvailableError
+            Without an orders table with ``customer_id``, ``ts`` and ``amount``.
+        """
+        data.require("orders", "customer_id", "ts", "amount", analysis="Customer lifetime value")
+        end = resolve_as_of(data, as_of)
+        return cls(
+            end=end,
+            cut=data.upto(end),
+            calibration_end=resolve_calibration_end(end, calibration_end, holdout_weeks),
+            horizon_weeks=horizon_weeks,
+            annual_discount_rate=annual_discount_rate,
+            margin=margin,
+            top=top,
+            min_repeat_customers=min_repeat_customers,
+            n_draws=n_draws,
+            random_state=random_state,
+        )
+
+    @property
+    def value_attrs(self) -> dict[str, object]:
+        """The ``attrs`` of this run's value frames (:func:`~cxkit.clv.value.value_attrs`)."""
+        return value_attrs(
+            horizon=self.horizon_weeks,
+            unit="W",
+            annual_discount_rate=self.annual_discount_rate,
+            margin=self.margin,
+        )
+
+    @property
+    def clv_column(self) -> str:
+        """The CLV column of this run's values (e.g. ``"clv_52w"``)."""
+        return str(self.value_attrs["clv_column"])
+
+    def check_holdout(self, compute: Callable[[], HoldoutCheck]) -> HoldoutCheck | None:
+        """Run the holdout check when there is a calibration period; a failure becomes a note.
+
+        Parameters
+        ----------
+        compute
+            Computes the check from :attr:`calibration_end` (the mode's data source).
+
+        Returns
+        -------
+        HoldoutCheck or None
+            The check; None without a calibration period or when the data cannot support
+            it (``notes["holdout"]`` then says why).
+        """
+        if self.calibration_end is None:
+            return None
+        try:
+            return compute()
+        except (DataError, ConvergenceError, UsageError) as err:
+            self.notes["holdout"] = f"The holdout check is not available: {err}"
+            return None
+
+    def cumulative(self, bg_check: BetaGeo) -> pd.DataFrame:
+        """Return :func:`~cxkit.clv.cumulative_repeat_purchases` of the holdout check."""
+        return cumulative_repeat_purchases(
+            self.cut, bg_check, calibration_end=self.calibration_end, observation_end=self.end
+        )
+
+    def intervals(
+        self,
+        summary: pd.DataFrame,
+        bg: BetaGeo,
+        gg: GammaGamma | None,
+        *,
+        values: pd.DataFrame,
+        predictive: int | None = 1000,
+    ) -> ClvIntervals:
+        """Return :func:`~cxkit.clv.clv_intervals` of ``summary`` with this run's settings.
+
+        Parameters
+        ----------
+        summary
+            The RFM summary (weeks) of the customers.
+        bg, gg
+            The fitted models.
+        values
+            :func:`~cxkit.clv.customer_value` of ``summary`` (attrs :attr:`value_attrs`).
+        predictive
+            As for :func:`~cxkit.clv.clv_intervals`.
+
+        Returns
+        -------
+        ClvIntervals
+            The intervals.
+
+        Raises
+        ------
+        DataError
+            When a model has no finite covariance.
+        """
+        return clv_intervals(
+            summary,
+            bg,
+            gg,
+            horizon=self.horizon_weeks,
+            unit="W",
+            annual_discount_rate=self.annual_discount_rate,
+            margin=self.margin,
+            top=self.top,
+            n_draws=self.n_draws,
+            predictive=predictive,
+            random_state=self.random_state,
+            values=values,
+        )
+
+    def result_fields(self, check: HoldoutCheck | None) -> dict[str, Any]:
+        """Return the fields every :class:`ClvResult` of this run has, the check's included.
+
+        Parameters
+        ----------
+        check
+            The holdout check, or ``None``.
+
+        Returns
+        -------
+        dict of str to object
+            ``as_of``, ``not_available``, the holdout check's fields, ``notes``,
+            ``model_warnings`` and the settings.
+        """
+        return {
+            "as_of": self.end,
+            "not_available": list(self.notes.values()),
+            "calibration_end": None if check is None else self.calibration_end,
+            "calibration": None if check is None else check.calibration,
+            "bg_check": None if check is None else check.bg_check,
+            "holdout": None if check is None else check.holdout,
+            "by_frequency": None if check is None else check.by_frequency,
+            "cumulative": None if check is None else check.cumulative,
+            "notes": self.notes,
+            "model_warnings": self.said,
+            "horizon_weeks": self.horizon_weeks,
+            "annual_discount_rate": self.annual_discount_rate,
+            "margin": self.margin,
+            "top": self.top,
+            "min_repeat_customers": self.min_repeat_customers,
+            "n_draws": self.n_draws,
+            "random_state": self.random_state,
+        }
 
 
 @run_cached("clv.analyze")
@@ -688,28 +1129,34 @@ def analyze(
     """
     if (scaled := dispatch("clv", mode, locals())) is not None:  # cxkit.clv.scale
         return scaled  # type: ignore[return-value]
-    data.require("orders", "customer_id", "ts", "amount", analysis="Customer lifetime value")
-    end = resolve_as_of(data, as_of)
-    cut = data.upto(end)
-    notes: dict[str, str] = {}
-    said: list[str] = []
+    run = ClvRun.start(
+        data,
+        as_of=as_of,
+        calibration_end=calibration_end,
+        holdout_weeks=holdout_weeks,
+        horizon_weeks=horizon_weeks,
+        annual_discount_rate=annual_discount_rate,
+        margin=margin,
+        top=top,
+        min_repeat_customers=min_repeat_customers,
+        n_draws=n_draws,
+        random_state=random_state,
+    )
+    cut, end, notes, said = run.cut, run.end, run.notes, run.said
 
-    cal_end = resolve_calibration_end(end, calibration_end, holdout_weeks)
-    calibration = bg_check = holdout = by_frequency = cumulative = None
-    if cal_end is not None:
-        try:
-            calibration = rfm_summary(cut, calibration_end=cal_end, observation_end=end)
-            with clv_model_warnings(said):
-                bg_check = BetaGeo().fit(calibration)
-            holdout = holdout_totals(calibration, bg_check)
-            by_frequency = holdout_by_frequency(calibration, bg_check)
-            cumulative = cumulative_repeat_purchases(
-                cut, bg_check, calibration_end=cal_end, observation_end=end
-            )
-        except (DataError, ConvergenceError, UsageError) as err:
-            notes["holdout"] = f"The holdout check is not available: {err}"
-            calibration = bg_check = holdout = by_frequency = cumulative = None
+    def check() -> HoldoutCheck:
+        calibration = rfm_summary(cut, calibration_end=run.calibration_end, observation_end=end)
+        with clv_model_warnings(said):
+            bg_check = BetaGeo().fit(calibration)
+        return HoldoutCheck(
+            bg_check=bg_check,
+            holdout=holdout_totals(calibration, bg_check),
+            by_frequency=holdout_by_frequency(calibration, bg_check),
+            cumulative=run.cumulative(bg_check),
+            calibration=calibration,
+        )
 
+    checked = run.check_holdout(check)
     summary = rfm_summary(cut, observation_end=end, time_unit="W")
     with clv_model_warnings(said):
         bg = BetaGeo().fit(summary)
@@ -727,19 +1174,7 @@ def analyze(
     intervals = None
     if n_draws:
         try:
-            intervals = clv_intervals(
-                summary,
-                bg,
-                gg,
-                horizon=horizon_weeks,
-                unit="W",
-                annual_discount_rate=annual_discount_rate,
-                margin=margin,
-                top=top,
-                n_draws=n_draws,
-                random_state=random_state,
-                values=values,
-            )
+            intervals = run.intervals(summary, bg, gg, values=values)
         except DataError as err:
             notes["intervals"] = f"The CLV intervals are not available: {err}"
     scored = _scored(summary, values, intervals)
@@ -754,8 +1189,7 @@ def analyze(
         notes["by_channel"] = str(err)
 
     return ClvResult(
-        as_of=end,
-        not_available=list(notes.values()),
+        **run.result_fields(checked),
         summary=summary,
         bg=bg,
         gg=gg,
@@ -763,20 +1197,5 @@ def analyze(
         p_alive=p_alive_distribution(summary, bg, repeat_only=True),
         lapsing=lapsing_high_value(scored, top=top, column=col),
         by_channel=by_channel,
-        calibration_end=None if calibration is None else cal_end,
-        calibration=calibration,
-        bg_check=bg_check,
-        holdout=holdout,
-        by_frequency=by_frequency,
-        cumulative=cumulative,
-        notes=notes,
-        model_warnings=said,
         intervals=intervals,
-        horizon_weeks=horizon_weeks,
-        annual_discount_rate=annual_discount_rate,
-        margin=margin,
-        top=top,
-        min_repeat_customers=min_repeat_customers,
-        n_draws=n_draws,
-        random_state=random_state,
     )

@@ -253,15 +253,46 @@ def p_alive_distribution(
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(pa, edges[1:-1], right=False), 0, bins - 1)
     counts = np.bincount(idx, minlength=bins)
+    population = "repeat customers" if repeat_only else "customers"
+    return p_alive_bands(counts, n=len(pa), population=population)
+
+
+def p_alive_bands(counts: np.ndarray, *, n: int, population: str) -> pd.DataFrame:
+    """Return the table of :func:`p_alive_distribution` from the customers per band.
+
+    The one construction of that table: memory mode counts the bands in numpy, scale
+    mode (:mod:`cxkit.clv.scale`) in the engine.
+
+    Parameters
+    ----------
+    counts
+        Customers per equal-width band of P(alive) on [0, 1], lowest band first.
+    n
+        The customers counted (the denominator of ``share``).
+    population
+        Who was counted (``"repeat customers"`` or ``"customers"``), kept in
+        ``attrs["population"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``p_alive_from, p_alive_to, customers, share``.
+
+    Examples
+    --------
+    >>> p_alive_bands(np.array([1, 3]), n=4, population="customers").share.tolist()
+    [0.25, 0.75]
+    """
+    edges = np.linspace(0, 1, len(counts) + 1)
     out = pd.DataFrame(
         {
             "p_alive_from": edges[:-1],
             "p_alive_to": edges[1:],
             "customers": counts,
-            "share": counts / max(len(pa), 1),
+            "share": counts / max(n, 1),
         }
     )
-    out.attrs["population"] = "repeat customers" if repeat_only else "customers"
+    out.attrs["population"] = population
     return out
 
 

@@ -573,6 +573,57 @@ def interval_quantiles(v: np.ndarray, q: tuple[float, float]) -> np.ndarray:
     return res
 
 
+def total_interval(
+    value: float,
+    totals: np.ndarray,
+    predicted_totals: np.ndarray,
+    *,
+    n: int,
+    qs: tuple[float, float],
+) -> dict[str, float]:
+    """Return the total's entry of :attr:`ClvIntervals.total` from its bootstrap draws.
+
+    The one construction of it: memory mode (:func:`clv_intervals`) and scale mode
+    (:mod:`cxkit.clv.scale`, with the draws' totals added up over its batches) both
+    call it.
+
+    Parameters
+    ----------
+    value
+        The total at the estimates.
+    totals
+        Each parameter draw's total.
+    predicted_totals
+        Each draw's total with purchase randomness added (all NaN: no predictive
+        interval).
+    n
+        The customers the total is over.
+    qs
+        The lower and upper quantile levels of the intervals.
+
+    Returns
+    -------
+    dict of str to float
+        ``value, ci_low, ci_high`` (parameter interval), ``pred_low, pred_high``
+        (predictive interval) and ``n``.
+
+    Examples
+    --------
+    >>> d = total_interval(5.0, np.arange(11.0), np.full(11, np.nan), n=3, qs=(0.1, 0.9))
+    >>> d["ci_low"], d["ci_high"], bool(np.isnan(d["pred_low"]))
+    (1.0, 9.0, True)
+    """
+    (t_lo, t_hi), (p_lo, p_hi) = (interval_quantiles(a, qs) for a in (totals, predicted_totals))
+    return {
+        "value": value,
+        "ci_low": float(t_lo),
+        "ci_high": float(t_hi),
+        "pred_low": float(p_lo),
+        "pred_high": float(p_hi),
+        "n": n,
+    }
+
+
 def clv_intervals(
     summary: Summary,
     bg: BetaGeo,
@@ -802,9 +853,7 @@ def clv_intervals(
     per_customer = pd.DataFrame(out, index=point.index)
     if "customer_id" in point.columns:
         per_customer.insert(0, "customer_id", point["customer_id"].to_numpy())
-    (t_lo, t_hi), (p_lo, p_hi), (s_lo, s_hi) = (
-        interval_quantiles(a, qs) for a in (totals, pred_total, tops)
-    )
+    s_lo, s_hi = interval_quantiles(tops, qs)
     names = [*bg.params_.index, *([] if gg is None else gg.params_.index)]
     params = bgd if ggd is None else np.hstack([bgd, ggd])
     draws = pd.DataFrame(params, columns=names).assign(
@@ -813,14 +862,7 @@ def clv_intervals(
     values_point = point[col].to_numpy()
     return ClvIntervals(
         per_customer=per_customer,
-        total={
-            "value": float(values_point.sum()),
-            "ci_low": float(t_lo),
-            "ci_high": float(t_hi),
-            "pred_low": float(p_lo),
-            "pred_high": float(p_hi),
-            "n": n,
-        },
+        total=total_interval(float(values_point.sum()), totals, pred_total, n=n, qs=qs),
         top_share={
             "value": top_share(values_point, top=top),
             "ci_low": float(s_lo),

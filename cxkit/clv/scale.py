@@ -46,27 +46,32 @@ from scipy import stats as _st
 from cxkit import scale as _scale
 from cxkit.clv.analysis import (
     ClvResult,
+    ClvRun,
+    HoldoutCheck,
     clv_model_warnings,
-    label_words,
-    money0,
-    resolve_calibration_end,
+    gamma_gamma_shortfall,
+    holdout_finding,
+    intervals_words,
+    lapsed_counts,
+    lapsed_finding,
+    lapsing_finding,
     spend_model,
-    total_interval_words,
+    top_share_finding,
+    total_value_finding,
 )
 from cxkit.clv.base import compress
 from cxkit.clv.bgnbd import BetaGeo
-from cxkit.clv.checks import cumulative_repeat_purchases
+from cxkit.clv.checks import p_alive_bands
 from cxkit.clv.gamma_gamma import GammaGamma
-from cxkit.clv.intervals import ClvIntervals, clv_intervals, interval_quantiles
+from cxkit.clv.intervals import ClvIntervals, total_interval
 from cxkit.clv.rfm import rfm_summary_expr
-from cxkit.clv.value import horizon_label, value_schedule
-from cxkit.data import CXData, resolve_as_of
-from cxkit.display import format_money
-from cxkit.errors import ConvergenceError, DataError, NotAvailableError, UsageError
-from cxkit.findings import Finding, finding_from_rate
+from cxkit.clv.value import value_schedule
+from cxkit.data import CXData
+from cxkit.errors import DataError, NotAvailableError, UsageError
+from cxkit.findings import Finding
 from cxkit.result import AsOf
 from cxkit.scale import ScaleSettings
-from cxkit.stats import MIN_N, wilson_ci
+from cxkit.stats import MIN_N
 
 __all__ = ["VALUES_TABLE", "ScaleClvResult", "analyze_scale", "fit_bgnbd_triples", "rfm_triples"]
 
@@ -292,25 +297,9 @@ class ScaleClvResult(ClvResult):
         """Return the takeaway on the per-customer intervals, from the engine's median."""
         if self.intervals is None or self.top_customers is None or self.top_customers.empty:
             return None
-        col = self.clv_column
-        best = self.most_valuable(1).iloc[0]
-        text = (
-            f"The fitted parameters' uncertainty moves a customer's expected value by about "
-            f"±{self.median_half_width:.1%} (median over the customers with a positive "
-            f"value). The most valuable customer is expected to bring "
-            f"{money0(best[col])} (95% interval {money0(best[f'{col}_low'])}–"
-            f"{money0(best[f'{col}_high'])})"
+        return intervals_words(
+            self.most_valuable(1).iloc[0], self.clv_column, half_width=self.median_half_width
         )
-        if np.isfinite(best.get(f"{col}_pred_low", np.nan)):
-            text += (
-                f", but what they actually bring could be anywhere from "
-                f"{money0(best[f'{col}_pred_low'])} to {money0(best[f'{col}_pred_high'])} "
-                "(95% predictive interval): one customer's purchases are far less certain "
-                "than the model's expectation."
-            )
-        else:
-            text += "."
-        return text
 
     @property
     def lapsed(self) -> dict[str, float]:
@@ -358,92 +347,27 @@ class ScaleClvResult(ClvResult):
 
     def findings(self) -> list[Finding]:
         """Return the CLV findings of memory mode, from the engine's aggregates."""
-        out: list[Finding] = []
-        share = self.lapsed_stats
-        if share.get("n"):
-            out.append(
-                finding_from_rate(
-                    share,
-                    domain="clv",
-                    metric="lapsed_share_repeaters",
-                    importance=6,
-                    sentence=f"{share['value']:.0%} of the {share['n']:,} repeat customers have "
-                    f"probably lapsed (P(alive) < 50%; 95% CI {share['ci_low']:.0%}–"
-                    f"{share['ci_high']:.0%}). The {share['one_time']:,} one-time buyers cannot "
-                    "be judged this way: BG/NBD lets customers leave only after a repeat "
-                    "purchase.",
-                )
-            )
-        holdout = self.holdout
-        if holdout is not None and np.isfinite(holdout.get("relative_error", np.nan)):
-            err = holdout["relative_error"]
-            out.append(
-                finding_from_rate(
-                    {"value": float(err), "n": int(holdout["customers"])},
-                    domain="clv",
-                    metric="holdout_error",
-                    importance=5,
-                    low=None,
-                    high=None,
-                    comparison="model vs actual holdout purchases",
-                    sentence=f"Checked on a holdout period, the model expected "
-                    f"{holdout['expected']:,.0f} repeat purchases against "
-                    f"{holdout['actual']:,.0f} actual ({err:+.1%}), over "
-                    f"{int(holdout['customers']):,} customers{self.holdout_note}.",
-                )
-            )
-        n, s = self.customers_n, self.value_stats
         label = self.clv_column.removeprefix("clv_")
-        rate = self.annual_discount_rate
-        total_words, total_extra = total_interval_words(self.intervals)
-        out.append(
-            finding_from_rate(
-                {
-                    "value": s["total"],
-                    "ci_low": s["ci_low"] * n,
-                    "ci_high": s["ci_high"] * n,
-                    "n": n,
-                },
-                domain="clv",
-                metric=f"total_clv_{label}",
-                unit="currency",
-                importance=10,
-                sentence=f"The {n:,} customers are expected to bring {money0(s['total'])} over "
-                f"the next {label_words(label)} (discounted at {rate:.0%} a year): "
-                f"{format_money(s['mean'])} per customer (95% CI {format_money(s['ci_low'])}–"
-                f"{format_money(s['ci_high'])}).{total_words}",
-                extra={**total_extra, "mode": "scale"},
-            )
-        )
-        top = self.top
-        out.append(
-            finding_from_rate(
-                {"value": self.shares[top], "n": n},
-                domain="clv",
-                metric=f"top{round(top * 100)}_share_{label}",
-                importance=9,
-                low=None,
-                high=None,
-                sentence=f"The top {top:.0%} of customers hold {self.shares[top]:.0%} of the "
-                f"expected value over the next {label_words(label)} (n = {n:,}).",
-            )
-        )
-        out.append(
-            finding_from_rate(
-                {"value": float(self.lapsing_n), "n": self.valuable_n},
-                domain="clv",
-                metric="lapsing_high_value",
-                unit="customers",
-                importance=8,
-                low=None,
-                high=None,
-                sentence=f"{self.lapsing_n:,} of the {self.valuable_n:,} most valuable repeat "
-                "customers (top "
-                f"{top:.0%} by past repeat spend) have probably lapsed (P(alive) < 50%): "
-                "candidates for win-back.",
-            )
-        )
-        return sorted(out, key=lambda f: -f.importance)
+        found = [
+            lapsed_finding(self.lapsed_stats),
+            holdout_finding(self.holdout, note=self.holdout_note),
+            total_value_finding(
+                self.value_stats,
+                label=label,
+                annual_discount_rate=self.annual_discount_rate,
+                intervals=self.intervals,
+                extra={"mode": "scale"},
+            ),
+            top_share_finding(
+                self.shares[self.top],
+                n=self.customers_n,
+                top=self.top,
+                label=label,
+                intervals=self.intervals,
+            ),
+            lapsing_finding(self.lapsing_n, self.valuable_n, top=self.top),
+        ]
+        return sorted([f for f in found if f is not None], key=lambda f: -f.importance)
 
 
 # --------------------------------------------------------------------------------------
@@ -585,6 +509,13 @@ def _holdout(
     return totals, pd.DataFrame(rows), counts, note
 
 
+def _value_columns(run: ClvRun) -> list[str]:
+    """Return the columns of :func:`~cxkit.clv.customer_value` in this run."""
+    attrs = run.value_attrs
+    expected, col = str(attrs["expected_column"]), str(attrs["clv_column"])
+    return ["customer_id", "p_alive", expected, "expected_spend_per_purchase", col]
+
+
 def _summary_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """Engine rows as :func:`~cxkit.clv.rfm_summary` types them (weeks)."""
     df = raw[_SUMMARY].copy()
@@ -597,16 +528,11 @@ def _summary_frame(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _valuer(
+    run: ClvRun,
     bg: BetaGeo,
     gg: GammaGamma | None,
     *,
     overall_spend: float,
-    horizon_weeks: float,
-    annual_discount_rate: float,
-    margin: float,
-    top: float,
-    n_draws: int,
-    random_state: int | None,
     draws: list[pd.DataFrame],
     failed: list[str],
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -616,10 +542,10 @@ def _valuer(
     without Gamma-Gamma from the whole population's mean, ``overall_spend``); each
     batch's bootstrap draws (their totals) are appended to ``draws``.
     """
-    label = horizon_label(horizon_weeks, "W")
-    col = f"clv_{label}"
+    col = run.clv_column
+    expected = str(run.value_attrs["expected_column"])
     ends, disc = value_schedule(
-        bg, None, horizon=horizon_weeks, unit="W", annual_discount_rate=annual_discount_rate
+        bg, None, horizon=run.horizon_weeks, unit="W", annual_discount_rate=run.annual_discount_rate
     )
 
     def predict(raw: pd.DataFrame) -> pd.DataFrame:
@@ -641,46 +567,19 @@ def _valuer(
         )
         out = s.copy()
         out["p_alive"] = bg.p_alive(s) if len(s) else np.empty(0)
-        out[f"expected_purchases_{label}"] = cum[:, -1][codes]
+        out[expected] = cum[:, -1][codes]
         out["expected_spend_per_purchase"] = np.asarray(spend, dtype="float64")
-        out[col] = margin * out["expected_spend_per_purchase"].to_numpy() * disc_purchases
+        out[col] = run.margin * out["expected_spend_per_purchase"].to_numpy() * disc_purchases
         out["past_repeat_spend"] = x * m
         out[f"{col}_low"] = np.nan
         out[f"{col}_high"] = np.nan
-        if n_draws and not failed and len(s):
-            values = out[
-                [
-                    "customer_id",
-                    "p_alive",
-                    f"expected_purchases_{label}",
-                    "expected_spend_per_purchase",
-                    col,
-                ]
-            ].copy()
-            values.attrs.update(
-                horizon=horizon_weeks,
-                unit="W",
-                annual_discount_rate=annual_discount_rate,
-                margin=margin,
-                clv_column=col,
-            )
+        if run.n_draws and not failed and len(s):
+            values = out[_value_columns(run)].copy()
+            values.attrs.update(run.value_attrs)
             try:
-                iv = clv_intervals(
-                    s,
-                    bg,
-                    gg,
-                    horizon=horizon_weeks,
-                    unit="W",
-                    annual_discount_rate=annual_discount_rate,
-                    margin=margin,
-                    top=top,
-                    n_draws=n_draws,
-                    # one customer's predictive draws: what gives the batch's share of the
-                    # total's purchase-randomness variance (see _predictive_total)
-                    predictive=0 if gg is None else 1,
-                    random_state=random_state,
-                    values=values,
-                )
+                # one customer's predictive draws: what gives the batch's share of the
+                # total's purchase-randomness variance (see _predictive_total)
+                iv = run.intervals(s, bg, gg, values=values, predictive=0 if gg is None else 1)
             except DataError as err:
                 failed.append(f"The CLV intervals are not available: {err}")
             else:
@@ -744,45 +643,41 @@ def analyze_scale(
     ScaleLimitError
         When a bounded frame would exceed ``max_collect_rows``.
     """
-    settings = settings or _scale.current_settings()
-    if not settings.scale:
-        settings = ScaleSettings(
-            mode="scale",
-            sample_rows=settings.sample_rows,
-            max_collect_rows=settings.max_collect_rows,
-            batch_rows=settings.batch_rows,
-        )
-    if settings.batch_rows > settings.max_collect_rows:
-        raise UsageError(
-            f"scale batch_rows ({settings.batch_rows:,}) must not exceed max_collect_rows "
-            f"({settings.max_collect_rows:,})"
-        )
-    data.require("orders", "customer_id", "ts", "amount", analysis="Customer lifetime value")
-    end = resolve_as_of(data, as_of)
-    cut = data.upto(end)
-    notes: dict[str, str] = {}
-    said: list[str] = []
+    settings = _scale.scale_mode_settings(settings)
+    run = ClvRun.start(
+        data,
+        as_of=as_of,
+        calibration_end=calibration_end,
+        holdout_weeks=holdout_weeks,
+        horizon_weeks=horizon_weeks,
+        annual_discount_rate=annual_discount_rate,
+        margin=margin,
+        top=top,
+        min_repeat_customers=min_repeat_customers,
+        n_draws=n_draws,
+        random_state=random_state,
+    )
+    cut, end, notes, said = run.cut, run.end, run.notes, run.said
 
-    cal_end = resolve_calibration_end(end, calibration_end, holdout_weeks)
-    bg_check = holdout = by_frequency = cumulative = cal_counts = None
-    holdout_note = ""
-    if cal_end is not None:
-        try:
-            cal = rfm_summary_expr(cut, calibration_end=cal_end, observation_end=end)
-            with clv_model_warnings(said):
-                bg_check, cal_note = fit_bgnbd_triples(
-                    cal, settings=settings, what="BG/NBD calibration triples", time_unit="W"
-                )
-            holdout, by_frequency, cal_counts, holdout_note = _holdout(cal, bg_check, settings)
-            if cal_note and not holdout_note:
-                holdout_note = f", its BG/NBD refit{cal_note.removeprefix(',')}"
-            cumulative = cumulative_repeat_purchases(
-                cut, bg_check, calibration_end=cal_end, observation_end=end
+    def check() -> HoldoutCheck:
+        cal = rfm_summary_expr(cut, calibration_end=run.calibration_end, observation_end=end)
+        with clv_model_warnings(said):
+            bg_check, cal_note = fit_bgnbd_triples(
+                cal, settings=settings, what="BG/NBD calibration triples", time_unit="W"
             )
-        except (DataError, ConvergenceError, UsageError) as err:
-            notes["holdout"] = f"The holdout check is not available: {err}"
-            bg_check = holdout = by_frequency = cumulative = cal_counts = None
+        holdout, by_frequency, counts, note = _holdout(cal, bg_check, settings)
+        if cal_note and not note:
+            note = f", its BG/NBD refit{cal_note.removeprefix(',')}"
+        return HoldoutCheck(
+            bg_check=bg_check,
+            holdout=holdout,
+            by_frequency=by_frequency,
+            cumulative=run.cumulative(bg_check),
+            counts=counts,
+            note=note,
+        )
 
+    checked = run.check_holdout(check)
     rfm = rfm_summary_expr(cut, observation_end=end, time_unit="W")
     with clv_model_warnings(said):
         bg, bg_note = fit_bgnbd_triples(
@@ -791,13 +686,8 @@ def analyze_scale(
     elig = rfm.filter((rfm.frequency > 0) & (rfm.monetary_value > 0))
     gg, gg_sample = None, None
     n_elig = int(elig.count().to_pandas())
-    if n_elig < min_repeat_customers:
-        notes["gamma_gamma"] = (
-            f"The Gamma-Gamma spend model is not available: it needs at least "
-            f"{min_repeat_customers:,} customers with a repeat purchase of positive value, "
-            f"got {n_elig:,}; expected spend per purchase is each repeat customer's own mean "
-            "repeat value (the overall mean for one-time buyers)."
-        )
+    if (short := gamma_gamma_shortfall(n_elig, min_repeat_customers)) is not None:
+        notes["gamma_gamma"] = short
     else:
         band = elig.mutate(_cx_band=ibis.least(elig.frequency, 10))
         sub = _scale.stratified_sample(band, by="_cx_band", n=settings.sample_rows)
@@ -812,24 +702,18 @@ def analyze_scale(
 
     draws: list[pd.DataFrame] = []
     failed: list[str] = []
-    predict = _valuer(
-        bg,
-        gg,
-        overall_spend=overall_spend,
-        horizon_weeks=horizon_weeks,
-        annual_discount_rate=annual_discount_rate,
-        margin=margin,
-        top=top,
-        n_draws=n_draws,
-        random_state=random_state,
-        draws=draws,
-        failed=failed,
-    )
+    predict = _valuer(run, bg, gg, overall_spend=overall_spend, draws=draws, failed=failed)
+    # in customer order: each batch's interval draws depend on the batch, so every run
+    # must form the same batches
     t = _scale.score_in_batches(
-        rfm.select(*_SUMMARY), predict, con=cut.con, name=table, batch_rows=settings.batch_rows
+        rfm.select(*_SUMMARY),
+        predict,
+        con=cut.con,
+        name=table,
+        batch_rows=settings.batch_rows,
+        order_by="customer_id",
     )
-    label = horizon_label(horizon_weeks, "W")
-    col = f"clv_{label}"
+    col = run.clv_column
 
     # totals, mean, median
     a = _one(
@@ -870,31 +754,17 @@ def analyze_scale(
         )
     )
     n_rep = int(r["n"])
-    n_lapsed = int(r["lapsed"] or 0)
-    wl, wh = wilson_ci(n_lapsed, n_rep) if n_rep else (np.nan, np.nan)
-    lapsed_stats = {
-        "value": n_lapsed / n_rep if n_rep else np.nan,
-        "ci_low": float(wl),
-        "ci_high": float(wh),
-        "n": n_rep,
-        "lapsed": n_lapsed,
-        "one_time": n - n_rep,
-        "median_p_alive": float(r["med"]) if n_rep else np.nan,
-    }
+    lapsed_stats = lapsed_counts(
+        int(r["lapsed"] or 0),
+        n_rep,
+        customers=n,
+        median_p_alive=float(r["med"]) if n_rep else np.nan,
+    )
     bins = 10
     b = ibis.greatest(ibis.least((rt.p_alive * bins).floor().cast("int64"), bins - 1), 0)
     got = rt.mutate(_b=b).group_by("_b").aggregate(customers=ibis._.count()).to_pandas()
     counts = got.set_index("_b")["customers"].reindex(range(bins)).fillna(0).astype("int64")
-    edges = np.linspace(0, 1, bins + 1)
-    p_alive = pd.DataFrame(
-        {
-            "p_alive_from": edges[:-1],
-            "p_alive_to": edges[1:],
-            "customers": counts.to_numpy(),
-            "share": counts.to_numpy() / max(n_rep, 1),
-        }
-    )
-    p_alive.attrs["population"] = "repeat customers"
+    p_alive = p_alive_bands(counts.to_numpy(), n=n_rep, population="repeat customers")
 
     # the valuable repeat customers who probably lapsed
     valuable_n = lapsing_n = 0
@@ -936,20 +806,11 @@ def analyze_scale(
     cols_iv = [f"{col}_low", f"{col}_high", f"{col}_pred_low", f"{col}_pred_high"]
     if n_draws and draws and not failed:
         totals = np.sum([d["total"].to_numpy() for d in draws], axis=0)
-        t_lo, t_hi = interval_quantiles(totals, (0.025, 0.975))
         pred = _predictive_total(draws, totals, random_state)
-        p_lo, p_hi = interval_quantiles(pred, (0.025, 0.975))
         drawn = draws[0].assign(total=totals, top_share=np.nan, predicted_total=pred)
         intervals = ClvIntervals(
             per_customer=pd.DataFrame(columns=["customer_id", *cols_iv]),
-            total={
-                "value": value_stats["total"],
-                "ci_low": float(t_lo),
-                "ci_high": float(t_hi),
-                "pred_low": float(p_lo),
-                "pred_high": float(p_hi),
-                "n": n,
-            },
+            total=total_interval(value_stats["total"], totals, pred, n=n, qs=(0.025, 0.975)),
             top_share={
                 "value": shares[top],
                 "ci_low": np.nan,
@@ -969,46 +830,19 @@ def analyze_scale(
         pos = t.filter(t[col] > 0)
         width = (pos[f"{col}_high"] - pos[f"{col}_low"]) / 2 / pos[col]
         half = float(_one(pos.aggregate(h=width.median()))["h"])
-        top_customers = _most_valuable(
-            t,
-            col,
-            bg,
-            gg,
-            horizon_weeks,
-            annual_discount_rate,
-            margin,
-            top,
-            n_draws,
-            random_state,
-        )
+        top_customers = _most_valuable(t, run, bg, gg)
 
     sample = _scale.stratified_sample(t, by=None, n=min(PLOT_SAMPLE, settings.sample_rows))
     values_sample = _scale.bounded_to_pandas(
         sample.expr.select("customer_id", col), what="CLV chart sample", settings=settings
     )
     values_sample.attrs.update(clv_column=col, sample=sample.n, population=sample.total)
-    empty_values = pd.DataFrame(
-        columns=[
-            "customer_id",
-            "p_alive",
-            f"expected_purchases_{label}",
-            "expected_spend_per_purchase",
-            col,
-        ]
-    )
-    empty_values.attrs.update(
-        horizon=horizon_weeks,
-        unit="W",
-        annual_discount_rate=annual_discount_rate,
-        margin=margin,
-        clv_column=col,
-        expected_column=f"expected_purchases_{label}",
-    )
+    empty_values = pd.DataFrame(columns=_value_columns(run))
+    empty_values.attrs.update(run.value_attrs)
     empty_summary = pd.DataFrame(columns=_SUMMARY)
     empty_summary.attrs["time_unit"] = "W"
-    result = ScaleClvResult(
-        as_of=end,
-        not_available=list(notes.values()),
+    return ScaleClvResult(
+        **run.result_fields(checked),
         summary=empty_summary,
         bg=bg,
         gg=gg,
@@ -1016,22 +850,7 @@ def analyze_scale(
         p_alive=p_alive,
         lapsing=lapsing,
         by_channel=by_channel,
-        calibration_end=None if holdout is None else cal_end,
-        calibration=None,
-        bg_check=bg_check,
-        holdout=holdout,
-        by_frequency=by_frequency,
-        cumulative=cumulative,
-        notes=notes,
-        model_warnings=said,
         intervals=intervals,
-        horizon_weeks=horizon_weeks,
-        annual_discount_rate=annual_discount_rate,
-        margin=margin,
-        top=top,
-        min_repeat_customers=min_repeat_customers,
-        n_draws=n_draws,
-        random_state=random_state,
         settings=settings,
         values_table=table,
         customers_n=n,
@@ -1044,13 +863,12 @@ def analyze_scale(
         lapsing_spend=lapsing_spend,
         gg_sample=gg_sample,
         bg_note=bg_note,
-        holdout_note=holdout_note,
-        calibration_counts=cal_counts,
+        holdout_note="" if checked is None else checked.note,
+        calibration_counts=None if checked is None else checked.counts,
         values_sample=values_sample,
         median_half_width=half,
         top_customers=top_customers,
     )
-    return result
 
 
 def _predictive_total(
@@ -1079,19 +897,10 @@ def _predictive_total(
 
 
 def _most_valuable(
-    t: ir.Table,
-    col: str,
-    bg: BetaGeo,
-    gg: GammaGamma | None,
-    horizon_weeks: float,
-    annual_discount_rate: float,
-    margin: float,
-    top: float,
-    n_draws: int,
-    random_state: int | None,
-    n: int = 20,
+    t: ir.Table, run: ClvRun, bg: BetaGeo, gg: GammaGamma | None, n: int = 20
 ) -> pd.DataFrame:
     """Collect the ``n`` most valuable customers and add their predictive intervals."""
+    col = run.clv_column
     rows = t.order_by([ibis.desc(t[col]), t.customer_id]).limit(n).to_pandas()
     s = _summary_frame(rows)
     keep = ["customer_id", "frequency", "recency", "T", "p_alive", col]
@@ -1101,29 +910,10 @@ def _most_valuable(
     out[f"{col}_pred_high"] = np.nan
     if gg is not None and len(s):
         values = rows[["customer_id", "p_alive", col]].copy()
-        values.attrs.update(
-            horizon=horizon_weeks,
-            unit="W",
-            annual_discount_rate=annual_discount_rate,
-            margin=margin,
-            clv_column=col,
-        )
+        values.attrs.update(run.value_attrs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            iv = clv_intervals(
-                s,
-                bg,
-                gg,
-                horizon=horizon_weeks,
-                unit="W",
-                annual_discount_rate=annual_discount_rate,
-                margin=margin,
-                top=top,
-                n_draws=n_draws,
-                predictive=None,
-                random_state=random_state,
-                values=values,
-            )
+            iv = run.intervals(s, bg, gg, values=values, predictive=None)
         out[f"{col}_pred_low"] = iv.per_customer[f"{col}_pred_low"].to_numpy()
         out[f"{col}_pred_high"] = iv.per_customer[f"{col}_pred_high"].to_numpy()
     return out.reset_index(drop=True)

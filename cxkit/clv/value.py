@@ -196,14 +196,47 @@ def customer_value(
     out["expected_spend_per_purchase"] = spend
     out[f"clv_{label}"] = margin * spend * disc_purchases
     out.attrs.update(
-        horizon=horizon,
-        unit=unit,
-        annual_discount_rate=annual_discount_rate,
-        margin=margin,
-        clv_column=f"clv_{label}",
-        expected_column=f"expected_purchases_{label}",
+        value_attrs(
+            horizon=horizon, unit=unit, annual_discount_rate=annual_discount_rate, margin=margin
+        )
     )
     return out
+
+
+def value_attrs(
+    *, horizon: float, unit: str, annual_discount_rate: float, margin: float
+) -> dict[str, object]:
+    """Return the ``attrs`` of a :func:`customer_value` frame with these settings.
+
+    Memory mode's :func:`customer_value` and scale mode's batches
+    (:mod:`cxkit.clv.scale`) label their value frames with it, so that
+    :func:`~cxkit.clv.clv_intervals` takes either as computed with its settings.
+
+    Parameters
+    ----------
+    horizon, unit, annual_discount_rate, margin
+        As in :func:`customer_value`.
+
+    Returns
+    -------
+    dict of str to object
+        The four settings, ``clv_column`` (``clv_<h>``) and ``expected_column``
+        (``expected_purchases_<h>``).
+
+    Examples
+    --------
+    >>> value_attrs(horizon=52, unit="W", annual_discount_rate=0.1, margin=1.0)["clv_column"]
+    'clv_52w'
+    """
+    label = horizon_label(horizon, unit)
+    return {
+        "horizon": horizon,
+        "unit": unit,
+        "annual_discount_rate": annual_discount_rate,
+        "margin": margin,
+        "clv_column": f"clv_{label}",
+        "expected_column": f"expected_purchases_{label}",
+    }
 
 
 def clv_column(frame: pd.DataFrame, column: str | None = None) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 import cxkit
 from cxkit import cache, clv, datasets, summary
+from cxkit.clv import analysis
 from cxkit.errors import ConvergenceError, DataError, NotAvailableError
 from cxkit.findings import Finding
 from cxkit.report import notebook_parameters
@@ -248,3 +249,96 @@ def test_docstring_examples_run() -> None:
     for module in (*modules, datasets):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
+
+
+def test_finding_builders_give_the_memory_findings_from_counts(
+    cdnow_result: clv.ClvResult,
+) -> None:
+    """Scale mode builds its findings from counts with the same helpers: same findings."""
+    res = cdnow_result
+    col = res.clv_column
+    label = col.removeprefix("clv_")
+    values = res.values[col].to_numpy()
+    mean, low, high, _ = cxkit.stats.mean_ci(values)
+    lapsed = res.lapsed
+    counts = analysis.lapsed_counts(
+        lapsed["lapsed"],
+        lapsed["n"],
+        customers=len(res.summary),
+        median_p_alive=lapsed["median_p_alive"],
+    )
+    assert counts == lapsed
+    stats = {"total": float(values.sum()), "mean": mean, "ci_low": low, "ci_high": high}
+    built = [
+        analysis.lapsed_finding(counts),
+        analysis.holdout_finding(res.holdout),
+        analysis.total_value_finding(
+            {**stats, "n": len(values)},
+            label=label,
+            annual_discount_rate=res.annual_discount_rate,
+            intervals=res.intervals,
+        ),
+        analysis.top_share_finding(
+            clv.top_share(values, top=res.top),
+            n=len(values),
+            top=res.top,
+            label=label,
+            intervals=res.intervals,
+        ),
+        analysis.lapsing_finding(len(res.lapsing), res.valuable_customers, top=res.top),
+    ]
+    assert sorted(built, key=lambda f: -f.importance) == res.findings()
+    # without repeat customers or a finite holdout error there is no such finding
+    assert (
+        analysis.lapsed_finding(analysis.lapsed_counts(0, 0, customers=5, median_p_alive=np.nan))
+        is None
+    )
+    assert analysis.holdout_finding(None) is None
+    assert analysis.holdout_finding({**res.holdout, "relative_error": np.nan}) is None
+    scale_total = analysis.total_value_finding(
+        {**stats, "n": len(values)}, label=label, annual_discount_rate=0.1, extra={"mode": "scale"}
+    )
+    assert scale_total.extra == {"mode": "scale"}
+    assert "Model uncertainty" not in scale_total.sentence
+
+
+def test_gamma_gamma_shortfall_says_how_many_it_needs() -> None:
+    assert analysis.gamma_gamma_shortfall(30, 30) is None
+    note = analysis.gamma_gamma_shortfall(29, 30)
+    assert note is not None
+    assert "at least 30 customers with a repeat purchase of positive value, got 29" in note
+
+
+def test_a_failed_holdout_check_becomes_a_note() -> None:
+    data = datasets.cdnow(sample=True)
+    options = {
+        "horizon_weeks": 52,
+        "annual_discount_rate": 0.1,
+        "margin": 1.0,
+        "top": 0.2,
+        "min_repeat_customers": 30,
+        "n_draws": 0,
+        "random_state": 0,
+    }
+    run = analysis.ClvRun.start(
+        data, as_of=OBS_END, calibration_end=CAL_END, holdout_weeks=None, **options
+    )
+    assert run.calibration_end == pd.Timestamp("1997-09-30 23:59:59.999999")
+
+    def fails() -> analysis.HoldoutCheck:
+        raise DataError("no repeat purchases in the calibration period")
+
+    assert run.check_holdout(fails) is None
+    assert run.notes == {
+        "holdout": "The holdout check is not available: no repeat purchases in the "
+        "calibration period"
+    }
+    fields = run.result_fields(None)
+    assert fields["calibration_end"] is None and fields["holdout"] is None
+    assert fields["not_available"] == list(run.notes.values())
+    # no calibration period: the check is not attempted, nothing is noted
+    none = analysis.ClvRun.start(
+        data, as_of=OBS_END, calibration_end=None, holdout_weeks=None, **options
+    )
+    assert none.calibration_end is None
+    assert none.check_holdout(fails) is None and none.notes == {}
