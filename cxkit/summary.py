@@ -20,7 +20,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -64,6 +64,7 @@ __all__ = [
     "domain_options",
     "executive_summary",
     "focus_table",
+    "focus_table_from_counts",
     "focus_table_scale",
     "focus_thresholds",
     "kpi_tiles",
@@ -459,24 +460,66 @@ class FocusRule:
             out &= np.zeros(len(frame), dtype=bool) if got is None else got
         return out
 
-    def why_none(self, frame: pd.DataFrame, th: FocusThresholds) -> str:
-        """Say why no customer meets the rule's own conditions (or ``""`` when some do)."""
+    def meeting(self, frame: pd.DataFrame, th: FocusThresholds) -> list[int | None]:
+        """Count who meets the first condition, the first two, ... of the rule.
+
+        The counts :meth:`why_none_from` reads: ``None`` for the first condition whose
+        column has no value (and nothing after it).
+        """
         have = np.ones(len(frame), dtype=bool)
-        done: list[str] = []
+        counts: list[int | None] = []
         for cond in self.conditions:
             got = cond.mask(frame, th)
             if got is None:
+                counts.append(None)
+                break
+            have = have & got
+            counts.append(int(have.sum()))
+        return counts
+
+    def why_none(self, frame: pd.DataFrame, th: FocusThresholds) -> str:
+        """Say why no customer meets the rule's own conditions (or ``""`` when some do)."""
+        return self.why_none_from(self.meeting(frame, th), th, total=len(frame))
+
+    def why_none_from(
+        self, meeting: Sequence[int | None], th: FocusThresholds, *, total: int
+    ) -> str:
+        """Say :meth:`why_none` from counts, as either mode counts them.
+
+        Parameters
+        ----------
+        meeting
+            How many customers meet the first condition, the first two, ...
+            (:meth:`meeting`; ``None`` for a condition whose column has no value).
+        th
+            The thresholds.
+        total
+            How many customers the scorecard has.
+
+        Returns
+        -------
+        str
+            Why nobody meets the conditions, or ``""`` when some customer does.
+
+        Examples
+        --------
+        >>> th = FocusThresholds(0.5, 100.0, 52)
+        >>> FOCUS_RULES[0].why_none_from([None], th, total=3)
+        "not available: this needs NPS answers (table 'responses' with survey 'nps')"
+        """
+        have = total
+        done: list[str] = []
+        for cond, now in zip(self.conditions, meeting, strict=False):
+            if now is None:
                 return f"not available: this needs {cond.needs}"
-            now = have & got
-            if not now.any():
+            if now == 0:
                 if not done:
                     return f"no customer has {cond.describe(th)}"
                 who = done[0] if len(done) == 1 else ", ".join(done[:-1]) + " and " + done[-1]
                 fails = cond.fails.format(**th.words())
-                n = int(have.sum())
-                if n == 1:
+                if have == 1:
                     return f"the one customer with {who} {fails.replace('all have', 'has', 1)}"
-                return f"the {n:,} customers with {who} {fails}"
+                return f"the {have:,} customers with {who} {fails}"
             have, done = now, [*done, cond.describe(th)]
         return ""
 
@@ -723,17 +766,73 @@ def focus_table(
     else:
         labels = recommend_focus(frame, thresholds=th)
     labels = labels.to_numpy(dtype=object)
+
+    def taken_by(i: int) -> list[str]:
+        own = FOCUS_RULES[i].matches(frame, th)
+        return [r.focus for r in FOCUS_RULES[:i] if (own & (labels == r.focus)).any()]
+
+    return focus_table_from_counts(
+        th,
+        total=len(frame),
+        customers=[int((labels == rule.focus).sum()) for rule in FOCUS_RULES],
+        meeting=lambda i: FOCUS_RULES[i].meeting(frame, th),
+        taken_by=taken_by,
+    )
+
+
+def focus_table_from_counts(
+    th: FocusThresholds,
+    *,
+    total: int,
+    customers: Sequence[int],
+    meeting: Callable[[int], Sequence[int | None]],
+    taken_by: Callable[[int], Sequence[str]],
+) -> pd.DataFrame:
+    """Assemble :func:`focus_table` from counts: the one assembly of both modes.
+
+    Memory mode counts on the scorecard frame, scale mode in one engine aggregate
+    (:func:`focus_table_scale`); the rules' words and notes come from here.
+
+    Parameters
+    ----------
+    th
+        The thresholds.
+    total
+        How many customers the scorecard has.
+    customers
+        For each rule of :data:`FOCUS_RULES`, how many customers got its label.
+    meeting
+        ``meeting(i)``: :meth:`FocusRule.meeting` of rule ``i``; asked only for a rule
+        that got nobody.
+    taken_by
+        ``taken_by(i)``: the earlier rules whose label went to customers who meet all of
+        rule ``i``'s conditions; asked only when some customer meets them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``focus, rule, customers, share, note`` (see :func:`focus_table`).
+
+    Examples
+    --------
+    Four customers: one under the first rule, three under the second, and the one who
+    meets all three conditions of "ask for advocacy" is among them:
+
+    >>> th = FocusThresholds(0.5, 100.0, 52)
+    >>> t = focus_table_from_counts(th, total=4, customers=[1, 3, 0, 0],
+    ...     meeting=lambda i: [2, 1, 1], taken_by=lambda i: ["win back"])
+    >>> t.note.tolist()[2:]
+    ['the one customer who meets it is under an earlier rule (win back)', 'every customer meets an earlier rule']
+    """
     rows = []
-    earlier: list[FocusRule] = []
-    for rule in FOCUS_RULES:
-        n = int((labels == rule.focus).sum())
+    for i, (rule, n) in enumerate(zip(FOCUS_RULES, customers, strict=True)):
         note = ""
         if n == 0:
-            note = rule.why_none(frame, th)
+            counts = meeting(i)
+            note = rule.why_none_from(counts, th, total=total)
             if not note and rule.conditions:
-                own = rule.matches(frame, th)
-                took = ", ".join(r.focus for r in earlier if (own & (labels == r.focus)).any())
-                k = int(own.sum())
+                took = ", ".join(taken_by(i))
+                k = counts[-1]
                 note = (
                     f"the one customer who meets it is under an earlier rule ({took})"
                     if k == 1
@@ -746,11 +845,10 @@ def focus_table(
                 "focus": rule.focus,
                 "rule": rule.describe(th),
                 "customers": n,
-                "share": n / max(len(frame), 1),
+                "share": n / max(total, 1),
                 "note": note,
             }
         )
-        earlier.append(rule)
     return pd.DataFrame(rows)
 
 
@@ -853,25 +951,7 @@ def scorecard(
         card[flag] = card[flag].astype("boolean").fillna(False)
     card["recommended_focus"] = recommend_focus(card, horizon_weeks=horizon_weeks)
     card["risk_band"] = card["risk_band"].astype("string")
-    order = [
-        "customer_id",
-        "persona",
-        "current_stage",
-        "last_activity_at",
-        "spend_to_date",
-        "p_alive",
-        "churn_probability",
-        "risk_band",
-        f"expected_purchases_{h}",
-        f"clv_{h}",
-        f"clv_at_risk_{h}",
-        "latest_nps",
-        "nps_group",
-        "has_referred_or_reviewed",
-        "has_referred",
-        "recommended_focus",
-    ]
-    card = card[order]
+    card = card[list(scorecard_columns(horizon_weeks))]  # the order of both modes
     card.attrs["notes"] = notes
     card.attrs["as_of"] = str(end.date())
     card.attrs["horizon_weeks"] = horizon_weeks
@@ -1673,6 +1753,20 @@ def show_focus(es: ExecutiveSummary) -> None:
     takeaway(f"{top.customers:,} customers ({top.share:.0%}) fall under '{top.focus}'.")
 
 
+#: The columns of :func:`top_at_risk` (both modes).
+_TOP_COLUMNS = [
+    "customer_id",
+    "persona",
+    "spend_to_date",
+    "p_alive",
+    "churn_probability",
+    "clv_52w",
+    "clv_at_risk_52w",
+    "nps_group",
+    "recommended_focus",
+]
+
+
 def top_at_risk(card: pd.DataFrame | ScaleScorecard, *, n: int = 10) -> pd.DataFrame:
     """Return the ``n`` customers with the most CLV at risk, with the columns a reader needs.
 
@@ -1692,18 +1786,7 @@ def top_at_risk(card: pd.DataFrame | ScaleScorecard, *, n: int = 10) -> pd.DataF
         return top_at_risk_scale(card, n=n)
     if "clv_at_risk_52w" not in card or not card["clv_at_risk_52w"].notna().any():
         return card.iloc[0:0]
-    cols = [
-        "customer_id",
-        "persona",
-        "spend_to_date",
-        "p_alive",
-        "churn_probability",
-        "clv_52w",
-        "clv_at_risk_52w",
-        "nps_group",
-        "recommended_focus",
-    ]
-    return card.nlargest(n, "clv_at_risk_52w")[cols].reset_index(drop=True)
+    return card.nlargest(n, "clv_at_risk_52w")[_TOP_COLUMNS].reset_index(drop=True)
 
 
 def show_top_at_risk(
@@ -1814,19 +1897,6 @@ def show_method_notes(es: ExecutiveSummary) -> None:
 # --------------------------------------------------------------------------------------
 # the scorecard in scale mode: an ibis expression, labelled in the engine
 # --------------------------------------------------------------------------------------
-
-
-_TOP_COLUMNS = [
-    "customer_id",
-    "persona",
-    "spend_to_date",
-    "p_alive",
-    "churn_probability",
-    "clv_52w",
-    "clv_at_risk_52w",
-    "nps_group",
-    "recommended_focus",
-]
 
 
 def scorecard_columns(horizon_weeks: int = 52) -> dict[str, object]:
@@ -2064,10 +2134,8 @@ def scorecard_expr(
 
     Parameters
     ----------
-    data
-        Loaded data.
-    as_of
-        The date the scorecard stands at.
+    data, as_of
+        As for :func:`cxkit.summary.scorecard`.
     horizon_weeks
         The CLV horizon (the CLV columns are named by it, as in memory mode).
     churn_scores
@@ -2245,57 +2313,26 @@ def focus_table_scale(card: ScaleScorecard) -> pd.DataFrame:
         for j, r in enumerate(FOCUS_RULES[:i]):
             aggs[f"o{i}_{j}"] = count(m & (label == r.focus))
     row = {k: int(v or 0) for k, v in t.aggregate(**aggs).to_pyarrow().to_pylist()[0].items()}
-    total = row["_n"]
-    rows = []
-    for i, rule in enumerate(FOCUS_RULES):
-        n = row[f"l{i}"]
-        note = ""
-        if n == 0:
-            note = _why_none(rule, i, row, card, total)
-            if not note and rule.conditions:
-                last = len(rule.conditions) - 1
-                took = ", ".join(
-                    r.focus for j, r in enumerate(FOCUS_RULES[:i]) if row.get(f"o{i}_{j}", 0)
-                )
-                k = row[f"p{i}_{last}"]
-                note = (
-                    f"the one customer who meets it is under an earlier rule ({took})"
-                    if k == 1
-                    else f"the {k:,} customers who meet it are all under an earlier rule ({took})"
-                )
-            elif not note:
-                note = "every customer meets an earlier rule"
-        rows.append(
-            {
-                "focus": rule.focus,
-                "rule": rule.describe(th),
-                "customers": n,
-                "share": n / max(total, 1),
-                "note": note,
-            }
-        )
-    return pd.DataFrame(rows)
 
+    def meeting(i: int) -> list[int | None]:
+        counts: list[int | None] = []
+        for k, cond in enumerate(FOCUS_RULES[i].conditions):
+            if not card.available[cond.column_in(th)]:
+                counts.append(None)
+                break
+            counts.append(row[f"p{i}_{k}"])
+        return counts
 
-def _why_none(rule: object, i: int, row: dict[str, int], card: ScaleScorecard, total: int) -> str:
-    """:meth:`cxkit.summary.FocusRule.why_none` from the engine's prefix counts."""
-    th = card.thresholds
-    have = total
-    done: list[str] = []
-    for k, cond in enumerate(rule.conditions):  # type: ignore[attr-defined]
-        if not card.available[cond.column_in(th)]:
-            return f"not available: this needs {cond.needs}"
-        now = row[f"p{i}_{k}"]
-        if now == 0:
-            if not done:
-                return f"no customer has {cond.describe(th)}"
-            who = done[0] if len(done) == 1 else ", ".join(done[:-1]) + " and " + done[-1]
-            fails = cond.fails.format(**th.words())
-            if have == 1:
-                return f"the one customer with {who} {fails.replace('all have', 'has', 1)}"
-            return f"the {have:,} customers with {who} {fails}"
-        have, done = now, [*done, cond.describe(th)]
-    return ""
+    def taken_by(i: int) -> list[str]:
+        return [r.focus for j, r in enumerate(FOCUS_RULES[:i]) if row.get(f"o{i}_{j}", 0)]
+
+    return focus_table_from_counts(
+        th,
+        total=row["_n"],
+        customers=[row[f"l{i}"] for i in range(len(FOCUS_RULES))],
+        meeting=meeting,
+        taken_by=taken_by,
+    )
 
 
 def top_at_risk_scale(card: ScaleScorecard, *, n: int = 10) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from cxkit.result import AsOf, Result
 from cxkit.scale import dispatch
 from cxkit.stats import MIN_N, holm, p_text
 
-__all__ = ["METRICS", "ExperimentResult", "analyze"]
+__all__ = ["METRICS", "ExperimentResult", "ReadoutOptions", "analyze"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ METRICS: dict[str, _Metric] = {
     ),
 }  # fmt: skip
 _UNITS = {"proportion": "percentage points", "mean": "currency", "nps": "points"}
-_PEEK_FREQ = {"week": "W", "month": "M"}
+_PEEK_FREQ = {"week": "W", "month": "ME"}  # weeks end on Sunday, months on their last day
 
 
 def _fmt_level(kind: str, v: float, *, money: bool = True) -> str:
@@ -516,43 +516,102 @@ def analyze(
     (True, ["The experiment readout is not available: this needs the table 'assignments'"])
     """
     check_options(metrics, peeks, level)
-    end = resolve_as_of(data, as_of)
-    windows = {
-        "conversion_days": conversion_days,
-        "horizon_days": horizon_days,
-        "nps_days": nps_days,
-    }
-    if (scaled := dispatch("experiments", mode, locals())) is not None:  # experiments.scale
-        return scaled  # type: ignore[return-value]
-    try:
-        outcomes = customer_outcomes(data, as_of=end, pre_days=pre_days, **windows)
-    except NotAvailableError as err:
-        return ExperimentResult(as_of=end, level=level, not_available=[str(err)])
-    wanted = [experiment] if isinstance(experiment, str) else experiment
-    if wanted is not None:
-        outcomes = outcomes[outcomes["experiment"].isin(list(wanted))].reset_index(drop=True)
-    if outcomes.empty:
-        what = f" for {', '.join(wanted)}" if wanted else ""
-        return ExperimentResult(
-            as_of=end,
-            level=level,
-            not_available=[f"The assignments table has no usable assignments{what}."],
-        )
-    result = read_out(
-        _FrameArms(outcomes, windows),
-        dict(outcomes.attrs),
-        end=end,
+    options = ReadoutOptions(
+        end=resolve_as_of(data, as_of),
+        experiments=_names(experiment),
         control=control,
         planned=planned,
-        metrics=metrics,
+        metrics=tuple(metrics),
+        windows={
+            "conversion_days": conversion_days,
+            "horizon_days": horizon_days,
+            "nps_days": nps_days,
+        },
+        pre_days=pre_days,
         cuped=cuped,
         sequential=sequential,
         peeks=peeks,
         level=level,
         srm_alpha=srm_alpha,
     )
+    scaled = dispatch("experiments", mode, {"data": data, "options": options})
+    if scaled is not None:  # experiments.scale
+        return scaled  # type: ignore[return-value]
+    try:
+        outcomes = customer_outcomes(data, **options.outcome_options())
+    except NotAvailableError as err:
+        return options.unavailable(str(err))
+    if options.experiments is not None:
+        outcomes = outcomes[outcomes["experiment"].isin(list(options.experiments))]
+        outcomes = outcomes.reset_index(drop=True)
+    if outcomes.empty:
+        return options.no_assignments()
+    result = read_out(_FrameArms(outcomes, options.windows), dict(outcomes.attrs), options)
     result.outcomes = outcomes
     return result
+
+
+def _names(experiment: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """Return the experiments asked for (``None``: every one)."""
+    if experiment is None:
+        return None
+    return (experiment,) if isinstance(experiment, str) else tuple(experiment)
+
+
+@dataclass(frozen=True)
+class ReadoutOptions:
+    """The options of a readout, checked once by :func:`analyze` for both modes.
+
+    Memory mode reads out from them here; scale mode
+    (:func:`cxkit.experiments.scale.analyze_scale`) gets the same object, so the two
+    cannot resolve an option differently.
+
+    Attributes
+    ----------
+    end
+        The readout's instant (``as_of`` resolved by :func:`cxkit.data.resolve_as_of`).
+    experiments
+        The experiments to read out; ``None``: every one.
+    control, planned, metrics, pre_days, cuped, sequential, peeks, level, srm_alpha
+        As for :func:`analyze`.
+    windows
+        ``conversion_days``, ``horizon_days`` and ``nps_days``.
+
+    Examples
+    --------
+    >>> o = ReadoutOptions(end=pd.Timestamp("2024-06-30"), experiments=("e",),
+    ...     control="control", planned=None, metrics=("spend",), windows={"conversion_days":
+    ...     30, "horizon_days": 90, "nps_days": 120}, pre_days=180, cuped=True,
+    ...     sequential=True, peeks="week", level=0.95, srm_alpha=0.001)
+    >>> o.no_assignments().not_available
+    ['The assignments table has no usable assignments for e.']
+    """
+
+    end: pd.Timestamp
+    experiments: tuple[str, ...] | None
+    control: str
+    planned: Mapping[str, float] | None
+    metrics: tuple[str, ...]
+    windows: dict[str, int]
+    pre_days: int
+    cuped: bool
+    sequential: bool
+    peeks: str
+    level: float
+    srm_alpha: float
+
+    def outcome_options(self) -> dict[str, object]:
+        """Return the keywords of :func:`~cxkit.experiments.outcomes.outcomes_table`."""
+        return {"as_of": self.end, "pre_days": self.pre_days, **self.windows}
+
+    def unavailable(self, reason: str) -> ExperimentResult:
+        """Return the empty result that says ``reason``."""
+        return ExperimentResult(as_of=self.end, level=self.level, not_available=[reason])
+
+    def no_assignments(self) -> ExperimentResult:
+        """Return the empty result of assignments with no usable row."""
+        what = f" for {', '.join(self.experiments)}" if self.experiments else ""
+        return self.unavailable(f"The assignments table has no usable assignments{what}.")
 
 
 def check_options(metrics: Sequence[str], peeks: str, level: float) -> None:
@@ -566,26 +625,16 @@ def check_options(metrics: Sequence[str], peeks: str, level: float) -> None:
 
 
 def read_out(
-    arms: _FrameArms,
-    info: Mapping[str, object],
-    *,
-    end: pd.Timestamp,
-    control: str,
-    planned: Mapping[str, float] | None,
-    metrics: Sequence[str],
-    cuped: bool,
-    sequential: bool,
-    peeks: str,
-    level: float,
-    srm_alpha: float,
+    arms: _FrameArms, info: Mapping[str, object], options: ReadoutOptions
 ) -> ExperimentResult:
     """Read out every experiment from its arms (the one readout of both modes).
 
     ``arms`` gives each arm's statistics: from the per-customer outcomes in memory mode,
     from sums in the engine in scale mode (:mod:`cxkit.experiments.scale`); ``info`` is
-    what the outcomes could use (:func:`~cxkit.experiments.outcomes.outcomes_table`).
-    The options are :func:`analyze`'s.
+    what the outcomes could use (:func:`~cxkit.experiments.outcomes.outcomes_table`);
+    ``options`` are :func:`analyze`'s, resolved (:class:`ReadoutOptions`).
     """
+    end, level, control = options.end, options.level, options.control
     not_available: list[str] = []
     notes: list[str] = []
     if not info["has_orders"]:
@@ -610,8 +659,8 @@ def read_out(
         variants = [str(v) for v in table["variant"]]
         counts = {str(r.variant): int(r.customers) for r in table.itertuples()}
         total = sum(counts.values())
-        shares = _planned_for(variants, planned)
-        srm = _srm_row(str(name), counts, shares, srm_alpha)
+        shares = _planned_for(variants, options.planned)
+        srm = _srm_row(str(name), counts, shares, options.srm_alpha)
         srm_rows.append(srm)
         planned_share = srm_test(counts, shares)["planned"]
         for r in table.itertuples():
@@ -645,7 +694,7 @@ def read_out(
             continue
         first_row = len(rows)
         for v in (v for v in variants if v != base):
-            for metric in metrics:
+            for metric in options.metrics:
                 spec = METRICS[metric]
                 days = windows[spec.window]
                 left_out = arms.left_out(name, base, metric, end) + arms.left_out(
@@ -656,7 +705,7 @@ def read_out(
                         f"{left_out:,} customers of {name} ({base} and {v}) are left out of "
                         f"{metric}: their {days}-day window had not ended by {end:%Y-%m-%d}."
                     )
-                use_x = bool(cuped and spec.covariates)
+                use_x = bool(options.cuped and spec.covariates)
                 c_arm = arms.stats(name, base, metric, cuped=use_x)
                 t_arm = arms.stats(name, v, metric, cuped=use_x)
                 if c_arm.n + t_arm.n == 0:
@@ -675,10 +724,10 @@ def read_out(
                         "small_n": bool(min(r["n_control"], r["n_treatment"]) < MIN_N),
                     }
                 )
-                if sequential:
+                if options.sequential:
                     n_opt = c_arm.n + t_arm.n
                     for look, c_seen, t_seen in arms.looks(
-                        name, base, v, metric, end=end, freq=peeks
+                        name, base, v, metric, end=end, freq=options.peeks
                     ):
                         if min(c_seen.n, t_seen.n) < MIN_N:
                             continue
@@ -712,7 +761,7 @@ def read_out(
         assignments=pd.DataFrame(assign_rows),
         srm=pd.DataFrame(srm_rows),
         readout=pd.DataFrame(rows) if rows else None,
-        sequential=pd.DataFrame(looks) if sequential and looks else None,
+        sequential=pd.DataFrame(looks) if options.sequential and looks else None,
         notes=list(dict.fromkeys(notes)),
         not_available=not_available,
     )

@@ -13,26 +13,23 @@ estimates and intervals, to floating-point rounding.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
 from cxkit import scale as _scale
-from cxkit.data import CXData, resolve_as_of
+from cxkit.data import CXData
 from cxkit.errors import NotAvailableError
 from cxkit.experiments.analysis import (
     METRICS,
     ExperimentResult,
-    check_options,
+    ReadoutOptions,
     look_dates,
     read_out,
 )
-from cxkit.experiments.estimate import SRM_ALPHA, ArmStats
+from cxkit.experiments.estimate import ArmStats
 from cxkit.experiments.outcomes import outcomes_table
-from cxkit.result import AsOf
 from cxkit.scale import ScaleSettings
 
 __all__ = ["analyze_scale"]
@@ -55,20 +52,12 @@ class _EngineArms:
     """The arms of a readout from sums in the engine (scale mode)."""
 
     def __init__(
-        self,
-        outcomes: ir.Table,
-        windows: Mapping[str, int],
-        *,
-        end: pd.Timestamp,
-        metrics: Sequence[str],
-        cuped: bool,
-        settings: ScaleSettings,
+        self, outcomes: ir.Table, options: ReadoutOptions, *, settings: ScaleSettings
     ) -> None:
         self.t = outcomes
-        self.windows = windows
-        self.end = end
-        self.metrics = list(metrics)
+        self.metrics = list(options.metrics)
         self.settings = settings
+        end, cuped = options.end, options.cuped
         t = outcomes
         end_lit = ibis.literal(end.to_pydatetime())
         aggs: dict[str, ir.Value] = {
@@ -202,31 +191,20 @@ class _EngineArms:
 
 
 def analyze_scale(
-    data: CXData,
-    *,
-    as_of: AsOf = None,
-    experiment: str | Sequence[str] | None = None,
-    control: str = "control",
-    planned: Mapping[str, float] | None = None,
-    metrics: Sequence[str] = tuple(METRICS),
-    conversion_days: int = 30,
-    horizon_days: int = 90,
-    nps_days: int = 120,
-    pre_days: int = 180,
-    cuped: bool = True,
-    sequential: bool = True,
-    peeks: str = "week",
-    level: float = 0.95,
-    srm_alpha: float = SRM_ALPHA,
-    settings: ScaleSettings | None = None,
+    data: CXData, *, options: ReadoutOptions, settings: ScaleSettings | None = None
 ) -> ExperimentResult:
     """Run :func:`cxkit.experiments.analyze` in scale mode (see the module docstring).
 
+    Called by ``analyze(..., mode="scale")`` (through :func:`cxkit.scale.dispatch`)
+    with the options it has checked and resolved.
+
     Parameters
     ----------
-    data, as_of, experiment, control, planned, metrics, conversion_days, horizon_days,
-    nps_days, pre_days, cuped, sequential, peeks, level, srm_alpha
-        As for :func:`cxkit.experiments.analyze`.
+    data
+        The data.
+    options
+        :func:`cxkit.experiments.analyze`'s options, resolved
+        (:class:`~cxkit.experiments.analysis.ReadoutOptions`).
     settings
         The limits (default :func:`cxkit.scale.current_settings`): only per-arm and
         per-look sums are collected, each through :func:`cxkit.scale.bounded_to_pandas`.
@@ -237,42 +215,17 @@ def analyze_scale(
         As in memory mode, without :attr:`~ExperimentResult.outcomes` (they stay in the
         engine); a note says the readout was summed in the engine.
     """
-    check_options(metrics, peeks, level)
     settings = settings or _scale.current_settings()
-    end = resolve_as_of(data, as_of)
-    windows = {
-        "conversion_days": conversion_days,
-        "horizon_days": horizon_days,
-        "nps_days": nps_days,
-    }
     try:
-        expr, info = outcomes_table(data, as_of=end, pre_days=pre_days, **windows)
+        expr, info = outcomes_table(data, **options.outcome_options())
     except NotAvailableError as err:
-        return ExperimentResult(as_of=end, level=level, not_available=[str(err)])
-    wanted = [experiment] if isinstance(experiment, str) else experiment
-    if wanted is not None:
-        expr = expr.filter(expr.experiment.isin(list(wanted)))
-    arms = _EngineArms(expr, windows, end=end, metrics=metrics, cuped=cuped, settings=settings)
+        return options.unavailable(str(err))
+    if options.experiments is not None:
+        expr = expr.filter(expr.experiment.isin(list(options.experiments)))
+    arms = _EngineArms(expr, options, settings=settings)
     if arms.sums.empty:
-        what = f" for {', '.join(wanted)}" if wanted else ""
-        return ExperimentResult(
-            as_of=end,
-            level=level,
-            not_available=[f"The assignments table has no usable assignments{what}."],
-        )
-    result = read_out(
-        arms,  # type: ignore[arg-type]
-        info,
-        end=end,
-        control=control,
-        planned=planned,
-        metrics=metrics,
-        cuped=cuped,
-        sequential=sequential,
-        peeks=peeks,
-        level=level,
-        srm_alpha=srm_alpha,
-    )
+        return options.no_assignments()
+    result = read_out(arms, info, options)  # type: ignore[arg-type]
     n = int(arms.sums["customers"].sum())
     result.notes.append(
         f"Scale mode: the readout of {n:,} assigned customers was summed in the engine "

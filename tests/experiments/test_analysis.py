@@ -12,6 +12,7 @@ import pytest
 import cxkit
 from cxkit import experiments, synth
 from cxkit.errors import UsageError
+from cxkit.experiments.analysis import look_dates
 from cxkit.stats import holm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,3 +213,17 @@ def test_bad_options_say_what_is_valid() -> None:
         experiments.analyze(data, planned={"A": 0.5, "B": 0.5})
     res = experiments.analyze(data, experiment="nope")
     assert res.not_available == ["The assignments table has no usable assignments for nope."]
+
+
+def test_monthly_looks_fall_on_month_ends_and_the_last_look_is_the_end() -> None:
+    ts = pd.Timestamp
+    done = pd.Series([ts("2024-01-10"), ts("2024-02-20"), ts("2024-04-05 12:00")])
+    looks = look_dates(done, end=ts("2024-12-31"), freq="month")
+    assert list(looks) == [ts("2024-01-31"), ts("2024-02-29"), ts("2024-03-31"), done[2]]
+    weekly = look_dates(done, end=ts("2024-01-25"), freq="week")
+    assert list(weekly) == [ts("2024-01-14"), ts("2024-01-21"), ts("2024-01-25")]
+    res = experiments.analyze(cxkit.load(_three_arms()), peeks="month")
+    groups = [g for _, g in res.sequential.groupby(["variant", "metric"])["look"]]
+    assert len(groups) == 4  # (pandas 3 refused the old month alias: this raised)
+    for looks in groups:
+        assert looks.is_monotonic_increasing and all(t.is_month_end for t in looks.iloc[:-1])
