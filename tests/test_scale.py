@@ -1,5 +1,8 @@
 """Scale mode (cxkit.scale, cxkit.churn.scale): bounded collects, samples, batches.
 
+The churn, CLV and personas reports run in scale mode here too, each page checked for
+what it says (:data:`SCALE_PAGES`).
+
 The churn comparison runs memory and scale mode on a 20,000-customer demo (seed 42) with
 ``sample_rows=4000, max_collect_rows=5000, batch_rows=3000``, so that every cutoff's
 labelled population (5,100–7,650 customers) is sampled and scoring takes three batches.
@@ -157,6 +160,25 @@ def test_score_in_batches_equals_scoring_in_one_go() -> None:
         score_in_batches(t, predict, con=con, name="x; drop", batch_rows=10)
 
 
+def test_score_in_batches_in_an_order_forms_the_same_batches_every_run() -> None:
+    df = _frame(10_000).sample(frac=1.0, random_state=3)  # stored out of order
+    con = ibis.duckdb.connect()
+    t = con.create_table("shuffled", df)
+    batches: list[list[str]] = []
+
+    def first_last(b: pd.DataFrame) -> pd.DataFrame:
+        batches.append(b.customer_id.tolist())
+        return pd.DataFrame({"customer_id": b.customer_id, "n": len(b)})
+
+    score_in_batches(
+        t, first_last, con=con, name="ordered", batch_rows=3000, order_by="customer_id"
+    )
+    ids = sorted(df.customer_id)
+    # consecutive customer ranges: the batches depend on the data only, not on the engine
+    assert [i for b in batches for i in b] == ids
+    assert max(len(b) for b in batches) <= 3000 and len(batches) >= 4
+
+
 def test_tables_written_on_in_memory_duckdb_are_shared_through_the_run_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,9 +248,7 @@ def demo20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_churn_scale_mode_matches_memory_mode_within_tolerances(
-    demo20k: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_churn_scale_mode_matches_memory_mode_within_tolerances(demo20k: Path) -> None:
     """Scale mode on the 20k demo gives the memory-mode headline figures.
 
     Tolerances: the churn rate (customers, churners) is exact (an engine count in both
@@ -239,12 +259,10 @@ def test_churn_scale_mode_matches_memory_mode_within_tolerances(
     """
     cx = cxkit.load(demo20k)
     mem = churn.analyze(cx, mode="memory")
-    collects = Collects(monkeypatch)
-    monkeypatch.setenv(scale.SCALE_ENV, SMALL.to_json())
-    res = churn.analyze(cx)  # the mode from CXKIT_SCALE
-    monkeypatch.undo()
+    with Collects.in_scale_mode(SMALL) as collects:
+        res = churn.analyze(cx)  # the mode from CXKIT_SCALE
     assert isinstance(res, ScaleChurnResult) and not isinstance(mem, ScaleChurnResult)
-    assert collects.rows and max(collects.rows) <= SMALL.max_collect_rows
+    collects.assert_at_most(SMALL.max_collect_rows)
     assert len(mem.scores) > SMALL.max_collect_rows  # memory mode would have exceeded it
 
     for key in ("customers", "churners", "cutoff"):
@@ -300,27 +318,65 @@ def test_churn_analyze_checks_the_mode(demo_data: cxkit.CXData) -> None:
         churn.analyze(demo_data, mode="huge")
 
 
+#: Limits far below the 2,000-customer demo (``demo_dir``).
+TINY = {"sample_rows": 300, "max_collect_rows": 400, "batch_rows": 200}
+#: Each report run in scale mode on the 2,000-customer demo: its notebook, the ``scale:``
+#: key of reports.yml, and what its page must say.
+SCALE_PAGES: dict[str, tuple[str, dict[str, int], tuple[str, ...]]] = {
+    "churn": (
+        "20_churn.ipynb",
+        TINY,
+        (
+            "Scale mode: model fitted on a stratified sample of 300 of",
+            "no per-customer frame over 400 rows collected",
+            # time to churn counts customers per duration in the engine: more rows than
+            # the tiny limit here, and the page says so instead of collecting them
+            "time-to-churn counts (group × duration × outcome): 493 rows is more than",
+        ),
+    ),
+    "clv": (
+        "30_clv.ipynb",
+        TINY,
+        (
+            # more distinct (frequency, recency, T) rows than the tiny limit: a stated sample's
+            "Scale mode: BG/NBD fitted on a sample of 300 of ",
+            "no per-customer frame over 400 rows collected",
+            "Not shown in scale mode",
+        ),
+    ),
+    "personas": (
+        "40_personas.ipynb",
+        {"sample_rows": 800, "max_collect_rows": 1000, "batch_rows": 700},
+        (
+            "Scale mode: personas fitted on a stratified sample of 800 of 2,000 customers",
+            "cxkit_persona_labels",
+            "not shown in scale mode",
+        ),
+    ),
+}
+
+
 @pytest.mark.slow
-def test_churn_report_runs_in_scale_mode_and_says_so(demo_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("report", list(SCALE_PAGES))
+def test_report_runs_in_scale_mode_and_says_so(report: str, demo_dir: Path, tmp_path: Path) -> None:
     from cxkit.report.pipeline import run_reports
 
+    notebook, limits, sentences = SCALE_PAGES[report]
     cfg = {
         "data": str(demo_dir),
         "out": str(tmp_path / "out"),
         "jobs": 1,
-        "scale": {"sample_rows": 300, "max_collect_rows": 400, "batch_rows": 200},
-        "reports": [{"name": "churn", "notebook": str(ROOT / "notebooks" / "20_churn.ipynb")}],
+        "scale": limits,
+        "reports": [{"name": report, "notebook": str(ROOT / "notebooks" / notebook)}],
     }
     path = tmp_path / "reports.yml"
     path.write_text(yaml.safe_dump(cfg))
     res = run_reports(path, stream=io.StringIO())
     assert res.exit_code == 0, {n: r.error for n, r in res.reports.items()}
-    page = (tmp_path / "out" / "churn.html").read_text()
-    assert "Scale mode: model fitted on a stratified sample of 300 of" in page
-    assert "no per-customer frame over 400 rows collected" in page
-    # time to churn counts customers per duration in the engine: more rows than the tiny
-    # limit here, and the page says so instead of collecting them
-    assert "time-to-churn counts (group × duration × outcome): 493 rows is more than" in page
+    page = (tmp_path / "out" / f"{report}.html").read_text()
+    for sentence in sentences:
+        assert sentence in page
+    assert "Traceback" not in page
 
 
 def test_cli_scale_flag_turns_scale_mode_on(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ from cxkit import churn, clv, personas, summary, synth
 from cxkit import summary as ss
 from cxkit.errors import DataError, ScaleLimitError
 from cxkit.scale import ScaleSettings
+from tests.collects import Collects
 
 pytestmark = pytest.mark.slow  # the memory-mode results of the demo take ~7 s once
 
@@ -141,42 +142,19 @@ def test_write_scores_in_batches_equals_memory_files(
 def test_no_collect_above_max_collect_rows(
     demo: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    con = demo["con"]
-    seen: list[int] = []
-
-    def recording(name: str) -> None:
-        method = getattr(con, name)
-
-        def run(*args: object, **kwargs: object) -> object:
-            out = method(*args, **kwargs)
-            rows = getattr(out, "num_rows", None)
-            seen.append(len(out) if rows is None and hasattr(out, "__len__") else rows or 1)
-            return out
-
-        monkeypatch.setattr(con, name, run)
-
-    def batches(*args: object, **kwargs: object) -> object:
-        for b in original(*args, **kwargs):
-            seen.append(b.num_rows)
-            yield b
-
-    for name in ("execute", "to_pyarrow"):
-        recording(name)
-    original = con.to_pyarrow_batches
-    monkeypatch.setattr(con, "to_pyarrow_batches", batches)
-
+    collects = Collects(monkeypatch)
     card = ss.scorecard_expr(demo["data"], as_of=demo["end"], settings=SETTINGS, **demo["tables"])
     summary.focus_table(card)
     summary.top_at_risk(card)
     summary.kpi_tiles(demo["data"], as_of=demo["end"], card=card)
     summary.write_scores(card, tmp_path, customer_ids="clear")
-    assert seen and max(seen) <= LIMIT, max(seen)
-    assert sum(seen) >= 20_000  # the files streamed every customer, in bounded batches
+    collects.assert_at_most(LIMIT)
+    assert sum(collects.batches) >= 20_000  # the files streamed every customer, in batches
     with pytest.raises(ScaleLimitError, match="5,000"):
         card.to_pandas()  # the one whole collect refuses above the limit
-    seen.clear()
+    collects.clear()
     card.expr.to_pyarrow()  # and the recorder does see a whole collect
-    assert max(seen) == 20_000
+    assert collects.largest() == 20_000
 
 
 def test_engine_inputs_contract(demo: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from cxkit.churn import survival as sv
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 from tests.churn.helpers import ts
+from tests.collects import Collects
 
 # 6-MP arm (negative = censored, in weeks) and placebo arm (all relapsed)
 SIX_MP = [6, 6, 6, -6, 7, -9, 10, -10, -11, 13, 16, -17, -19, -20, 22, 23, -25, -32, -32, -34, -35]
@@ -486,13 +487,12 @@ def test_weights_are_repeated_rows() -> None:
 def test_scale_mode_counts_in_the_engine_and_matches_memory_mode(
     demo_data: cxkit.CXData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.collects import Collects
-
     memory = sv.time_to_churn(demo_data, by="acquisition_channel", mode="memory")
-    seen = Collects(monkeypatch)
+    collects = Collects(monkeypatch)
     scaled = sv.time_to_churn(demo_data, by="acquisition_channel", mode="scale")
     assert scaled.counts is not None and scaled.durations.empty
-    assert max(seen.rows) == len(scaled.counts) < len(memory.durations)  # counts, not customers
+    # the counts, not the customers: the largest result is the counts table itself
+    assert collects.largest() == len(scaled.counts) < len(memory.durations)
     assert scaled.resolution_days == sv.SCALE_RESOLUTION_DAYS
     m, s = memory.summary, scaled.summary
     assert m.group.tolist() == s.group.tolist()

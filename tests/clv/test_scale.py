@@ -4,16 +4,15 @@ The demo (2,000 customers) has more than 800 buyers; the settings below keep eve
 collect under 800 rows, so a per-customer collect of the summary would exceed the limit,
 Gamma-Gamma is fitted on a sample of 600 of the repeat customers and the values are
 written in three batches.
+
+The report's page in scale mode is checked in tests/test_scale.py
+(``test_report_runs_in_scale_mode_and_says_so``, with the other reports').
 """
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 
 import cxkit
 from cxkit import clv, scale
@@ -22,13 +21,10 @@ from cxkit.errors import NotAvailableError, UsageError
 from cxkit.scale import ScaleSettings
 from tests.collects import Collects
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = ScaleSettings(mode="scale", sample_rows=600, max_collect_rows=800, batch_rows=300)
 
 
-def test_clv_scale_mode_matches_memory_mode_within_tolerances(
-    demo_data: cxkit.CXData, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_clv_scale_mode_matches_memory_mode_within_tolerances(demo_data: cxkit.CXData) -> None:
     """Scale mode gives the memory-mode figures.
 
     Tolerances: BG/NBD parameters, the holdout check, the lapsed share, P(alive) bands,
@@ -41,12 +37,10 @@ def test_clv_scale_mode_matches_memory_mode_within_tolerances(
     from DuckDB to Python has more than ``max_collect_rows`` rows.
     """
     mem = clv.analyze(demo_data, mode="memory")
-    collects = Collects(monkeypatch)
-    monkeypatch.setenv(scale.SCALE_ENV, SMALL.to_json())
-    res = clv.analyze(demo_data)  # the mode from CXKIT_SCALE
-    monkeypatch.undo()
+    with Collects.in_scale_mode(SMALL) as collects:
+        res = clv.analyze(demo_data)  # the mode from CXKIT_SCALE
     assert isinstance(res, ScaleClvResult) and not isinstance(mem, ScaleClvResult)
-    assert collects.rows and max(collects.rows) <= SMALL.max_collect_rows
+    collects.assert_at_most(SMALL.max_collect_rows)
     assert len(mem.summary) > SMALL.max_collect_rows  # memory mode would have exceeded it
 
     np.testing.assert_allclose(res.bg.params_, mem.bg.params_, rtol=1e-12)
@@ -120,26 +114,3 @@ def test_clv_scale_mode_matches_memory_mode_within_tolerances(
 def test_clv_analyze_checks_the_mode(demo_data: cxkit.CXData) -> None:
     with pytest.raises(UsageError, match=r"mode must be one of \['memory', 'scale'\], got 'big'"):
         clv.analyze(demo_data, mode="big")
-
-
-@pytest.mark.slow
-def test_clv_report_runs_in_scale_mode_and_says_so(demo_dir: Path, tmp_path: Path) -> None:
-    from cxkit.report.pipeline import run_reports
-
-    cfg = {
-        "data": str(demo_dir),
-        "out": str(tmp_path / "out"),
-        "jobs": 1,
-        "scale": {"sample_rows": 300, "max_collect_rows": 400, "batch_rows": 200},
-        "reports": [{"name": "clv", "notebook": str(ROOT / "notebooks" / "30_clv.ipynb")}],
-    }
-    path = tmp_path / "reports.yml"
-    path.write_text(yaml.safe_dump(cfg))
-    res = run_reports(path, stream=io.StringIO())
-    assert res.exit_code == 0, {n: r.error for n, r in res.reports.items()}
-    page = (tmp_path / "out" / "clv.html").read_text()
-    # more distinct (frequency, recency, T) rows than the tiny limit: a stated sample's
-    assert "Scale mode: BG/NBD fitted on a sample of 300 of " in page
-    assert "no per-customer frame over 400 rows collected" in page
-    assert "Not shown in scale mode" in page
-    assert "Traceback" not in page

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 import cxkit
 from cxkit import experiments
-from cxkit.scale import SCALE_ENV, ScaleSettings
+from cxkit.scale import ScaleSettings
 from tests.backends import postgres_server, spark_session  # noqa: F401 - fixtures
 from tests.collects import Collects
 from tests.experiments.test_outcomes import AT, _tiny
+from tests.test_backends import into_postgres, into_spark
 
 #: Far below the demo's assigned customers: a per-customer collect could not pass unseen.
 LIMIT = 200
@@ -21,9 +24,9 @@ TABLES = ("readout", "sequential", "assignments", "srm")
 
 
 @pytest.fixture
-def collected(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The row count of every result DuckDB hands to Python (:class:`tests.collects.Collects`)."""
-    return Collects(monkeypatch).rows
+def collects(monkeypatch: pytest.MonkeyPatch) -> Collects:
+    """Every result DuckDB hands to Python during the test."""
+    return Collects(monkeypatch)
 
 
 def _same(memory: experiments.ExperimentResult, scaled: experiments.ExperimentResult) -> None:
@@ -47,15 +50,15 @@ def _same(memory: experiments.ExperimentResult, scaled: experiments.ExperimentRe
 
 @pytest.mark.slow
 def test_scale_readout_is_the_memory_readout_without_per_customer_collects(
-    demo_data: cxkit.CXData, collected: list[int]
+    demo_data: cxkit.CXData, collects: Collects
 ) -> None:
     memory = experiments.analyze(demo_data, mode="memory")
     assigned = len(memory.outcomes)
     assert assigned > 2 * LIMIT  # the memory mode collects every assigned customer
-    assert max(collected) >= assigned
-    collected.clear()
+    assert collects.largest() >= assigned
+    collects.clear()
     scaled = experiments.analyze(demo_data, mode="scale")
-    assert collected and max(collected) <= 40  # arms and looks, not customers
+    collects.assert_at_most(40)  # arms and looks, not customers
     _same(memory, scaled)
     assert scaled.outcomes is None
     assert f"readout of {assigned:,} assigned customers was summed in the engine" in " ".join(
@@ -84,13 +87,11 @@ def test_scale_mode_on_contractual_churn_and_missing_tables() -> None:
     )
 
 
-def test_scale_mode_comes_from_the_settings(
-    demo_data: cxkit.CXData, monkeypatch: pytest.MonkeyPatch, collected: list[int]
-) -> None:
-    monkeypatch.setenv(SCALE_ENV, SETTINGS.to_json())
-    res = experiments.analyze(demo_data, metrics=("conversion",), sequential=False)
+def test_scale_mode_comes_from_the_settings(demo_data: cxkit.CXData) -> None:
+    with Collects.in_scale_mode(SETTINGS) as collects:
+        res = experiments.analyze(demo_data, metrics=("conversion",), sequential=False)
     assert res.outcomes is None and "Scale mode" in res.notes[-1]
-    assert max(collected) <= 10
+    collects.assert_at_most(10)
 
 
 def _engine_tables(demo_dir: Path) -> dict[str, pd.DataFrame]:
@@ -120,23 +121,24 @@ def _assert_engine_readouts(other: cxkit.CXData, demo_dir: Path) -> None:
             )
 
 
-@pytest.mark.postgres
+#: Each other engine: the fixture that starts it, and how the tables go into it.
+ENGINES: dict[str, tuple[str, Callable[[Any, dict[str, pd.DataFrame]], cxkit.CXData]]] = {
+    "postgres": ("postgres_server", into_postgres),
+    "spark": ("spark_session", into_spark),
+}
+
+
 @pytest.mark.slow
-def test_readout_on_postgres_matches_duckdb_in_both_modes(
-    postgres_server: str,  # noqa: F811
-    demo_dir: Path,
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("spark", marks=pytest.mark.spark),
+    ],
+)
+def test_readout_on_other_engines_matches_duckdb_in_both_modes(
+    engine: str, demo_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    from tests.test_backends import into_postgres
-
-    _assert_engine_readouts(into_postgres(postgres_server, _engine_tables(demo_dir)), demo_dir)
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_readout_on_spark_matches_duckdb_in_both_modes(
-    spark_session: object,  # noqa: F811
-    demo_dir: Path,
-) -> None:
-    from tests.test_backends import into_spark
-
-    _assert_engine_readouts(into_spark(spark_session, _engine_tables(demo_dir)), demo_dir)
+    fixture, load = ENGINES[engine]
+    other = load(request.getfixturevalue(fixture), _engine_tables(demo_dir))
+    _assert_engine_readouts(other, demo_dir)

@@ -4,42 +4,37 @@ The 2,000-customer demo (seed 7) with ``sample_rows=800, max_collect_rows=1000,
 batch_rows=700``: the model is fitted on a stratified sample of 800 customers and every
 customer is assigned in three batches; the limit is below the customer count, so memory
 mode's per-customer collect would break it.
+
+The report's page in scale mode is checked in tests/test_scale.py
+(``test_report_runs_in_scale_mode_and_says_so``, with the other reports').
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 from sklearn.metrics import adjusted_rand_score
 
 import cxkit
 from cxkit import personas as P
-from cxkit import scale
 from cxkit.personas.scale import ScalePersonaResult
 from cxkit.scale import ScaleSettings
 from tests.collects import Collects
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = ScaleSettings(mode="scale", sample_rows=800, max_collect_rows=1000, batch_rows=700)
 
 
 @pytest.fixture(scope="module")
-def scaled(demo_data: cxkit.CXData) -> Iterator[tuple[ScalePersonaResult, list[int]]]:
-    """The scale-mode analysis (mode from CXKIT_SCALE) and the rows of every collect."""
-    with pytest.MonkeyPatch.context() as mp:
-        collects = Collects(mp)
-        mp.setenv(scale.SCALE_ENV, SMALL.to_json())
+def scaled(demo_data: cxkit.CXData) -> Iterator[tuple[ScalePersonaResult, Collects]]:
+    """The scale-mode analysis (mode from CXKIT_SCALE) and what it handed to Python."""
+    with Collects.in_scale_mode(SMALL) as collects:
         res = P.analyze(demo_data, random_state=0)
-        rows = list(collects.rows)
-    yield res, rows  # type: ignore[misc]
+    yield res, collects  # type: ignore[misc]
 
 
 def test_scale_mode_matches_memory_mode_within_tolerances(
-    demo_report: P.PersonasResult, scaled: tuple[ScalePersonaResult, list[int]], demo_data
+    demo_report: P.PersonasResult, scaled: tuple[ScalePersonaResult, Collects], demo_data
 ) -> None:
     """Same k, labels agreeing (ARI >= 0.8), shares within 3 points, same pain points."""
     res, _ = scaled
@@ -77,36 +72,12 @@ def test_scale_mode_matches_memory_mode_within_tolerances(
 
 
 def test_scale_mode_collects_no_more_than_the_limit(
-    scaled: tuple[ScalePersonaResult, list[int]], demo_data: cxkit.CXData
+    scaled: tuple[ScalePersonaResult, Collects], demo_data: cxkit.CXData
 ) -> None:
-    res, rows = scaled
-    assert rows and max(rows) <= SMALL.max_collect_rows
+    res, collects = scaled
+    collects.assert_at_most(SMALL.max_collect_rows)
     assert len(res.features) <= SMALL.sample_rows
     assert res.assignments.empty  # every customer's persona is the engine table
     t = P.label_table(demo_data)  # the table written above: opened, not refitted
     assert t.columns == ("customer_id", "persona")
     assert int(t.count().to_pandas()) == res.n_customers
-
-
-@pytest.mark.slow
-def test_personas_report_runs_in_scale_mode_and_says_so(demo_dir: Path, tmp_path: Path) -> None:
-    from cxkit.report.pipeline import run_reports
-
-    cfg = {
-        "data": str(demo_dir),
-        "out": str(tmp_path / "out"),
-        "jobs": 1,
-        "scale": {"sample_rows": 800, "max_collect_rows": 1000, "batch_rows": 700},
-        "reports": [
-            {"name": "personas", "notebook": str(ROOT / "notebooks" / "40_personas.ipynb")}
-        ],
-    }
-    path = tmp_path / "reports.yml"
-    path.write_text(yaml.safe_dump(cfg))
-    res = run_reports(path, stream=io.StringIO())
-    assert res.exit_code == 0, {n: r.error for n, r in res.reports.items()}
-    page = (tmp_path / "out" / "personas.html").read_text()
-    assert "Scale mode: personas fitted on a stratified sample of 800 of 2,000 customers" in page
-    assert "cxkit_persona_labels" in page
-    assert "not shown in scale mode" in page
-    assert "Traceback" not in page
