@@ -26,7 +26,7 @@ from cxkit.churn.metrics import (
     metrics_row,
     permutation_importance,
 )
-from cxkit.churn.model import ChurnModel, check_classes, subsample
+from cxkit.churn.model import ChurnModel, check_classes, fit_side_by_side, subsample
 from cxkit.data import CXData, end_of_day, resolve_as_of
 from cxkit.result import AsOf
 
@@ -412,15 +412,19 @@ def run_backtest(
         "max_train_rows": max_train_rows,
         "random_state": random_state,
     }
-    model = ChurnModel(estimator="hgb", **common).fit(
-        data, cutoff=t0_end, definition=definition, _cache=cache
+    # The boosting model and its logistic baseline fit side by side on the same frames
+    # while the engine builds the test cutoff's features (three frames at once, as
+    # scoring holds); the fit and calibration cutoffs are dropped when the fits are done.
+    (model, logit), test = fit_side_by_side(
+        [ChurnModel(estimator="hgb", **common), ChurnModel(estimator="logit", **common)],
+        data,
+        cutoff=t0_end,
+        definition=definition,
+        cache=cache,
+        meanwhile=lambda: cache.frame(t1_end, definition, labelled=True),
     )
-    logit = ChurnModel(estimator="logit", **common).fit(
-        data, cutoff=t0_end, definition=definition, _cache=cache
-    )
-    # done with the fit and calibration cutoffs before the test cutoff's features exist
     cache.release(t0_end - h, t0_end)
-    test = cache.frame(t1_end, definition, labelled=True)
+    assert test is not None  # built by meanwhile
     check_classes(test.y, t1_end, "test")
     y = test.y
     preds = pd.DataFrame({"customer_id": test.X["customer_id"].to_numpy(), "churned": y})

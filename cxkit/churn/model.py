@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,8 @@ __all__ = [
     "ESTIMATORS",
     "ChurnModel",
     "check_classes",
+    "fit_frames",
+    "fit_side_by_side",
     "limit_threads",
     "make_estimator",
     "predict_rows",
@@ -53,6 +57,8 @@ ESTIMATORS = ("hgb", "logit")
 CALIBRATIONS = ("auto", "isotonic", "sigmoid")
 #: Fewer rows than this a thread are predicted in one piece: threads would cost more.
 MIN_ROWS_PER_JOB = 1000
+
+T = TypeVar("T")
 
 
 class _Design(BaseEstimator):
@@ -277,6 +283,110 @@ def check_classes(y: np.ndarray | None, end: pd.Timestamp, what: str) -> None:
         )
 
 
+def fit_frames(
+    data: CXData,
+    *,
+    cutoff: AsOf,
+    definition: ChurnDefinition,
+    cache: FeatureCache,
+) -> tuple[CutoffFrame, CutoffFrame | None]:
+    """Return the calibration and fit frames of a :class:`ChurnModel` calibrated at ``cutoff``.
+
+    Parameters
+    ----------
+    data
+        The data.
+    cutoff
+        The calibration cutoff (None: the latest whose label window is observed).
+    definition
+        The churn definition.
+    cache
+        Where the frames are built once and kept.
+
+    Returns
+    -------
+    (calibration, fit)
+        The labelled frames at ``cutoff`` and at ``cutoff − horizon``; ``fit`` is None
+        when that cutoff has too little history (too few customers, one outcome only, or
+        a window before the data).
+
+    Raises
+    ------
+    UsageError
+        When the calibration label window is not observed.
+    DataError
+        When the calibration labels have no customers or one outcome only.
+    """
+    h = pd.Timedelta(days=definition.horizon_days)
+    if cutoff is None:
+        cal_end = end_of_day((data_end(data, definition) - h).normalize())
+    else:
+        cal_end = resolve_as_of(data, cutoff)
+    cal = cache.frame(cal_end, definition, labelled=True)
+    check_classes(cal.y, cal_end, "calibration")
+    fit_frame: CutoffFrame | None = None
+    try:
+        fit_frame = cache.frame(cal_end - h, definition, labelled=True)
+        if len(fit_frame.y) < 2 * MIN_N or len(np.unique(fit_frame.y)) < 2:
+            fit_frame = None
+    except (UsageError, DataError):
+        fit_frame = None
+    return cal, fit_frame
+
+
+def fit_side_by_side(
+    models: Sequence[ChurnModel],
+    data: CXData,
+    *,
+    cutoff: AsOf,
+    definition: ChurnDefinition,
+    cache: FeatureCache,
+    meanwhile: Callable[[], T] | None = None,
+) -> tuple[list[ChurnModel], T | None]:
+    """Fit models calibrated at the same cutoff in threads, side by side.
+
+    The frames are built first, in this thread; then each model is fitted in a thread
+    of its own on those frames with its own one-thread OpenMP/BLAS limit, while this
+    thread runs ``meanwhile`` (for example the engine building the next cutoff's
+    features: the fits never query the engine, so its connection is used by one thread
+    at a time). Each fit depends only on its frames and its seed, so every model is the
+    one a fit on its own gives, bit for bit.
+
+    Parameters
+    ----------
+    models
+        Unfitted models with ``n_threads == 1`` (more would oversubscribe the cores).
+    data, cutoff, definition, cache
+        As for :meth:`ChurnModel.fit`.
+    meanwhile
+        Work for this thread while the models fit; it must not use the models.
+
+    Returns
+    -------
+    (models, meanwhile)
+        The fitted models, in the order given, and what ``meanwhile`` returned (None
+        without it).
+
+    Raises
+    ------
+    UsageError
+        For a model with more than one thread, or as :meth:`ChurnModel.fit`.
+    DataError
+        As :meth:`ChurnModel.fit`.
+    """
+    if any(m.n_threads != 1 for m in models):
+        raise UsageError("fit_side_by_side fits models with n_threads=1 only")
+    fit_frames(data, cutoff=cutoff, definition=definition, cache=cache)
+    # BLAS's thread count is global: hold it at one while the threads come and go
+    with limit_threads(1), ThreadPoolExecutor(max_workers=max(1, len(models))) as pool:
+        futures = [
+            pool.submit(m.fit, data, cutoff=cutoff, definition=definition, _cache=cache)
+            for m in models
+        ]
+        done = meanwhile() if meanwhile is not None else None
+        return [f.result() for f in futures], done
+
+
 class ChurnModel(BaseEstimator):
     """A calibrated churn model on point-in-time features.
 
@@ -425,26 +535,13 @@ class ChurnModel(BaseEstimator):
                 f"calibration must be one of {list(CALIBRATIONS)}, got {self.calibration!r}"
             )
         definition = resolve_definition(data, definition, self.horizon_days, self.basis, self.kind)
-        h = pd.Timedelta(days=definition.horizon_days)
-        if cutoff is None:
-            cal_end = end_of_day((data_end(data, definition) - h).normalize())
-        else:
-            cal_end = resolve_as_of(data, cutoff)
-        fit_end = cal_end - h
         cache = cache or FeatureCache(
             data, self.trend_days, self.max_levels, self.themes, definition.horizon_days
         )
+        cal, fit_frame = fit_frames(data, cutoff=cutoff, definition=definition, cache=cache)
+        cal_end = cal.cutoff
+        fit_end = cal_end - pd.Timedelta(days=definition.horizon_days)
         rng = np.random.default_rng(self.random_state)
-
-        cal = cache.frame(cal_end, definition, labelled=True)
-        check_classes(cal.y, cal_end, "calibration")
-        fit_frame: CutoffFrame | None = None
-        try:
-            fit_frame = cache.frame(fit_end, definition, labelled=True)
-            if len(fit_frame.y) < 2 * MIN_N or len(np.unique(fit_frame.y)) < 2:
-                fit_frame = None
-        except (UsageError, DataError):
-            fit_frame = None
 
         design = _Design(self.max_levels)
         if fit_frame is not None:
