@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import json
 import os
+import tempfile
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -1181,7 +1182,8 @@ def _set_utc(con: BaseBackend) -> None:
 
 
 #: Environment variables a report run sets for its kernels: the memory DuckDB may use
-#: (``"1200MB"``, its share of the run's budget) and where it spills beyond that.
+#: (``"1200MB"``, its share of the run's budget) and the folder in which each connection
+#: spills beyond that into a folder of its own.
 DUCKDB_MEMORY_ENV = "CXKIT_DUCKDB_MEMORY_LIMIT"
 DUCKDB_TEMP_ENV = "CXKIT_DUCKDB_TEMP_DIR"
 
@@ -1196,7 +1198,11 @@ def _new_duckdb() -> BaseBackend:
         con.raw_sql(f"SET memory_limit = '{mb}MB'")
         temp = os.environ.get(DUCKDB_TEMP_ENV, "")
         if temp:
-            con.raw_sql("SET temp_directory = " + "'" + temp.replace("'", "''") + "'")
+            # A folder of this connection's own: DuckDB names its spill files by block, so
+            # two kernels (or connections) spilling into one folder overwrite each other's.
+            Path(temp).mkdir(parents=True, exist_ok=True)
+            own = tempfile.mkdtemp(prefix=f"duckdb-{os.getpid()}-", dir=temp)
+            con.raw_sql("SET temp_directory = " + "'" + own.replace("'", "''") + "'")
     return con
 
 

@@ -672,7 +672,12 @@ def test_unmeasured_guess_is_capped_at_the_job_share_and_duckdb_gets_its_part(
     got = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()
     assert got == expected != default
     temp = con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
-    assert temp == str(tmp_path / "spill")
+    # each connection spills into a folder of its own inside the run's spill folder (one
+    # folder shared by two kernels corrupted each other's spill files at 1M customers)
+    other = load({"events": pd.DataFrame({"customer_id": ["b"], "event": ["y"]})}).con
+    temp2 = other.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
+    assert Path(temp).parent == Path(temp2).parent == tmp_path / "spill" and temp != temp2
+    assert Path(temp).is_dir() and Path(temp).name.startswith(f"duckdb-{os.getpid()}-")
 
 
 def test_duration_estimates_scale_ok_runs_and_skip_the_rest() -> None:
@@ -747,7 +752,9 @@ def test_a_report_beside_one_expected_to_end_later_yields_the_cpu(tmp_path: Path
             "t = threading.Thread(target=lambda: seen.update(late=os.getpriority(os.PRIO_PROCESS, 0)))\n"
             "t.start(); t.join()\n"
             "time.sleep(0.6)\n"
-            "open(out, 'w').write(f'{os.getpriority(os.PRIO_PROCESS, 0)} {seen[\"late\"]}')"
+            "group = '/proc/self/autogroup'\n"
+            "auto = open(group).read().split()[-1] if os.path.exists(group) else 'none'\n"
+            "open(out, 'w').write(f'{os.getpriority(os.PRIO_PROCESS, 0)} {seen[\"late\"]} {auto}')"
         ),
     ]
     nb.metadata["kernelspec"] = {
@@ -777,13 +784,17 @@ def test_a_report_beside_one_expected_to_end_later_yields_the_cpu(tmp_path: Path
     res = run_jobs([job("short", 1.0), job("long", 60.0)], workers=2, log_dir=tmp_path)
     assert all(r.ok for r in res.values()), {n: r.error for n, r in res.items()}
     assert (res["long"].niceness, res["short"].niceness) == (0, YIELD_NICENESS)
-    assert (tmp_path / "long.txt").read_text() == "0 0"
-    assert (tmp_path / "short.txt").read_text() == f"{YIELD_NICENESS} {YIELD_NICENESS}"
+    # the thread's niceness, a late thread's and the session's autogroup's (Linux shares the
+    # CPU between autogroups first: a thread's niceness alone would not yield to another
+    # session's kernel); "none" where the system has no autogroups
+    assert (tmp_path / "long.txt").read_text().split() in (["0", "0", "0"], ["0", "0", "none"])
+    n = str(YIELD_NICENESS)
+    assert (tmp_path / "short.txt").read_text().split() in ([n, n, n], [n, n, "none"])
     # asked not to (and never measured: scheduler.niceness): the normal priority
     jobs = [job("short", 1.0), job("long", 60.0)]
     res = run_jobs(jobs, workers=2, log_dir=tmp_path, yield_cpu=False)
     assert all(r.ok and r.niceness == 0 for r in res.values()), res
-    assert (tmp_path / "short.txt").read_text() == "0 0"
+    assert (tmp_path / "short.txt").read_text().split()[:2] == ["0", "0"]
 
 
 def test_after_lists_prerequisites_and_is_checked(nb_dir: Path) -> None:

@@ -91,11 +91,26 @@ class _KernelMonitor:
 
 
 def _yield_cpu(proc: psutil.Process, nice: int) -> None:
-    """Raise every thread of ``proc`` to niceness ``nice`` (never lower one)."""
+    """Raise every thread of ``proc``, and its session's autogroup, to niceness ``nice``.
+
+    Never lowers one. With Linux's autogroup scheduling (``kernel.sched_autogroup_enabled``)
+    the CPU is shared between sessions first and a thread's niceness counts only within
+    its session; jupyter_client starts each kernel in a session of its own, so the
+    kernel's autogroup gets the niceness too (``/proc/<pid>/autogroup``).
+    """
     for thread in proc.threads():
         with contextlib.suppress(OSError):
             if os.getpriority(os.PRIO_PROCESS, thread.id) < nice:
                 os.setpriority(os.PRIO_PROCESS, thread.id, nice)
+    group = f"/proc/{proc.pid}/autogroup"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        if os.getsid(proc.pid) == os.getsid(0):
+            return  # the worker's own session: later jobs must not inherit the niceness
+        with open(group) as f:  # "/autogroup-123 nice 0"
+            current = int(f.read().split()[-1])
+        if current < nice:
+            with open(group, "w") as f:
+                f.write(str(nice))
 
 
 def _set_parent_death_signal(signum: int) -> bool:
