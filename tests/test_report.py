@@ -781,7 +781,9 @@ def test_a_report_beside_one_expected_to_end_later_yields_the_cpu(tmp_path: Path
 
     # "long" is expected to end last: it starts first at normal priority; "short" starts
     # beside it and yields.
-    res = run_jobs([job("short", 1.0), job("long", 60.0)], workers=2, log_dir=tmp_path)
+    res = run_jobs(
+        [job("short", 1.0), job("long", 60.0)], workers=2, log_dir=tmp_path, yield_cpu=True
+    )
     assert all(r.ok for r in res.values()), {n: r.error for n, r in res.items()}
     assert (res["long"].niceness, res["short"].niceness) == (0, YIELD_NICENESS)
     # the thread's niceness, a late thread's and the session's autogroup's (Linux shares the
@@ -790,9 +792,9 @@ def test_a_report_beside_one_expected_to_end_later_yields_the_cpu(tmp_path: Path
     assert (tmp_path / "long.txt").read_text().split() in (["0", "0", "0"], ["0", "0", "none"])
     n = str(YIELD_NICENESS)
     assert (tmp_path / "short.txt").read_text().split() in ([n, n, n], [n, n, "none"])
-    # asked not to (and never measured: scheduler.niceness): the normal priority
+    # by default (and never measured: scheduler.niceness): the normal priority
     jobs = [job("short", 1.0), job("long", 60.0)]
-    res = run_jobs(jobs, workers=2, log_dir=tmp_path, yield_cpu=False)
+    res = run_jobs(jobs, workers=2, log_dir=tmp_path)
     assert all(r.ok and r.niceness == 0 for r in res.values()), res
     assert (tmp_path / "short.txt").read_text().split()[:2] == ["0", "0"]
 

@@ -34,7 +34,7 @@ from cxkit.churn.backtest import (
 from cxkit.churn.definition import ChurnDefinition, define, label_table, resolve_definition
 from cxkit.churn.features import FeatureCache, describe_feature
 from cxkit.churn.metrics import BAND_LABELS, BAND_THRESHOLDS, risk_band
-from cxkit.churn.model import ChurnModel, fit_side_by_side
+from cxkit.churn.model import ChurnModel
 from cxkit.data import CXData, end_of_day, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding, finding_from_rate
@@ -566,7 +566,7 @@ def score(
         if scores_from in ("bgnbd", "p_alive"):
             return _baseline_score(data, end, definition, scores_from, thresholds, cache)
         cal = _day_before(end, definition.horizon_days)
-        unfitted = ChurnModel(
+        model = ChurnModel(
             estimator="logit" if scores_from == "logit" else "hgb",
             calibration=calibration,
             trend_days=trend_days,
@@ -574,16 +574,7 @@ def score(
             themes=themes,
             max_train_rows=max_train_rows,
             random_state=random_state,
-        )
-        # while the model fits, the engine builds the features it scores
-        (model,), _ = fit_side_by_side(
-            [unfitted],
-            data.upto(end),
-            cutoff=cal,
-            definition=definition,
-            cache=cache,
-            meanwhile=lambda: cache.frame(end, definition, labelled=False),
-        )
+        ).fit(data.upto(end), cutoff=cal, definition=definition, _cache=cache)
         # done with the fit and calibration cutoffs: free them before scoring
         cache.release(cal - pd.Timedelta(days=definition.horizon_days), cal)
     out = model.predict_proba(data, as_of=end, _cache=cache)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -56,8 +55,6 @@ ESTIMATORS = ("hgb", "logit")
 CALIBRATIONS = ("auto", "isotonic", "sigmoid")
 #: Fewer rows than this a thread are predicted in one piece: threads would cost more.
 MIN_ROWS_PER_JOB = 1000
-
-T = TypeVar("T")
 
 
 class _Design(BaseEstimator):
@@ -341,16 +338,14 @@ def fit_side_by_side(
     cutoff: AsOf,
     definition: ChurnDefinition,
     cache: FeatureCache,
-    meanwhile: Callable[[], T] | None = None,
-) -> tuple[list[ChurnModel], T | None]:
+) -> list[ChurnModel]:
     """Fit models calibrated at the same cutoff in threads, side by side.
 
-    The frames are built first, in this thread; then each model is fitted in a thread
-    of its own on those frames with its own one-thread OpenMP/BLAS limit, while this
-    thread runs ``meanwhile`` (for example the engine building the next cutoff's
-    features: the fits never query the engine, so its connection is used by one thread
-    at a time). Each fit depends only on its frames and its seed, so every model is the
-    one a fit on its own gives, bit for bit.
+    The frames are built first, in this thread (the engine's connection is not shared
+    between threads); then each model is fitted in a thread of its own on those frames
+    with its own one-thread OpenMP/BLAS limit. Each fit depends only on its frames and
+    its seed, so every model is the one a fit on its own gives, bit for bit; on two
+    free cores a boosting fit and a logistic fit take about the time of the longer one.
 
     Parameters
     ----------
@@ -358,14 +353,11 @@ def fit_side_by_side(
         Unfitted models with ``n_threads == 1`` (more would oversubscribe the cores).
     data, cutoff, definition, cache
         As for :meth:`ChurnModel.fit`.
-    meanwhile
-        Work for this thread while the models fit; it must not use the models.
 
     Returns
     -------
-    (models, meanwhile)
-        The fitted models, in the order given, and what ``meanwhile`` returned (None
-        without it).
+    list of ChurnModel
+        The fitted models, in the order given.
 
     Raises
     ------
@@ -383,8 +375,7 @@ def fit_side_by_side(
             pool.submit(m.fit, data, cutoff=cutoff, definition=definition, _cache=cache)
             for m in models
         ]
-        done = meanwhile() if meanwhile is not None else None
-        return [f.result() for f in futures], done
+        return [f.result() for f in futures]
 
 
 class ChurnModel(BaseEstimator):

@@ -346,7 +346,7 @@ def run_jobs(
     on_finish: Callable[[Job, JobResult], None] | None = None,
     env: Mapping[str, str] | None = None,
     memory_limit_mb: float | None = None,
-    yield_cpu: bool = True,
+    yield_cpu: bool = False,
 ) -> dict[str, JobResult]:
     """Run ``jobs`` on at most ``workers`` worker processes.
 
@@ -357,9 +357,9 @@ def run_jobs(
     (:attr:`Job.expected_seconds`), then the first in ``jobs``. A job larger than the
     budget runs when nothing else runs. Without any expected duration the order is that
     of ``jobs``, with a smaller job filling a worker the next one does not fit beside.
-    A job that starts while another is expected to end after it runs its kernel at a
-    higher niceness (:func:`cxkit.report.scheduler.niceness`), so that the job the run
-    waits for gets the cores first.
+    With ``yield_cpu``, a job that starts while another is expected to end after it runs
+    its kernel at a higher niceness (:func:`cxkit.report.scheduler.niceness`), so that
+    the job the run waits for gets the cores first.
 
     Parameters
     ----------
@@ -376,8 +376,9 @@ def run_jobs(
     memory_limit_mb
         The memory budget, or None for none.
     yield_cpu
-        Let jobs yield the CPU to the job expected to end last (False: every kernel at
-        the normal priority).
+        Let jobs yield the CPU to the job expected to end last (default False: every
+        kernel at the normal priority; ``cxkit report`` reads
+        :data:`cxkit.report.pipeline.YIELD_CPU_ENV`).
 
     Returns
     -------

@@ -278,10 +278,9 @@ def test_analyze_builds_each_cutoff_once_and_frees_it(
     h = pd.Timedelta(days=result.definition.horizon_days)
     t1 = result.churn_rate["cutoff"]
     # the backtest's fit, calibration and test cutoffs (the last two also fit the scoring
-    # model) and as_of: each built once, none kept at the end; three held at a time at
-    # most (the test cutoff's are built while the backtest's models fit on the other two)
+    # model) and as_of: each built once, at most two held at a time, none kept at the end
     assert sorted(c.built) == [t1 - 2 * h, t1 - h, t1, result.as_of]
-    assert c.peak_frames == 3 and c.cutoffs == []
+    assert c.peak_frames == 2 and c.cutoffs == []
     assert sorted(fits) == sorted(c.built)  # the BG/NBD baseline reuses the test cutoff's fit
     pd.testing.assert_frame_equal(result.backtest.metrics, demo_result.backtest.metrics)
     pd.testing.assert_frame_equal(result.scores, demo_result.scores)
