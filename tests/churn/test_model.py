@@ -11,7 +11,14 @@ from sklearn.exceptions import NotFittedError
 import cxkit
 from cxkit import churn
 from cxkit.churn.metrics import permutation_importance
-from cxkit.churn.model import MIN_ROWS_PER_JOB, make_estimator, predict_rows, subsample
+from cxkit.churn.model import (
+    MIN_ROWS_PER_JOB,
+    BlockwiseHistGradientBoostingClassifier,
+    in_row_blocks,
+    make_estimator,
+    predict_rows,
+    subsample,
+)
 from cxkit.errors import UsageError
 
 
@@ -63,7 +70,7 @@ def test_helpers() -> None:
     assert subsample(5, None, rng).tolist() == [0, 1, 2, 3, 4]
     picked = subsample(100, 10, rng)
     assert len(picked) == 10 and (np.diff(picked) > 0).all()
-    assert type(make_estimator("hgb", 0)).__name__ == "HistGradientBoostingClassifier"
+    assert type(make_estimator("hgb", 0)) is BlockwiseHistGradientBoostingClassifier
     assert type(make_estimator("logit", 0)).__name__ == "Pipeline"
 
 
@@ -78,6 +85,34 @@ def test_threads_do_not_change_predictions(demo_data: cxkit.CXData) -> None:
     by_one = permutation_importance(model, X, y, n_repeats=2)
     by_two = permutation_importance(model.set_params(n_jobs=2), X, y, n_repeats=2)
     pd.testing.assert_frame_equal(by_one, by_two)
+
+
+def test_blockwise_boosting_predicts_bit_for_bit_like_scikit_learn() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6_000, 9))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(size=len(X)) > 0).astype(int)
+    params = {"max_iter": 30, "early_stopping": False, "random_state": 0}
+    plain = HistGradientBoostingClassifier(**params).fit(X, y)
+    blocks = BlockwiseHistGradientBoostingClassifier(**params).fit(X, y)
+    assert clone(blocks).get_params() == plain.get_params()
+    # blocks of 256 rows: 24 of them here, the last one short
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("cxkit.churn.model.PREDICT_BLOCK_BYTES", 256 * 9 * 8)
+        np.testing.assert_array_equal(blocks.predict_proba(X), plain.predict_proba(X))
+        np.testing.assert_array_equal(blocks.decision_function(X), plain.decision_function(X))
+    calls: list[int] = []
+
+    def spy(m: np.ndarray) -> np.ndarray:
+        calls.append(len(m))
+        return m[:, 0]
+
+    out = in_row_blocks(spy, X, block_bytes=1000 * 9 * 8)
+    np.testing.assert_array_equal(out, X[:, 0])
+    assert calls == [1000] * 6
+    assert in_row_blocks(spy, X[:10]).shape == (10,) and calls[-1] == 10
 
 
 def test_predict_rows_keeps_row_order() -> None:
