@@ -16,6 +16,7 @@ order of 2024-10-02 as before the cutoff.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
@@ -32,9 +33,9 @@ from cxkit.churn.backtest import (
     run_backtest,
 )
 from cxkit.churn.definition import ChurnDefinition, define, label_table, resolve_definition
-from cxkit.churn.features import FeatureCache, describe_feature
+from cxkit.churn.features import TEST_PREDICTED, FeatureCache, describe_feature
 from cxkit.churn.metrics import BAND_LABELS, BAND_THRESHOLDS, risk_band
-from cxkit.churn.model import ChurnModel
+from cxkit.churn.model import ChurnModel, fit_frames
 from cxkit.data import CXData, end_of_day, resolve_as_of
 from cxkit.errors import DataError, NotAvailableError, UsageError
 from cxkit.findings import Finding, finding_from_rate
@@ -1014,15 +1015,72 @@ def analyze(
     cuts = churn_cutoffs(data, as_of=as_of, horizon_days=horizon_days, basis=basis, kind=kind)
     end, d, definition, last, t0 = cuts
     cache = FeatureCache(d, trend_days, 12, None, definition.horizon_days)
-    missing: dict[str, str] = {}
     # the four cutoffs: their channel and event-type levels found in one scan
     cache.expect(*cuts.feature_cutoffs)
-    lab = cache.labels(last, definition)
-    rate = churn_rate_summary(len(lab), int(lab["churned"].sum()), cutoff=last, window_end=end)
     # Each cutoff's features are built once and dropped when the last step using them is
     # done: the backtest's fit cutoff t0 − h after its fits, t0 and t0 + h (the backtest's
     # calibration and test cutoffs, the scoring model's fit and calibration cutoffs) after
     # the scoring fit, ``end`` after the at-risk table.
+    # The scoring model (fitted at t0, calibrated at ``last``) can start once the backtest
+    # holds its frames and has made its test predictions (whose design matrices are the
+    # big ones): it fits in a thread while the backtest measures and the engine builds the
+    # features at ``end``. The same frames and seed: the same model as a fit afterwards.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="churn-score-fit")
+    scoring_fit: list[Future[ChurnModel]] = []
+
+    def start_scoring_fit() -> None:
+        try:  # the frames are built here, in the engine's thread
+            fit_frames(d, cutoff=last, definition=definition, cache=cache)
+        except (UsageError, DataError):
+            return  # score() meets the same error itself
+        model = ChurnModel(
+            calibration=calibration,
+            trend_days=trend_days,
+            max_train_rows=max_train_rows,
+            random_state=random_state,
+        )
+        scoring_fit.append(
+            background.submit(model.fit, d, cutoff=last, definition=definition, _cache=cache)
+        )
+
+    cache.when(TEST_PREDICTED, start_scoring_fit)
+    try:
+        return _analyze_parts(
+            d,
+            cuts,
+            cache,
+            scoring_fit,
+            thresholds=thresholds,
+            calibration=calibration,
+            trend_days=trend_days,
+            max_train_rows=max_train_rows,
+            random_state=random_state,
+            by=by,
+            top_n=top_n,
+        )
+    finally:
+        background.shutdown(wait=True)
+
+
+def _analyze_parts(
+    d: CXData,
+    cuts: ChurnCutoffs,
+    cache: FeatureCache,
+    scoring_fit: list[Future[ChurnModel]],
+    *,
+    thresholds: tuple[float, float],
+    calibration: str,
+    trend_days: int,
+    max_train_rows: int | None,
+    random_state: int,
+    by: str | None,
+    top_n: int,
+) -> ChurnResult:
+    """:func:`analyze` after its set-up: the backtest, the scores and the tables."""
+    end, _, definition, last, t0 = cuts
+    missing: dict[str, str] = {}
+    lab = cache.labels(last, definition)
+    rate = churn_rate_summary(len(lab), int(lab["churned"].sum()), cutoff=last, window_end=end)
     with cache.holding(t0, last):
         backtest = backtest_or_missing(
             d,
@@ -1049,7 +1107,12 @@ def analyze(
     }
     with cache.holding(end):
         try:
-            scores = score(d, scores_from=scores_from, **common)  # type: ignore[arg-type]
+            fitted = None  # the model fitted in the background, when it is the one used
+            if scores_from == "model" and scoring_fit:
+                # the features it scores are built while it fits
+                cache.frame(end, definition, labelled=False)
+                fitted = scoring_fit[0].result()
+            scores = score(d, scores_from=scores_from, model=fitted, **common)  # type: ignore[arg-type]
         except DataError as err:  # a baseline that cannot be refitted at as_of
             missing["scores"] = (
                 f"The scores of {MODEL_LABELS[scores_from]} are not available ({err}); "

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cxkit.churn.definition import ChurnDefinition, data_end, resolve_definition
-from cxkit.churn.features import BgnbdFit, FeatureCache, bgnbd_scores
+from cxkit.churn.features import TEST_PREDICTED, BgnbdFit, FeatureCache, bgnbd_scores
 from cxkit.churn.metrics import (
     auc_difference,
     calibration_table,
@@ -428,6 +428,7 @@ def run_backtest(
     preds = pd.DataFrame({"customer_id": test.X["customer_id"].to_numpy(), "churned": y})
     preds["model"] = model.predict_frame(test.X)
     preds["logit"] = logit.predict_frame(test.X)
+    cache.reached(TEST_PREDICTED)
     notes = [
         f"Gradient boosting {model.calibration_split_}.",
         f"Logistic regression {logit.calibration_split_}.",

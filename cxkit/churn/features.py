@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypedDict
@@ -41,6 +41,7 @@ __all__ = [
     "COMPLAINT_THEMES",
     "CONSIDERATION_EVENTS",
     "SUPPORT_EVENTS",
+    "TEST_PREDICTED",
     "BgnbdFit",
     "CutoffFrame",
     "FeatureCache",
@@ -81,6 +82,10 @@ COMPLAINT_THEMES: dict[str, tuple[str, ...]] = {
 }
 
 _DAY = 86_400.0
+
+#: The event (:meth:`FeatureCache.reached`) of a backtest whose test predictions are
+#: made: its models and its test frame are in hand, its big design matrices gone.
+TEST_PREDICTED = "backtest: test predictions made"
 
 #: Complaint themes: name -> lower-case keywords.
 Themes = Mapping[str, Sequence[str]]
@@ -765,6 +770,7 @@ class FeatureCache:
         self._labels: dict[tuple[pd.Timestamp, ChurnDefinition], pd.DataFrame] = {}
         self._expected: list[pd.Timestamp] = []
         self._levels: dict[pd.Timestamp, dict[str, list[str]]] = {}
+        self._when: dict[str, list[Callable[[], None]]] = {}
 
     def expect(self, *ends: pd.Timestamp) -> None:
         """Announce the cutoffs whose features will be built (all levels in one scan).
@@ -779,6 +785,33 @@ class FeatureCache:
             Resolved cutoff instants.
         """
         self._expected += [e for e in ends if e not in self._expected]
+
+    def when(self, event: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when a step of the analysis says it reached ``event``.
+
+        For work that can start as soon as an earlier step is far enough (e.g. a model
+        fit in a thread of its own while the caller goes on). Not called when no step
+        reaches ``event``.
+
+        Parameters
+        ----------
+        event
+            A name a step passes to :meth:`reached` (see :data:`TEST_PREDICTED`).
+        callback
+            A function of no arguments; it runs in the thread that reached the event.
+        """
+        self._when.setdefault(event, []).append(callback)
+
+    def reached(self, event: str) -> None:
+        """Say that ``event`` is reached: run the callbacks waiting for it (see :meth:`when`).
+
+        Parameters
+        ----------
+        event
+            The event's name.
+        """
+        for callback in self._when.pop(event, []):
+            callback()
 
     @property
     def cutoffs(self) -> list[pd.Timestamp]:

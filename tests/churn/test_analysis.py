@@ -278,9 +278,31 @@ def test_analyze_builds_each_cutoff_once_and_frees_it(
     h = pd.Timedelta(days=result.definition.horizon_days)
     t1 = result.churn_rate["cutoff"]
     # the backtest's fit, calibration and test cutoffs (the last two also fit the scoring
-    # model) and as_of: each built once, at most two held at a time, none kept at the end
+    # model) and as_of: each built once; three held at a time (as_of's built while the
+    # scoring model fits on the other two), none kept at the end
     assert sorted(c.built) == [t1 - 2 * h, t1 - h, t1, result.as_of]
-    assert c.peak_frames == 2 and c.cutoffs == []
+    assert c.peak_frames == 3 and c.cutoffs == []
     assert sorted(fits) == sorted(c.built)  # the BG/NBD baseline reuses the test cutoff's fit
     pd.testing.assert_frame_equal(result.backtest.metrics, demo_result.backtest.metrics)
     pd.testing.assert_frame_equal(result.scores, demo_result.scores)
+
+
+def test_scoring_model_fitted_beside_the_backtest_is_the_sequential_one(
+    demo_data: cxkit.CXData, demo_result: churn.ChurnResult
+) -> None:
+    # analyze fits the scoring model in a thread once the backtest's test predictions are
+    # made; score() on its own fits it afterwards, in this thread: the same scores
+    alone = churn.score(demo_data, as_of=demo_result.as_of, random_state=0)
+    pd.testing.assert_frame_equal(demo_result.scores, alone, check_exact=True)
+
+
+def test_feature_cache_events_call_back_once(demo_data: cxkit.CXData) -> None:
+    cache = FeatureCache(demo_data, 90, 12, None)
+    calls: list[str] = []
+    cache.when("fitted", lambda: calls.append("a"))
+    cache.when("fitted", lambda: calls.append("b"))
+    cache.reached("other")
+    assert calls == []
+    cache.reached("fitted")
+    cache.reached("fitted")
+    assert calls == ["a", "b"]
