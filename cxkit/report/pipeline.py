@@ -296,8 +296,9 @@ def job_share_mb(memory_limit_gb: float | None, jobs: int) -> float | None:
 
 #: Set to ``1`` to let reports yield the CPU to the report expected to end last
 #: (:func:`cxkit.report.scheduler.niceness`). Off by default: at 1M customers it cut the
-#: churn report from 114 s to 82 s but made the whole run 10 s longer, because a yielding
-#: kernel may be the one computing a cached result that others wait for.
+#: churn report from 101 s to 68-71 s, but a report started beside churn then computes
+#: the shared persona fit (about 2 GB) that its estimate does not include, and the whole
+#: run's peak passed 5 GB (5.0-5.6 GB).
 YIELD_CPU_ENV = "CXKIT_REPORT_YIELD_CPU"
 
 
