@@ -1020,7 +1020,8 @@ def analyze(
     # Each cutoff's features are built once and dropped when the last step using them is
     # done: the backtest's fit cutoff t0 − h after its fits, t0 and t0 + h (the backtest's
     # calibration and test cutoffs, the scoring model's fit and calibration cutoffs) after
-    # the scoring fit, ``end`` after the at-risk table.
+    # the scoring fit, ``end`` after the at-risk table. At most three are held at once:
+    # ``end``'s features are built while the scoring model fits on t0's and t0 + h's.
     # The scoring model (fitted at t0, calibrated at ``last``) can start once the backtest
     # holds its frames and has made its test predictions (whose design matrices are the
     # big ones): it fits in a thread while the backtest measures and the engine builds the
