@@ -950,6 +950,47 @@ def test_a_worker_stops_when_its_runner_ends_even_through_a_wrapper(tmp_path: Pa
         fake_runner.kill()
 
 
+def test_a_worker_stops_on_sigterm_even_when_the_signals_come_in_a_burst(tmp_path: Path) -> None:
+    # stop 30's CI: a second SIGTERM arrived while the first one's handler held the lock of
+    # a threading.Event; the handler deadlocked on it, and so did the watchdog that waited
+    # on that Event, and the worker outlived its runner. Another process sends SIGTERM
+    # without a pause, so the handler is re-entered (the old handler hung 9 times in 10);
+    # the worker must still stop (exit 1) rather than run its 60 s loop.
+    code = (
+        "import time\n"
+        "from cxkit.report._worker import die_with_parent\n"
+        "die_with_parent(None)\n"
+        "print('watching', flush=True)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline:\n"
+        "    sum(range(1000))  # Python code in the main thread: the handler runs at once\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    sender = None
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "watching\n"
+        sender = subprocess.Popen(
+            [sys.executable, "-c", f"import os\nwhile True: os.kill({worker.pid}, 15)"],
+            stderr=subprocess.DEVNULL,
+        )
+        # wait for the worker's end without reaping it, so its pid cannot be reused while
+        # the sender still signals it
+        proc = psutil.Process(worker.pid)
+        deadline = time.monotonic() + 30
+        while proc.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sender.kill()
+        sender.wait()
+        assert worker.wait(timeout=1) == 1
+        assert "asked to stop (SIGTERM, or its runner died)" in worker.communicate()[1]
+    finally:
+        if sender is not None:
+            sender.kill()
+        worker.kill()
+
+
 def test_remove_stale_runs_keeps_finished_and_live_runs(tmp_path: Path) -> None:
     runs = tmp_path / "_runs"
     finished, interrupted, live, dead, old = (runs / n for n in ("a", "b", "c", "d", "e"))

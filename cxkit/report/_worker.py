@@ -13,12 +13,19 @@ thread sees the parent pid change. Either way the worker kills its kernels first
 are its children (jupyter_client starts each in a session of its own, so they do not
 get a terminal's signals), and ipykernel's own parent poller would only stop a kernel
 after its worker is gone, leaving what the kernel started running.
+
+The SIGTERM handler only sets a flag that the watchdog reads: a handler that takes a lock
+(``threading.Event.set``) deadlocks when a second SIGTERM arrives while the first handler
+holds it, and the watchdog then waits on that lock forever (stop 30's CI: a worker and its
+kernel outlived a ``kill -9`` of the runner). ``kill -USR1 <worker pid>`` writes every
+thread's stack to the worker's log (:mod:`faulthandler`), for a worker that seems stuck.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import json
 import os
 import signal
@@ -35,7 +42,9 @@ from cxkit.report.runner import PARENT_ENV, kill_tree
 #: How often (s) the watchdog checks that the runner is still the worker's parent.
 WATCH_INTERVAL = 0.5
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_parent_gone = threading.Event()
+#: Set (to True) by the SIGTERM handler; the watchdog stops the worker when it is set.
+#: A plain list item, not a :class:`threading.Event`: a signal handler must take no lock.
+_stop_asked = [False]
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -139,17 +148,19 @@ def _stop(reason: str) -> NoReturn:
 
 def _watch(parent: int, runner: int | None = None) -> None:
     """Stop the worker when the parent changes, the runner ends or SIGTERM came (a thread)."""
-    while not _parent_gone.wait(WATCH_INTERVAL):
+    while True:
+        if _stop_asked[0]:
+            _stop("asked to stop (SIGTERM, or its runner died)")
         if os.getppid() != parent:
             _stop(f"its runner (pid {parent}) is gone")
         if runner is not None and not _alive(runner):
             _stop(f"its runner (pid {runner}) has ended")
-    _stop("asked to stop (SIGTERM, or its runner died)")
+        time.sleep(WATCH_INTERVAL)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Hand the stop to the watchdog thread (a signal handler must not do the work)."""
-    _parent_gone.set()
+    """Hand the stop to the watchdog thread: set a flag, take no lock (it may re-enter)."""
+    _stop_asked[0] = True
 
 
 def _alive(pid: int) -> bool:
@@ -187,7 +198,7 @@ def die_with_parent(runner: int | None = None) -> bool:
         target=_watch, args=(parent, runner), name="cxkit-watch-runner", daemon=True
     ).start()
     if runner is not None and runner != parent and not _alive(runner):
-        _parent_gone.set()  # the runner died before the signal was set
+        _stop_asked[0] = True  # the runner died before the signal was set
     return armed
 
 
@@ -260,6 +271,7 @@ def main() -> int:
     int
         The exit code (0).
     """
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks to the log, on demand
     runner = os.environ.get(PARENT_ENV, "")
     die_with_parent(int(runner) if runner.isdigit() else None)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
