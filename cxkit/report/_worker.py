@@ -271,7 +271,8 @@ def main() -> int:
     int
         The exit code (0).
     """
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks to the log, on demand
+    if hasattr(signal, "SIGUSR1"):  # not on Windows
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks to the log, on demand
     runner = os.environ.get(PARENT_ENV, "")
     die_with_parent(int(runner) if runner.isdigit() else None)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)

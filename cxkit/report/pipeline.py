@@ -294,11 +294,13 @@ def job_share_mb(memory_limit_gb: float | None, jobs: int) -> float | None:
     return memory_limit_gb * 1e9 / 2**20 / max(jobs, 1)
 
 
-#: Set to ``1`` to let reports yield the CPU to the report expected to end last
-#: (:func:`cxkit.report.scheduler.niceness`). Off by default: at 1M customers it cut the
-#: churn report from 101 s to 68-71 s, but a report started beside churn then computes
-#: the shared persona fit (about 2 GB) that its estimate does not include, and the whole
-#: run's peak passed 5 GB (5.0-5.6 GB).
+#: Set to ``0`` to run every kernel at the normal priority. By default a report that
+#: starts beside one expected to end after it yields the CPU to it
+#: (:func:`cxkit.report.scheduler.niceness`): at 1M customers that took the churn report,
+#: the one the run waits for, from 101 s to 62-68 s. It needs the order of the repo's
+#: ``reports.yml``: the shared persona fit is computed by the personas report, which runs
+#: first, so no report beside churn computes a fit (about 2 GB) that its measured peak did
+#: not include.
 YIELD_CPU_ENV = "CXKIT_REPORT_YIELD_CPU"
 
 
@@ -844,7 +846,7 @@ def _execute(
             memory_limit_mb=None
             if cfg.memory_limit_gb is None
             else cfg.memory_limit_gb * 1e9 / 2**20,
-            yield_cpu=os.environ.get(YIELD_CPU_ENV, "") == "1",
+            yield_cpu=os.environ.get(YIELD_CPU_ENV, "1") != "0",
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)  # results are never reused across runs

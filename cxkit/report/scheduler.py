@@ -15,8 +15,8 @@ is free. The rule, with the estimates of the previous run (:class:`Estimate`):
 Without any measurement every report is "never measured", so the order is the file's,
 with a smaller report filling a slot that the next one in file order does not fit.
 
-Which report gets the CPU first (:func:`niceness`, when the run asks for it:
-``CXKIT_REPORT_YIELD_CPU=1``): a report that starts while another is expected to end
+Which report gets the CPU first (:func:`niceness`; ``cxkit report`` does this unless
+``CXKIT_REPORT_YIELD_CPU=0``): a report that starts while another is expected to end
 after it runs its kernel at :data:`YIELD_NICENESS`. The report
 expected to end last — the one the whole run waits for — then gets the cores whenever
 it can use them, and the others run on what it leaves. Every report does the same work
